@@ -1,0 +1,51 @@
+"""Publish events to channel-layer groups, only after the surrounding transaction commits.
+
+Every write path in the services ends with `publish_on_commit`, so no socket ever hears of a
+change that was rolled back. Group names are built here and nowhere else.
+
+The channel layer is lossy (it drops at capacity, and Redis can restart), so an event is a
+nudge, never the data of record: receivers compare sequence numbers and read what they missed
+from the database.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def room_group(room_id: int) -> str:
+    """Name the group of every socket showing this chat room."""
+    return f"room.{room_id}"
+
+
+def queue_group(queue_id: int) -> str:
+    """Name the group of every HUD socket of this queue's members."""
+    return f"queue.{queue_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Name the group of every socket this user has open."""
+    return f"user.{user_id}"
+
+
+STAFF_GROUP = "staff"  # every HUD socket: presence and supervisor figures
+
+
+def publish(group: str, event: dict) -> None:
+    """Send one event to a group now; log and swallow a layer failure, since the DB is the truth."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:  # noqa: BLE001 - a lost nudge is recovered by the receivers' catch-up
+        logger.warning("channel layer send to %s failed", group, exc_info=True)
+
+
+def publish_on_commit(group: str, event: dict) -> None:
+    """Send an event to a group once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: publish(group, event))

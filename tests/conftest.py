@@ -1,0 +1,187 @@
+"""Shared fixtures: the backend in use, live daphne servers, and the browser.
+
+The suite runs twice (scripts/test): on the embedded default and on PostgreSQL + Redis.
+Tests marked `postgres` or `redis` run only in the second run. Under CI=true, a missing
+service or browser fails the test instead of skipping it.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true"}
+USING_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+USING_REDIS = bool(os.environ.get("REDIS_URL"))
+
+
+def missing(reason: str):
+    """Fail under CI, skip elsewhere: a needed service or tool is not there."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "postgres" in item.keywords and not USING_POSTGRES:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: runs in the PostgreSQL + Redis pass"))
+        if "redis" in item.keywords and not USING_REDIS:
+            item.add_marker(pytest.mark.skip(reason="needs Redis: runs in the PostgreSQL + Redis pass"))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def f():
+    """The factory module, so tests read `f.make_ticket(...)`."""
+    return factories
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"daphne did not listen on {port} within {timeout}s")
+
+
+class DaphneServer:
+    """One real daphne process serving the test database."""
+
+    def __init__(self, extra_env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.extra_env = extra_env or {}
+        self.process = None
+        self.log_path = ROOT / "var" / f"daphne-{self.port}.log"
+
+    def environment(self) -> dict:
+        db = settings.DATABASES["default"]
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "DESKCHAT_ALLOW_DEV_KEY": "1"}
+        if USING_POSTGRES:
+            env["DATABASE_URL"] = (
+                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            )
+        else:
+            env.pop("DATABASE_URL", None)
+            env["SQLITE_PATH"] = str(db["NAME"])
+        env.update({k: str(v) for k, v in self.extra_env.items()})
+        return env
+
+    def start(self) -> "DaphneServer":
+        self.log_path.parent.mkdir(exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "--websocket-max-message-size", "65536", "deskchat.asgi:application"],
+            cwd=ROOT, env=self.environment(), stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, self.process)
+        return self
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+@pytest.fixture
+def daphne_servers(transactional_db):
+    """Start real daphne processes on the test database: `start(count, **env)` returns them."""
+    started = []
+
+    def start(count: int = 1, **extra_env) -> list[DaphneServer]:
+        servers = [DaphneServer(extra_env).start() for _ in range(count)]
+        started.extend(servers)
+        return servers
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server_url(daphne_servers):
+    """Start one daphne process and return its base URL."""
+    return daphne_servers(1)[0].url
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--disable-quic", "--no-first-run",
+]
+SCREENSHOTS = ROOT / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium under Playwright; never a downloaded browser."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs its own event loop; Django must allow sync DB calls beside it.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshot(request):
+    """Save a screenshot of a page into screenshots/<test name>/<step>.png (git ignores it)."""
+    folder = SCREENSHOTS / request.node.name.replace("[", "_").replace("]", "")
+
+    def take(page, step: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def login(page, base_url: str, username: str, password: str = factories.PASSWORD) -> None:
+    """Sign in through the real login form."""
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")

@@ -1,0 +1,56 @@
+"""Read tickets, always through the question "may this user see it?"."""
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from .models import Ticket, TicketNote
+
+
+def is_engineer(user) -> bool:
+    return bool(user.is_authenticated and hasattr(user, "engineer"))
+
+
+def visible_tickets(*, user) -> QuerySet[Ticket]:
+    """Return the tickets this user may see: engineers see all, a contact their company's."""
+    tickets = Ticket.objects.select_related("company", "contact__user", "board", "assigned_engineer")
+    if is_engineer(user):
+        return tickets
+    contact = getattr(user, "contact", None) if user.is_authenticated else None
+    if contact is None:
+        return tickets.none()
+    return tickets.filter(company_id=contact.company_id)
+
+
+def list_tickets_for_user(*, user, query: str = "", status: str = "") -> QuerySet[Ticket]:
+    """Return the ticket list a user sees, optionally searched and filtered by status."""
+    tickets = visible_tickets(user=user)
+    if query:
+        search = Q(summary__icontains=query) | Q(company__name__icontains=query)
+        if query.lstrip("#").isdigit():
+            search |= Q(pk=int(query.lstrip("#")))
+        tickets = tickets.filter(search)
+    if status == "open":
+        tickets = tickets.exclude(status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED])
+    elif status in Ticket.Status.values:
+        tickets = tickets.filter(status=status)
+    return tickets.annotate(note_count=Count("notes", filter=_note_visibility(user)))
+
+
+def get_ticket_for_user(*, user, ticket_id: int) -> Ticket:
+    """Return one ticket if the user may see it; raise Http404 otherwise, so nothing leaks."""
+    try:
+        return visible_tickets(user=user).get(pk=ticket_id)
+    except (Ticket.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such ticket.") from None
+
+
+def _note_visibility(user) -> Q:
+    return Q() if is_engineer(user) else Q(notes__internal=False)
+
+
+def list_notes_for_user(*, user, ticket: Ticket) -> QuerySet[TicketNote]:
+    """Return a ticket's notes this user may read: clients never see internal ones."""
+    notes = ticket.notes.select_related("author__engineer", "author__contact")
+    if not is_engineer(user):
+        notes = notes.filter(internal=False)
+    return notes

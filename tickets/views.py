@@ -1,0 +1,102 @@
+"""Ticket pages for clients (their company's tickets) and engineers (all tickets)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.permissions import CREATE_TICKET, contact_may
+
+from . import selectors, services
+from .forms import NoteForm, TicketForm
+
+TICKETS_PER_PAGE = 50
+
+
+@require_GET
+@login_required
+def ticket_list(request):
+    query = request.GET.get("q", "").strip()[:100]
+    status = request.GET.get("status", "")
+    tickets = selectors.list_tickets_for_user(user=request.user, query=query, status=status)
+    page = Paginator(tickets, TICKETS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "query": query,
+        "status": status,
+        "may_create": contact_may(request.user, CREATE_TICKET).allowed,
+    }
+    template = "tickets/list.html#rows" if request.htmx else "tickets/list.html"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def ticket_create(request):
+    contact = getattr(request.user, "contact", None)
+    if contact is None or not contact_may(request.user, CREATE_TICKET):
+        raise PermissionDenied("You are not allowed to create tickets.")
+    form = TicketForm(request.POST or None)
+    if request.method == "POST":
+        forged = request.POST.get("company")
+        if forged not in (None, "", str(contact.company_id)):
+            form.add_error(None, "You can only open tickets for your own company.")
+        elif form.is_valid():
+            try:
+                ticket = services.create_ticket(contact=contact, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, f"Ticket #{ticket.number} opened.")
+                return redirect("tickets:detail", ticket_id=ticket.pk)
+    status = 422 if form.errors else 200
+    return render(request, "tickets/create.html", {"form": form}, status=status)
+
+
+@require_GET
+@login_required
+def ticket_detail(request, ticket_id: int):
+    ticket = selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
+    context = _detail_context(request, ticket, NoteForm())
+    context["tab"] = "history" if request.GET.get("tab") == "history" and context["chat_history"] else "notes"
+    template = "tickets/detail.html#tabs" if request.htmx else "tickets/detail.html"
+    return render(request, template, context)
+
+
+def _detail_context(request, ticket, form) -> dict:
+    from chat.selectors import chat_context_for_ticket  # chat builds on tickets, not the reverse
+
+    return {
+        "ticket": ticket,
+        "notes": selectors.list_notes_for_user(user=request.user, ticket=ticket),
+        "note_form": form,
+        **chat_context_for_ticket(user=request.user, ticket=ticket),
+    }
+
+
+@require_POST
+@login_required
+def note_add(request, ticket_id: int):
+    ticket = selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_note(
+                ticket=ticket,
+                author=request.user,
+                text=form.cleaned_data["text"],
+                internal=form.cleaned_data["internal"] and selectors.is_engineer(request.user),
+            )
+        except ValidationError as error:
+            form.add_error("text", error.message_dict.get("text", error.messages))
+        else:
+            if not request.htmx:
+                messages.success(request, "Note added.")
+                return redirect("tickets:detail", ticket_id=ticket.pk)
+            form = NoteForm()
+    if not request.htmx and form.errors:
+        return render(request, "tickets/detail.html", _detail_context(request, ticket, form), status=422)
+    context = _detail_context(request, ticket, form)
+    return render(request, "tickets/detail.html#notes", context, status=422 if form.errors else 200)
