@@ -1,3 +1,10 @@
-"""Websocket URL routes."""
+"""Websocket URL routes: one socket for clients, one for engineers' HUD."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from . import consumers
+
+websocket_urlpatterns = [
+    path("ws/chat/", consumers.ClientChatConsumer.as_asgi()),
+    path("ws/hud/", consumers.StaffChatConsumer.as_asgi()),
+]

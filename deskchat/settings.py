@@ -102,8 +102,11 @@ WSGI_APPLICATION = None
 # --- Database -------------------------------------------------------------------------------
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "deskchat.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Lets several test runs share one machine, each with its own test database.
+TEST_DB_SUFFIX = os.environ.get("DESKCHAT_TEST_DB_SUFFIX", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{TEST_DB_SUFFIX}"}
 else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -118,7 +121,7 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             # A file, not memory, so a test server in another process sees the test database.
-            "TEST": {"NAME": str(SQLITE_PATH.with_name("test-deskchat.sqlite3"))},
+            "TEST": {"NAME": str(SQLITE_PATH.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -157,6 +160,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -204,3 +208,5 @@ CHAT_SWEEP_INTERVAL_SECONDS = float(os.environ.get("CHAT_SWEEP_INTERVAL_SECONDS"
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = float(os.environ.get("CHAT_RATE_PER_SECOND", "5"))
 TIME_ENTRY_ROUNDING_MINUTES = env_int("TIME_ENTRY_ROUNDING_MINUTES", 15)
+# Each daphne process sweeps due chat timeouts itself; set 0 to leave it to `manage.py chat_sweeper`.
+CHAT_SWEEPER_IN_PROCESS = env_bool("CHAT_SWEEPER_IN_PROCESS", True)

@@ -39,6 +39,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs Redis: runs in the PostgreSQL + Redis pass"))
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Close the connections consumer threads left open, so the test database can be dropped."""
+    yield
+    if USING_POSTGRES:
+        from django.db import connection
+
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -185,3 +199,9 @@ def login(page, base_url: str, username: str, password: str = factories.PASSWORD
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture(autouse=True)
+def _no_in_process_sweeper(settings):
+    """Tests drive time-driven changes themselves; the daphne subprocesses still sweep."""
+    settings.CHAT_SWEEPER_IN_PROCESS = False

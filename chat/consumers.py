@@ -1,0 +1,495 @@
+"""Websocket consumers: the client's chat socket and the engineer's HUD socket.
+
+Both speak the same protocol. The browser sends JSON frames `{"action": "...", ...}` (htmx's ws
+extension sends a form's fields this way). The server answers with HTML fragments that htmx swaps
+in by id (`hx-swap-oob`); every fragment's root carries `data-event`, and messages carry
+`data-room` and `data-seq`, so programs other than htmx can read them too.
+
+Delivery: a `chat.message` event carries the message. A socket remembers the last sequence
+number it sent for each room; a duplicate is dropped, and a gap (the channel layer is lossy) is
+filled from the database. After (re)connecting, the browser sends `sync` with the last sequence
+number it has per room; until then live messages for that room are held back, since the sync
+reads everything committed from the database anyway.
+
+No ORM code lives here: reads go through chat.selectors, writes through chat.services.
+"""
+
+import asyncio
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from deskchat.events import STAFF_GROUP, queue_group, room_group, user_group
+
+from . import fragments, presence, selectors, services
+from .services import ChatError
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class TokenBucket:
+    """Allow a burst of frames, refilled at a steady rate (per connection)."""
+
+    def __init__(self, burst: int, per_second: float):
+        self.capacity = burst
+        self.tokens = float(burst)
+        self.rate = per_second
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def as_int(payload: dict, key: str) -> int:
+    """Read a positive integer field of a frame, or refuse the frame."""
+    value = payload.get(key)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 <= value < 2**53):
+        raise ChatError("bad_frame", f"'{key}' must be a whole number.")
+    return value
+
+
+def as_text(payload: dict, key: str, *, limit: int = 100_000) -> str:
+    value = payload.get(key, "")
+    if not isinstance(value, str) or len(value) > limit:
+        raise ChatError("bad_frame", f"'{key}' must be text.")
+    return value
+
+
+class ChatSocket(AsyncWebsocketConsumer):
+    """What both sockets share: framing, errors, rooms, messages and catch-up."""
+
+    # Frames that cost nothing to store are throttled separately and dropped silently.
+    LIGHT_ACTIONS = {"typing", "read", "sync", "ping"}
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await self.authorize():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.rooms: dict[int, int | None] = {}  # room id -> last seq sent; None until synced
+        self.bucket = TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)
+        self.light_bucket = TokenBucket(settings.CHAT_RATE_BURST * 2, settings.CHAT_RATE_PER_SECOND * 4)
+        self.groups_joined: set[str] = set()
+        await self.accept()
+        await self.join(user_group(self.user.pk))
+        for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
+            await self.watch_room(room_id)
+        presence.ensure_sweeper()
+        await self.on_connected()
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def leave_group(self, group: str) -> None:
+        if group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)
+
+    async def watch_room(self, room_id: int, *, synced_at: int | None = None) -> None:
+        self.rooms.setdefault(room_id, synced_at)
+        await self.join(room_group(room_id))
+
+    # --- Incoming frames ------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            payload = json.loads(text_data if text_data is not None else bytes_data)
+            if not isinstance(payload, dict):
+                raise ValueError
+        except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+            await self.send_error("bad_frame", "That frame was not a JSON object.")
+            return
+        action = payload.get("action")
+        handler = self.actions().get(action) if isinstance(action, str) else None
+        if handler is None:
+            await self.send_error("unknown_action", f"Unknown action {str(action)[:40]!r}.")
+            return
+        bucket = self.light_bucket if action in self.LIGHT_ACTIONS else self.bucket
+        if not bucket.take():
+            if action not in self.LIGHT_ACTIONS:
+                await self.send_error("rate_limited", "You are sending too fast. Wait a moment and try again.")
+            return
+        try:
+            await handler(payload)
+        except ChatError as error:
+            await self.send_error(error.code, error.message, payload)
+        except Exception:  # noqa: BLE001 - one bad frame must not close the socket
+            logger.exception("chat frame %r failed", action)
+            await self.send_error("server_error", "Something went wrong on our side. Please try again.", payload)
+
+    def actions(self) -> dict:
+        return {
+            "ping": self.do_ping,
+            "sync": self.do_sync,
+            "send": self.do_send,
+            "typing": self.do_typing,
+            "read": self.do_read,
+            "leave": self.do_leave,
+        }
+
+    async def do_ping(self, payload):
+        await self.send(text_data=fragments.pong())
+
+    async def do_sync(self, payload):
+        """Bring the browser up to date, then go live.
+
+        For each room the browser names, send what follows its last seq. A room it does not
+        name gets a fresh panel and every message; a named room that is no longer active for
+        this user gets its last messages and its closed state.
+        """
+        seen = payload.get("rooms") or {}
+        if not isinstance(seen, dict):
+            raise ChatError("bad_frame", "'rooms' must map room ids to sequence numbers.")
+        known = {}
+        for key, seq in list(seen.items())[:50]:
+            if str(key).isdigit() and isinstance(seq, int) and 0 <= seq < 2**31:
+                known[int(key)] = seq
+        for room_id in list(self.rooms):
+            if room_id in known:
+                await self.catch_up(room_id, known[room_id])
+            else:
+                await self.show_room(room_id)
+        for room_id, seq in known.items():
+            if room_id not in self.rooms:
+                await self.show_closed_room(room_id, seq)
+
+    async def open_room(self, room_id: int) -> None:
+        """Start watching a room this user just entered, and show it from its first message."""
+        if room_id not in self.rooms:
+            await self.watch_room(room_id)
+            await self.show_room(room_id)
+
+    async def show_room(self, room_id: int) -> None:
+        await self.send(text_data=await self.room_panel(room_id))
+        await self.catch_up(room_id, 0)
+
+    async def show_closed_room(self, room_id: int, seq: int) -> None:
+        try:
+            await database_sync_to_async(selectors.get_room_for_participant)(user=self.user, room_id=room_id)
+        except ChatError:
+            return  # never tell a socket about a room it was not in
+        messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=seq)
+        if messages:
+            await self.send(text_data=await fragments.messages(messages, viewer=self.user))
+        await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+
+    async def room_panel(self, room_id: int) -> str:
+        raise NotImplementedError
+
+    async def catch_up(self, room_id: int, after: int) -> None:
+        messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=after)
+        if messages:
+            await self.send(text_data=await fragments.messages(messages, viewer=self.user))
+            after = messages[-1]["seq"]
+        self.rooms[room_id] = after
+
+    async def do_send(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        await database_sync_to_async(services.send_message)(
+            room_id=room_id, user=self.user, body=payload.get("body"),
+            client_msg_id=as_text(payload, "client_msg_id", limit=64), kind=self.message_kind(payload),
+        )
+        # The message itself comes back through the room group, after commit: that is the ack.
+
+    def message_kind(self, payload) -> str:
+        return "text"
+
+    async def do_typing(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        await database_sync_to_async(services.notify_typing)(
+            room_id=room_id, user=self.user, typing=bool(payload.get("typing", True))
+        )
+
+    async def do_read(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        await database_sync_to_async(services.mark_read)(room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
+
+    async def do_leave(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        await database_sync_to_async(services.leave_room)(room_id=room_id, user=self.user)
+
+    def require_room(self, room_id: int) -> None:
+        if room_id not in self.rooms:
+            raise ChatError("not_participant", "You are not in this chat.")
+
+    # --- Group events -----------------------------------------------------------------------
+
+    async def chat_message(self, event):
+        """Deliver one message in order: drop duplicates, fill gaps from the database."""
+        room_id, message = event["room_id"], event["message"]
+        if room_id not in self.rooms:
+            return
+        last = self.rooms[room_id]
+        if last is None or message["seq"] <= last:
+            return  # not synced yet (the sync will read it), or already sent
+        if message["seq"] == last + 1:
+            self.rooms[room_id] = message["seq"]
+            await self.send(text_data=await fragments.messages([message], viewer=self.user))
+        else:
+            await self.catch_up(room_id, last)
+        if message["kind"] == "system":
+            await self.send_participants(room_id)
+
+    async def room_typing(self, event):
+        if event["room_id"] in self.rooms and event["user_id"] != self.user.pk:
+            await self.send(text_data=fragments.typing(event))
+
+    async def room_read(self, event):
+        if event["room_id"] in self.rooms:
+            await self.send(text_data=fragments.read_position(event))
+
+    async def room_ended(self, event):
+        room_id = event["room_id"]
+        if room_id in self.rooms:
+            await self.catch_up(room_id, self.rooms[room_id] or 0)
+            await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+
+    async def room_left(self, event):
+        """This user left a room (from any of their sockets): stop watching it."""
+        room_id = event["room_id"]
+        if room_id in self.rooms:
+            await self.catch_up(room_id, self.rooms[room_id] or 0)
+            self.rooms.pop(room_id, None)
+            await self.leave_group(room_group(room_id))
+            await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+
+    async def send_participants(self, room_id: int) -> None:
+        await self.send(text_data=await fragments.participants(room_id))
+
+    async def send_error(self, code: str, message: str, payload: dict | None = None) -> None:
+        await self.send(text_data=fragments.error(code, message, payload))
+
+    # Events only the other kind of socket acts on are ignored here.
+    async def queue_changed(self, event):
+        pass
+
+    async def stats_changed(self, event):
+        pass
+
+    async def availability_changed(self, event):
+        pass
+
+    async def authorize(self) -> bool:
+        raise NotImplementedError
+
+    async def on_connected(self) -> None:
+        pass
+
+
+class ClientChatConsumer(ChatSocket):
+    """A client's socket, open on every portal page: requests, the chat, invitations."""
+
+    async def authorize(self) -> bool:
+        self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
+        return self.contact is not None
+
+    async def on_connected(self):
+        await self.send(text_data=await fragments.client_state(self.contact))
+
+    def actions(self) -> dict:
+        return {
+            **super().actions(),
+            "request_chat": self.do_request_chat,
+            "cancel": self.do_cancel,
+            "callback": self.do_callback,
+            "accept_invitation": self.do_accept_invitation,
+            "reject_invitation": self.do_reject_invitation,
+        }
+
+    async def do_request_chat(self, payload):
+        from tickets.selectors import get_ticket_for_user
+
+        ticket_id = as_int(payload, "ticket_id")
+        try:
+            ticket = await database_sync_to_async(get_ticket_for_user)(user=self.user, ticket_id=ticket_id)
+        except Exception:  # Http404: never say whether another company's ticket exists
+            raise ChatError("not_found", "No such ticket.") from None
+        await database_sync_to_async(services.request_chat)(contact=self.contact, ticket=ticket)
+        await self.send(text_data=await fragments.client_state(self.contact))
+
+    async def do_cancel(self, payload):
+        await database_sync_to_async(services.cancel_request)(contact=self.contact, request_id=as_int(payload, "request_id"))
+
+    async def do_callback(self, payload):
+        await database_sync_to_async(services.request_callback)(
+            contact=self.contact, request_id=as_int(payload, "request_id"), text=as_text(payload, "body")
+        )
+        await self.send(text_data=fragments.notice("callback", "Thanks. An engineer will call you back; it is noted on your ticket."))
+
+    async def do_accept_invitation(self, payload):
+        room = await database_sync_to_async(services.accept_invitation)(
+            contact=self.contact, request_id=as_int(payload, "request_id")
+        )
+        await self.open_room(room.pk)
+        await self.send(text_data=await fragments.client_state(self.contact))
+
+    async def do_reject_invitation(self, payload):
+        await database_sync_to_async(services.reject_invitation)(
+            contact=self.contact, request_id=as_int(payload, "request_id")
+        )
+
+    async def request_changed(self, event):
+        """The contact's request moved on (answered, expired …): watch its room, redraw."""
+        for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
+            await self.open_room(room_id)
+        await self.send(text_data=await fragments.client_state(self.contact))
+
+    async def room_panel(self, room_id: int) -> str:
+        return await fragments.client_room(room_id, viewer=self.user)
+
+    async def invitation_changed(self, event):
+        await self.request_changed(event)
+
+    async def room_opened(self, event):
+        await self.request_changed(event)
+
+
+class StaffChatConsumer(ChatSocket):
+    """An engineer's HUD socket: the live queue and every session they are in."""
+
+    QUEUE_RENDER_DELAY = 0.05  # coalesce bursts of queue events into one redraw
+
+    async def authorize(self) -> bool:
+        self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)
+        return self.engineer is not None
+
+    async def on_connected(self):
+        for queue_id in await database_sync_to_async(selectors.queue_ids_for)(engineer=self.engineer):
+            await self.join(queue_group(queue_id))
+        await self.join(STAFF_GROUP)
+        await presence.engineer_connected(self.engineer.pk)
+        self.queue_redraw: asyncio.Task | None = None
+        await self.send(text_data=await fragments.staff_queue(self.engineer))
+
+    async def disconnect(self, code):
+        if getattr(self, "engineer", None) is not None and hasattr(self, "queue_redraw"):
+            presence.engineer_disconnected(self.engineer.pk)
+            if self.queue_redraw:
+                self.queue_redraw.cancel()
+        await super().disconnect(code)
+
+    def actions(self) -> dict:
+        return {
+            **super().actions(),
+            "answer": self.do_answer,
+            "end": self.do_end,
+            "invite_engineer": self.do_invite_engineer,
+            "join": self.do_join,
+            "invite_contact": self.do_invite_contact,
+            "cancel_invitation": self.do_cancel_invitation,
+            "set_availability": self.do_set_availability,
+        }
+
+    def message_kind(self, payload) -> str:
+        kind = payload.get("kind") or "text"
+        return kind if kind in ("text", "greeting", "farewell") else "invalid"
+
+    async def do_answer(self, payload):
+        room = await database_sync_to_async(services.answer_request)(
+            engineer=self.engineer, request_id=as_int(payload, "request_id")
+        )
+        await self.open_room(room.pk)
+
+    async def do_end(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        await database_sync_to_async(services.end_room)(room_id=room_id, engineer=self.engineer)
+
+    async def do_invite_engineer(self, payload):
+        room_id = as_int(payload, "room_id")
+        self.require_room(room_id)
+        other = await database_sync_to_async(selectors.engineer_by_id)(as_int(payload, "engineer_id"))
+        if other is None:
+            raise ChatError("not_found", "No such engineer.")
+        await database_sync_to_async(services.invite_engineer)(
+            room_id=room_id, by=self.engineer, engineer=other, transfer=bool(payload.get("transfer"))
+        )
+        await self.send(text_data=fragments.notice("invited", f"Invited {other.display_name}."))
+
+    async def do_join(self, payload):
+        participant = await database_sync_to_async(services.join_room)(
+            room_id=as_int(payload, "room_id"), engineer=self.engineer
+        )
+        await self.open_room(participant.room_id)
+
+    async def do_invite_contact(self, payload):
+        from tickets.selectors import get_ticket_for_user
+
+        try:
+            ticket = await database_sync_to_async(get_ticket_for_user)(user=self.user, ticket_id=as_int(payload, "ticket_id"))
+        except ChatError:
+            raise
+        except Exception:
+            raise ChatError("not_found", "No such ticket.") from None
+        await database_sync_to_async(services.invite_contact)(engineer=self.engineer, ticket=ticket)
+
+    async def do_cancel_invitation(self, payload):
+        await database_sync_to_async(services.cancel_invitation)(
+            engineer=self.engineer, request_id=as_int(payload, "request_id")
+        )
+
+    async def do_set_availability(self, payload):
+        await database_sync_to_async(services.set_availability)(
+            engineer=self.engineer, availability=as_text(payload, "availability", limit=20)
+        )
+
+    async def room_panel(self, room_id: int) -> str:
+        return await fragments.session(room_id, viewer=self.user)
+
+    # --- Group events -----------------------------------------------------------------------
+
+    async def queue_changed(self, event):
+        """Redraw the queue from the database, at most once per short burst of changes."""
+        if self.queue_redraw is None or self.queue_redraw.done():
+            self.queue_redraw = asyncio.create_task(self._redraw_queue())
+
+    async def _redraw_queue(self):
+        await asyncio.sleep(self.QUEUE_RENDER_DELAY)
+        try:
+            await self.send(text_data=await fragments.staff_queue(self.engineer))
+        except Exception:  # noqa: BLE001 - the socket may have closed meanwhile
+            logger.debug("queue redraw failed", exc_info=True)
+
+    async def availability_changed(self, event):
+        self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)
+        await self.queue_changed(event)
+
+    async def room_opened(self, event):
+        await self.open_room(event["room_id"])
+
+    async def room_invited(self, event):
+        await self.send(text_data=await fragments.room_invitation(event["room_id"]))
+
+    async def invitation_changed(self, event):
+        await self.send(text_data=await fragments.sent_invitation(event["request_id"]))
+
+    async def request_changed(self, event):
+        pass

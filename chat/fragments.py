@@ -1,0 +1,123 @@
+"""Render the HTML fragments the chat sockets send; htmx swaps them in by id (hx-swap-oob).
+
+Shared and client fragments are partials of templates/chat/ws.html; the HUD's are partials of
+templates/hud/ws.html. Functions that read the database are async and run the read in a thread.
+"""
+
+from channels.db import database_sync_to_async
+from django.template.loader import render_to_string
+
+from . import selectors
+from .models import ChatRoom
+
+CLIENT = "chat/ws.html"
+STAFF = "hud/ws.html"
+
+
+def _render(template: str, partial: str, context: dict) -> str:
+    return render_to_string(f"{template}#{partial}", context)
+
+
+async def messages(payloads: list[dict], *, viewer) -> str:
+    """Append messages (payload dicts) to their rooms' lists."""
+    by_room: dict[int, list[dict]] = {}
+    for payload in payloads:
+        by_room.setdefault(payload["room_id"], []).append(payload)
+    return "".join(
+        _render(CLIENT, "messages", {"room_id": room_id, "messages": items, "viewer_id": viewer.pk})
+        for room_id, items in by_room.items()
+    )
+
+
+def typing(event: dict) -> str:
+    return _render(CLIENT, "typing", event)
+
+
+def read_position(event: dict) -> str:
+    return _render(CLIENT, "read", event)
+
+
+def error(code: str, message: str, payload: dict | None = None) -> str:
+    """An error frame; it names the frame's client_msg_id so the browser can keep the text."""
+    client_msg_id = payload.get("client_msg_id") if isinstance(payload, dict) else None
+    return _render(CLIENT, "error", {"code": code, "message": message,
+                                     "client_msg_id": client_msg_id if isinstance(client_msg_id, str) else ""})
+
+
+def notice(code: str, message: str) -> str:
+    return _render(CLIENT, "notice", {"code": code, "message": message})
+
+
+def pong() -> str:
+    return '<div id="chat-pong" hx-swap-oob="true" data-event="pong" hidden></div>'
+
+
+@database_sync_to_async
+def participants(room_id: int) -> str:
+    return _render(CLIENT, "participants", {"room_id": room_id, "participants": selectors.participants(room_id)})
+
+
+def client_state_context(contact) -> dict:
+    """Return what the client's dialog shows now (also used to render it into pages)."""
+    chat = selectors.current_chat_for_contact(contact=contact)
+    room = chat["room"]
+    return {
+        **chat,
+        "contact": contact,
+        "participants": selectors.participants(room.pk) if room else [],
+        "engineer_present": bool(room) and any(p.role == "engineer" for p in selectors.participants(room.pk)),
+        "invitation": selectors.pending_invitation_for(contact=contact),
+    }
+
+
+@database_sync_to_async
+def client_state(contact) -> str:
+    return _render(CLIENT, "client_state", client_state_context(contact))
+
+
+@database_sync_to_async
+def client_room(room_id: int, *, viewer) -> str:
+    room = selectors.get_room_for_participant(user=viewer, room_id=room_id)
+    return _render(CLIENT, "client_room", {"room": room, "participants": selectors.participants(room_id)})
+
+
+@database_sync_to_async
+def room_closed(room_id: int, *, viewer) -> str:
+    room = ChatRoom.objects.select_related("ticket").get(pk=room_id)
+    return _render(CLIENT, "room_closed", {"room": room})
+
+
+@database_sync_to_async
+def staff_queue(engineer) -> str:
+    engineer.refresh_from_db()
+    summary = selectors.queue_summary(engineer=engineer)
+    return _render(STAFF, "queue", {**summary, "engineer": engineer, "notify": selectors.is_alertable(engineer)})
+
+
+@database_sync_to_async
+def session(room_id: int, *, viewer) -> str:
+    room = selectors.get_room_for_participant(user=viewer, room_id=room_id)
+    engineer = selectors.engineer_for(viewer)
+    return _render(STAFF, "session", {
+        "room": room,
+        "participants": selectors.participants(room_id),
+        "templates": [
+            {"template": t, "text": selectors.render_template(t, room=room, engineer=engineer)}
+            for t in selectors.templates_for(engineer=engineer)
+        ],
+        "colleagues": selectors.engineers_for_invite(exclude=engineer),
+    })
+
+
+@database_sync_to_async
+def room_invitation(room_id: int) -> str:
+    room = ChatRoom.objects.select_related("ticket__company").get(pk=room_id)
+    return _render(STAFF, "room_invitation", {"room": room})
+
+
+@database_sync_to_async
+def sent_invitation(request_id: int) -> str:
+    from .models import ChatRequest
+
+    invitation = ChatRequest.objects.select_related("ticket", "contact__user").get(pk=request_id)
+    return _render(STAFF, "sent_invitation", {"invitation": invitation})

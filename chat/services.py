@@ -1,0 +1,528 @@
+"""Every change of state of a chat, in one file.
+
+Each public function validates, writes inside one transaction, and publishes its events with
+`publish_on_commit`, so no socket hears of a change that was rolled back. Events are small
+nudges (ids and a message's payload); receivers read anything they missed from the database.
+
+A refusal the user should read is a `ChatError` with a stable `code` and a plain message.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Contact, Engineer
+from accounts.permissions import CHAT, resolve_feature
+from deskchat.events import STAFF_GROUP, publish_on_commit, queue_group, room_group, user_group
+from tickets.models import Ticket
+from tickets.services import add_system_note
+
+from . import selectors
+from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
+
+Waiting = ChatRequest.State.WAITING
+
+
+class ChatError(Exception):
+    """A refusal with a stable code for clients and a message for people."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- Routing ---------------------------------------------------------------------------------
+
+
+def route_queue(ticket: Ticket) -> ChatQueue | None:
+    """Return the first queue whose rules all match the ticket, else the default queue."""
+    queues = ChatQueue.objects.prefetch_related("companies", "boards")
+    default = None
+    for queue in queues:
+        if queue.is_default:
+            default = default or queue
+            continue
+        companies = {company.pk for company in queue.companies.all()}
+        boards = {board.pk for board in queue.boards.all()}
+        if not (companies or boards or queue.priorities):
+            continue  # a queue with no rules only takes requests as the default
+        if companies and ticket.company_id not in companies:
+            continue
+        if boards and ticket.board_id not in boards:
+            continue
+        if queue.priorities and ticket.priority not in queue.priorities:
+            continue
+        return queue
+    return default
+
+
+def _first_offer_for(ticket: Ticket) -> Engineer | None:
+    """Return the ticket's engineer if they should see the request alone for a moment."""
+    engineer = ticket.assigned_engineer
+    if engineer and selectors.is_alertable(engineer):
+        return engineer
+    return None
+
+
+# --- Client requests ------------------------------------------------------------------------
+
+
+def _check_may_chat(contact: Contact, ticket: Ticket) -> None:
+    if ticket.company_id != contact.company_id:
+        raise ChatError("not_found", "No such ticket.")
+    if not resolve_feature(contact, CHAT):
+        raise ChatError("not_allowed", "Chat is not enabled for your account.")
+
+
+@transaction.atomic
+def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
+    """Put the contact in the queue for a chat about one of their company's tickets.
+
+    Asking again for the same ticket returns the request already waiting.
+    """
+    _check_may_chat(contact, ticket)
+    waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+    if waiting:
+        if waiting.ticket_id == ticket.pk:
+            return waiting
+        raise ChatError("already_waiting", f"You are already waiting for a chat about ticket #{waiting.ticket_id}.")
+    if selectors.active_room_for_contact(contact=contact):
+        raise ChatError("already_chatting", "You are already in a chat. Leave it before starting another.")
+    queue = route_queue(ticket)
+    if queue is None:
+        raise ChatError("no_queue", "Chat is not staffed right now. Please leave a note on the ticket instead.")
+    now = timezone.now()
+    offered_to = _first_offer_for(ticket)
+    try:
+        with transaction.atomic():
+            request = ChatRequest.objects.create(
+                kind=ChatRequest.Kind.CLIENT,
+                ticket=ticket,
+                contact=contact,
+                queue=queue,
+                expires_at=now + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
+                offered_to=offered_to,
+                offer_until=now + timedelta(seconds=settings.CHAT_OFFER_WINDOW_SECONDS) if offered_to else None,
+            )
+    except IntegrityError:  # a second tab asked at the same moment
+        raise ChatError("already_waiting", "You are already waiting for a chat.") from None
+    _publish_queue_change(request)
+    return request
+
+
+@transaction.atomic
+def cancel_request(*, contact: Contact, request_id: int) -> None:
+    """Take the contact's waiting request out of the queue."""
+    request = _finish_waiting(request_id, ChatRequest.State.CANCELLED, contact=contact, kind=ChatRequest.Kind.CLIENT)
+    if request is None:
+        raise ChatError("not_waiting", "That chat request is no longer waiting.")
+
+
+@transaction.atomic
+def expire_request(*, request_id: int) -> bool:
+    """Expire a request whose pickup time has passed; return whether this call expired it.
+
+    A conditional UPDATE (state still waiting and expires_at passed) makes this exactly-once,
+    however many processes sweep at the same moment.
+    """
+    return _finish_waiting(request_id, ChatRequest.State.EXPIRED, due=True) is not None
+
+
+def expire_due_requests() -> list[int]:
+    """Expire every request past its pickup time; return the ids this call expired."""
+    due = ChatRequest.objects.filter(state=Waiting, expires_at__lte=timezone.now()).values_list("pk", flat=True)
+    return [request_id for request_id in list(due) if expire_request(request_id=request_id)]
+
+
+@transaction.atomic
+def request_callback(*, contact: Contact, request_id: int, text: str = "") -> ChatRequest:
+    """Turn a waiting or expired request into a callback request, noted on the ticket."""
+    text = (text or "").strip()[: settings.NOTE_MAX_LENGTH - 200]
+    updated = ChatRequest.objects.filter(
+        pk=request_id, contact=contact, kind=ChatRequest.Kind.CLIENT,
+        state__in=[Waiting, ChatRequest.State.EXPIRED],
+    ).update(state=ChatRequest.State.CALLBACK, ended_at=timezone.now())
+    if not updated:
+        raise ChatError("not_waiting", "That chat request can no longer be turned into a callback.")
+    request = ChatRequest.objects.select_related("ticket", "contact__user", "queue").get(pk=request_id)
+    phone = f" on {contact.phone}" if contact.phone else ""
+    note = f"{contact.name} asked for a callback{phone} instead of waiting for a chat."
+    if text:
+        note += f"\n\nTheir message:\n{text}"
+    add_system_note(ticket=request.ticket, author=contact.user, text=note, internal=False)
+    _publish_queue_change(request)
+    return request
+
+
+def _finish_waiting(request_id: int, state: str, *, due: bool = False, **filters) -> ChatRequest | None:
+    """Move a waiting request to a final state if it is still waiting; publish; return it."""
+    now = timezone.now()
+    waiting = ChatRequest.objects.filter(pk=request_id, state=Waiting, **filters)
+    if due:
+        waiting = waiting.filter(expires_at__lte=now)
+    if not waiting.update(state=state, ended_at=now):
+        return None
+    request = ChatRequest.objects.select_related("contact", "queue", "invited_by").get(pk=request_id)
+    if request.kind == ChatRequest.Kind.INVITATION:
+        _publish_invitation_change(request)
+    else:
+        _publish_queue_change(request)
+    return request
+
+
+def release_due_offers() -> list[int]:
+    """Open requests whose first-offer window ended to the whole queue; return their ids."""
+    due = ChatRequest.objects.filter(
+        state=Waiting, offered_to__isnull=False, offer_released=False, offer_until__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    released = []
+    for request_id in list(due):
+        with transaction.atomic():
+            if ChatRequest.objects.filter(pk=request_id, offer_released=False).update(offer_released=True):
+                released.append(request_id)
+                _publish_queue_change(ChatRequest.objects.get(pk=request_id))
+    return released
+
+
+def _publish_queue_change(request: ChatRequest) -> None:
+    """Tell the queue's engineers, the offered engineer, and the contact's own sockets."""
+    event = {"type": "queue.changed", "request_id": request.pk}
+    if request.queue_id:
+        publish_on_commit(queue_group(request.queue_id), event)
+    if request.offered_to_id:
+        publish_on_commit(user_group(Engineer.objects.values_list("user_id", flat=True).get(pk=request.offered_to_id)), event)
+    publish_on_commit(user_group(request.contact.user_id), {"type": "request.changed", "request_id": request.pk})
+    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
+
+
+# --- Answering and invitations --------------------------------------------------------------
+
+
+@transaction.atomic
+def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
+    """Answer a waiting client request and open its room.
+
+    Exactly one engineer wins: a conditional UPDATE … WHERE state = 'waiting' lets one
+    transaction through; every other gets ChatError("taken").
+    """
+    request = selectors.get_request_for_engineer(engineer=engineer, request_id=request_id)
+    now = timezone.now()
+    won = ChatRequest.objects.filter(pk=request.pk, state=Waiting, kind=ChatRequest.Kind.CLIENT).update(
+        state=ChatRequest.State.ANSWERED, answered_by=engineer, answered_at=now
+    )
+    if not won:
+        request.refresh_from_db(fields=["state", "answered_by"])
+        if request.state == ChatRequest.State.ANSWERED:
+            raise ChatError("taken", "A colleague already answered this chat.")
+        raise ChatError("not_waiting", f"This request is no longer waiting ({request.get_state_display().lower()}).")
+    room = ChatRoom.objects.create(ticket_id=request.ticket_id, request=request)
+    _add_participant(room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False)
+    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name)
+    _publish_queue_change(request)
+    publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
+    return room
+
+
+@transaction.atomic
+def invite_contact(*, engineer: Engineer, ticket: Ticket) -> ChatRequest:
+    """Ask the ticket's contact to chat now; they accept or reject it."""
+    contact = ticket.contact
+    if not resolve_feature(contact, CHAT):
+        raise ChatError("not_allowed", f"{contact.name} is not allowed to chat.")
+    if ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.INVITATION, state=Waiting).exists():
+        raise ChatError("already_invited", f"{contact.name} already has a chat invitation waiting.")
+    if selectors.active_room_for_contact(contact=contact):
+        raise ChatError("already_chatting", f"{contact.name} is already in a chat.")
+    try:
+        with transaction.atomic():
+            invitation = ChatRequest.objects.create(
+                kind=ChatRequest.Kind.INVITATION,
+                ticket=ticket,
+                contact=contact,
+                invited_by=engineer,
+                expires_at=timezone.now() + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
+            )
+    except IntegrityError:
+        raise ChatError("already_invited", f"{contact.name} already has a chat invitation waiting.") from None
+    _publish_invitation_change(invitation)
+    return invitation
+
+
+@transaction.atomic
+def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
+    """Accept an engineer's invitation: open the room with the engineer already in it."""
+    invitation = ChatRequest.objects.select_related("ticket", "invited_by__user").filter(
+        pk=request_id, contact=contact, kind=ChatRequest.Kind.INVITATION
+    ).first()
+    if invitation is None:
+        raise ChatError("not_found", "No such invitation.")
+    _check_may_chat(contact, invitation.ticket)
+    now = timezone.now()
+    if not ChatRequest.objects.filter(pk=invitation.pk, state=Waiting).update(
+        state=ChatRequest.State.ANSWERED, answered_by=invitation.invited_by, answered_at=now
+    ):
+        raise ChatError("not_waiting", "This invitation is no longer open.")
+    engineer = invitation.invited_by
+    room = ChatRoom.objects.create(ticket_id=invitation.ticket_id, request=invitation)
+    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, announce=False)
+    _add_participant(room, contact.user, ChatParticipant.Role.CLIENT, contact.name)
+    invitation.refresh_from_db()
+    _publish_invitation_change(invitation)
+    publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
+    return room
+
+
+@transaction.atomic
+def reject_invitation(*, contact: Contact, request_id: int) -> None:
+    """Decline an engineer's invitation; the engineer is told."""
+    if _finish_waiting(request_id, ChatRequest.State.REJECTED, contact=contact, kind=ChatRequest.Kind.INVITATION) is None:
+        raise ChatError("not_waiting", "This invitation is no longer open.")
+
+
+@transaction.atomic
+def cancel_invitation(*, engineer: Engineer, request_id: int) -> None:
+    """Withdraw an invitation the engineer sent."""
+    if _finish_waiting(request_id, ChatRequest.State.CANCELLED, invited_by=engineer,
+                       kind=ChatRequest.Kind.INVITATION) is None:
+        raise ChatError("not_waiting", "This invitation is no longer open.")
+
+
+def _publish_invitation_change(invitation: ChatRequest) -> None:
+    event = {"type": "invitation.changed", "request_id": invitation.pk}
+    publish_on_commit(user_group(invitation.contact.user_id), event)
+    if invitation.invited_by_id:
+        publish_on_commit(user_group(invitation.invited_by.user_id), event)
+
+
+# --- Rooms ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def invite_engineer(*, room_id: int, by: Engineer, engineer: Engineer, transfer: bool = False) -> RoomInvitation:
+    """Ask another engineer into a room; with transfer, the inviter leaves when they join."""
+    room = _lock_active_room(room_id)
+    _require_present(room, by.user)
+    if engineer.pk == by.pk:
+        raise ChatError("bad_invite", "You are already in this chat.")
+    if room.participants.filter(user=engineer.user, left_at__isnull=True).exists():
+        raise ChatError("bad_invite", f"{engineer.display_name} is already in this chat.")
+    invitation, created = RoomInvitation.objects.get_or_create(
+        room=room, engineer=engineer, state=RoomInvitation.State.PENDING,
+        defaults={"invited_by": by, "transfer": transfer},
+    )
+    if created:
+        verb = "asked {name} to take over the chat" if transfer else "invited {name}"
+        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
+                        body=f"{by.display_name} {verb.format(name=engineer.display_name)}.")
+        publish_on_commit(user_group(engineer.user_id), {"type": "room.invited", "room_id": room.pk})
+    return invitation
+
+
+@transaction.atomic
+def join_room(*, room_id: int, engineer: Engineer) -> ChatParticipant:
+    """Join a room the engineer was invited to (or rejoin one they were in)."""
+    room = _lock_active_room(room_id)
+    invitation = room.invitations.filter(engineer=engineer, state=RoomInvitation.State.PENDING).first()
+    was_in = room.participants.filter(user=engineer.user).exists()
+    if invitation is None and not was_in:
+        raise ChatError("not_allowed", "You were not invited to this chat.")
+    participant = _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name)
+    publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
+    if invitation:
+        invitation.state = RoomInvitation.State.ACCEPTED
+        invitation.save(update_fields=["state"])
+        if invitation.transfer:
+            _leave(room, invitation.invited_by.user)
+    return participant
+
+
+@transaction.atomic
+def leave_room(*, room_id: int, user) -> ChatRoom:
+    """Leave a room; the room ends once the client and every engineer have left."""
+    room = _lock_active_room(room_id)
+    _require_present(room, user)
+    _leave(room, user)
+    return room
+
+
+@transaction.atomic
+def end_room(*, room_id: int, engineer: Engineer) -> ChatRoom:
+    """End a chat for everyone; only an engineer in the room may."""
+    room = _lock_active_room(room_id)
+    _require_present(room, engineer.user)
+    _end(room, ended_by=engineer.display_name)
+    return room
+
+
+def _leave(room: ChatRoom, user) -> None:
+    participant = room.participants.get(user=user)
+    participant.left_at = timezone.now()
+    participant.save(update_fields=["left_at"])
+    _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
+                    body=f"{participant.display_name} left.")
+    publish_on_commit(user_group(user.pk), {"type": "room.left", "room_id": room.pk})
+    if not room.participants.filter(left_at__isnull=True).exists():
+        _end(room, ended_by=None)
+
+
+def _end(room: ChatRoom, *, ended_by: str | None) -> None:
+    """End the room, close every participation, and file the transcript on the ticket."""
+    now = timezone.now()
+    if ended_by:
+        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
+                        body=f"{ended_by} ended the chat.")
+    room.participants.filter(left_at__isnull=True).update(left_at=now)
+    ChatRoom.objects.filter(pk=room.pk).update(state=ChatRoom.State.ENDED, ended_at=now)
+    ChatRequest.objects.filter(pk=room.request_id).update(ended_at=now)
+    room.refresh_from_db()
+    RoomInvitation.objects.filter(room=room, state=RoomInvitation.State.PENDING).update(
+        state=RoomInvitation.State.DECLINED
+    )
+    author = room.request.answered_by.user if room.request.answered_by_id else room.request.contact.user
+    add_system_note(ticket=room.ticket, author=author, text=selectors.transcript_text(room), internal=True)
+    publish_on_commit(room_group(room.pk), {"type": "room.ended", "room_id": room.pk})
+    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
+
+
+def _add_participant(room: ChatRoom, user, role: str, name: str, *, announce: bool = True) -> ChatParticipant:
+    participant, created = ChatParticipant.objects.get_or_create(
+        room=room, user=user, defaults={"role": role, "display_name": name}
+    )
+    if not created:
+        if participant.left_at is None:
+            return participant
+        participant.left_at = None
+        participant.save(update_fields=["left_at"])
+    if announce:
+        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=f"{name} joined.")
+    return participant
+
+
+def _lock_active_room(room_id: int) -> ChatRoom:
+    """Return the room under a row lock (SELECT … FOR UPDATE), refusing ended rooms."""
+    room = ChatRoom.objects.select_for_update().filter(pk=room_id).first()
+    if room is None:
+        raise ChatError("not_found", "No such chat.")
+    if not room.is_active:
+        raise ChatError("room_ended", "This chat has ended.")
+    return room
+
+
+def _require_present(room: ChatRoom, user) -> ChatParticipant:
+    participant = room.participants.filter(user=user, left_at__isnull=True).first()
+    if participant is None:
+        raise ChatError("not_participant", "You are not in this chat.")
+    return participant
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+def _clean_body(body) -> str:
+    if not isinstance(body, str):
+        raise ChatError("bad_frame", "A message must be text.")
+    body = body.strip()
+    if not body:
+        raise ChatError("empty", "Type a message before sending.")
+    limit = settings.CHAT_MESSAGE_MAX_LENGTH
+    if len(body) > limit:
+        raise ChatError("too_long", f"Messages are limited to {limit:,} characters (this one has {len(body):,}).")
+    return body
+
+
+@transaction.atomic
+def send_message(*, room_id: int, user, body: str, client_msg_id: str = "",
+                 kind: str = ChatMessage.Kind.TEXT) -> tuple[ChatMessage, bool]:
+    """Store a message and publish it after commit; return it and whether it is new.
+
+    A retried send with the same client_msg_id returns the stored message instead of a second
+    one. The room's row lock makes the check and the sequence number safe under concurrency.
+    """
+    body = _clean_body(body)
+    client_msg_id = str(client_msg_id or "")[:64]
+    if kind not in (ChatMessage.Kind.TEXT, ChatMessage.Kind.GREETING, ChatMessage.Kind.FAREWELL):
+        raise ChatError("bad_frame", "Unknown message kind.")
+    if kind != ChatMessage.Kind.TEXT and not hasattr(user, "engineer"):
+        raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
+    room = _lock_active_room(room_id)
+    participant = _require_present(room, user)
+    if client_msg_id:
+        existing = room.messages.filter(author=user, client_msg_id=client_msg_id).first()
+        if existing:
+            return existing, False
+    message = _append_message(room, author=user, author_name=participant.display_name, kind=kind,
+                              body=body, client_msg_id=client_msg_id)
+    return message, True
+
+
+def _append_message(room: ChatRoom, *, author, author_name: str, kind: str, body: str,
+                    client_msg_id: str = "") -> ChatMessage:
+    """Give the message the room's next sequence number and publish it after commit.
+
+    Call inside a transaction. The UPDATE … SET last_seq = last_seq + 1 holds the room's row
+    lock until commit, so sequence numbers are gapless and in commit order.
+    """
+    ChatRoom.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
+    seq = ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    message = ChatMessage.objects.create(
+        room=room, seq=seq, author=author, author_name=author_name, kind=kind, body=body, client_msg_id=client_msg_id
+    )
+    publish_on_commit(room_group(room.pk), {"type": "chat.message", "room_id": room.pk,
+                                            "message": selectors.message_payload(message)})
+    return message
+
+
+@transaction.atomic
+def mark_read(*, room_id: int, user, seq: int) -> int:
+    """Record how far a participant has read; return the stored position (it never goes back)."""
+    participant = ChatParticipant.objects.filter(room_id=room_id, user=user).select_related("room").first()
+    if participant is None:
+        raise ChatError("not_participant", "You are not in this chat.")
+    seq = max(0, min(int(seq), participant.room.last_seq))
+    if seq > participant.last_read_seq:
+        ChatParticipant.objects.filter(pk=participant.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
+        publish_on_commit(room_group(room_id), {"type": "room.read", "room_id": room_id, "user_id": user.pk, "seq": seq})
+        return seq
+    return participant.last_read_seq
+
+
+def notify_typing(*, room_id: int, user, typing: bool) -> None:
+    """Tell the room someone started or stopped typing; nothing is stored."""
+    participant = ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True).first()
+    if participant is None:
+        raise ChatError("not_participant", "You are not in this chat.")
+    publish_on_commit(room_group(room_id), {
+        "type": "room.typing", "room_id": room_id, "user_id": user.pk,
+        "name": participant.display_name, "typing": bool(typing),
+    })
+
+
+# --- Engineers ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_availability(*, engineer: Engineer, availability: str) -> Engineer:
+    """Set whether the engineer takes chats now (available, busy or away)."""
+    allowed = {Engineer.Availability.AVAILABLE, Engineer.Availability.BUSY, Engineer.Availability.AWAY}
+    if availability not in allowed:
+        raise ChatError("bad_frame", "Choose Available, Busy or Away.")
+    Engineer.objects.filter(pk=engineer.pk).update(availability=availability)
+    engineer.availability = availability
+    publish_on_commit(user_group(engineer.user_id), {"type": "availability.changed"})
+    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
+    return engineer
+
+
+def touch_presence(engineer_ids) -> None:
+    """Mark engineers as seen now: they have a HUD socket open in this process."""
+    if engineer_ids:
+        Engineer.objects.filter(pk__in=list(engineer_ids)).update(last_seen_at=timezone.now())
+
+
+def sweep() -> dict:
+    """Do the time-driven changes that are due: expiries and first-offer windows."""
+    return {"expired": expire_due_requests(), "released": release_due_offers()}

@@ -1,0 +1,144 @@
+"""Helpers for consumer tests: real router, real session cookie, frames parsed by data-event."""
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from deskchat.asgi import application
+
+ORIGIN = b"http://localhost"
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict
+    text: str = ""
+    children: list = field(default_factory=list)
+
+
+class _Parser(HTMLParser):
+    """Collect every element that has a data-event or data-seq attribute, with its text."""
+
+    VOID = {"input", "br", "img", "hr", "meta", "link"}
+
+    def __init__(self):
+        super().__init__()
+        self.found: list[Element] = []
+        self.stack: list[Element] = []
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, {k: (v or "") for k, v in attrs})
+        if "data-event" in element.attrs or "data-seq" in element.attrs:
+            self.found.append(element)
+        if tag not in self.VOID:
+            self.stack.append(element)
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop().tag == tag:
+                break
+
+    def handle_data(self, data):
+        for element in self.stack:
+            element.text += data
+
+
+def parse(frame: str) -> list[Element]:
+    parser = _Parser()
+    parser.feed(frame)
+    return parser.found
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+class Socket:
+    """A connected test socket that remembers every element it received."""
+
+    def __init__(self, communicator):
+        self.communicator = communicator
+        self.received: list[Element] = []
+
+    async def send(self, **payload):
+        await self.communicator.send_to(text_data=json.dumps(payload))
+
+    async def send_raw(self, text):
+        await self.communicator.send_to(text_data=text)
+
+    async def next_elements(self, timeout=2.0) -> list[Element]:
+        # receive_from's own timeout cancels the application, so wait with receive_nothing.
+        if await self.communicator.receive_nothing(timeout=timeout, interval=0.01):
+            raise asyncio.TimeoutError
+        frame = await self.communicator.receive_from(timeout=1)
+        elements = parse(frame)
+        self.received.extend(elements)
+        return elements
+
+    async def wait_for(self, predicate, timeout=3.0) -> Element:
+        """Return the first received element (old or new) matching predicate."""
+        for element in self.received:
+            if predicate(element):
+                return element
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError("timed out; received: " + ", ".join(
+                    f"{e.attrs.get('data-event') or 'msg'}:{e.attrs.get('data-error') or e.attrs.get('data-seq') or ''}"
+                    for e in self.received))
+            for element in await self.next_elements(timeout=remaining):
+                if predicate(element):
+                    return element
+
+    async def wait_event(self, event, **attrs) -> Element:
+        def match(e):
+            return e.attrs.get("data-event") == event and all(e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())
+        return await self.wait_for(match)
+
+    async def wait_message(self, room_id, seq) -> Element:
+        return await self.wait_for(lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq))
+
+    def messages(self, room_id) -> list[Element]:
+        return [e for e in self.received if "data-seq" in e.attrs and e.attrs.get("data-room") == str(room_id)]
+
+    async def drain(self, timeout=0.3) -> None:
+        """Read until nothing more arrives for `timeout` seconds."""
+        while True:
+            try:
+                await self.next_elements(timeout=timeout)
+            except asyncio.TimeoutError:
+                return
+
+    async def close(self):
+        await self.communicator.disconnect()
+
+
+async def connect(user, path: str, *, origin: bytes = ORIGIN, cookie: bool = True):
+    """Open a socket through the real ASGI stack (origin check, session auth, router)."""
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if cookie and user is not None:
+        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return Socket(communicator), connected, code
+
+
+async def client_socket(user):
+    socket, connected, code = await connect(user, "/ws/chat/")
+    assert connected, f"client socket refused ({code})"
+    return socket
+
+
+async def staff_socket(user):
+    socket, connected, code = await connect(user, "/ws/hud/")
+    assert connected, f"staff socket refused ({code})"
+    return socket
