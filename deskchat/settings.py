@@ -30,6 +30,12 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    """Read a decimal environment variable."""
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     """Read a comma-separated environment variable."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -42,8 +48,11 @@ if not DEBUG and SECRET_KEY == INSECURE_DEV_KEY and not env_bool("DESKCHAT_ALLOW
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development."
     )
-if DEBUG and env_bool("DESKCHAT_PRODUCTION"):
-    raise ImproperlyConfigured("DESKCHAT_PRODUCTION is set: refusing to start with DEBUG on.")
+if env_bool("DESKCHAT_PRODUCTION"):
+    if DEBUG:
+        raise ImproperlyConfigured("DESKCHAT_PRODUCTION is set: refusing to start with DEBUG on.")
+    if SECRET_KEY == INSECURE_DEV_KEY:
+        raise ImproperlyConfigured("DESKCHAT_PRODUCTION is set: refusing to start with the development SECRET_KEY.")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -105,7 +114,12 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # Lets several test runs share one machine, each with its own test database.
 TEST_DB_SUFFIX = os.environ.get("DESKCHAT_TEST_DB_SUFFIX", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Under ASGI, Django's persistent connections are not reused across requests, so connections
+    # come from a psycopg pool instead (CONN_MAX_AGE must then be 0).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20), "timeout": 10}
+    }
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{TEST_DB_SUFFIX}"}
 else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +206,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
 # --- DeskChat -------------------------------------------------------------------------------
@@ -203,10 +216,10 @@ CHAT_OFFER_WINDOW_SECONDS = env_int("CHAT_OFFER_WINDOW_SECONDS", 15)
 CHAT_DEFAULT_MAX_CONCURRENT = env_int("CHAT_DEFAULT_MAX_CONCURRENT", 3)
 CHAT_PRESENCE_TIMEOUT_SECONDS = env_int("CHAT_PRESENCE_TIMEOUT_SECONDS", 90)
 CHAT_QUEUE_ALERT_SECONDS = env_int("CHAT_QUEUE_ALERT_SECONDS", 30)
-CHAT_SWEEP_INTERVAL_SECONDS = float(os.environ.get("CHAT_SWEEP_INTERVAL_SECONDS", "1"))
+CHAT_SWEEP_INTERVAL_SECONDS = env_float("CHAT_SWEEP_INTERVAL_SECONDS", 1.0)
 # Per connection: a burst of this many frames, refilled at this many per second.
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
-CHAT_RATE_PER_SECOND = float(os.environ.get("CHAT_RATE_PER_SECOND", "5"))
+CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
 TIME_ENTRY_ROUNDING_MINUTES = env_int("TIME_ENTRY_ROUNDING_MINUTES", 15)
 # Each daphne process sweeps due chat timeouts itself; set 0 to leave it to `manage.py chat_sweeper`.
 CHAT_SWEEPER_IN_PROCESS = env_bool("CHAT_SWEEPER_IN_PROCESS", True)

@@ -98,8 +98,11 @@ class DaphneServer:
         db = settings.DATABASES["default"]
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "DESKCHAT_ALLOW_DEV_KEY": "1"}
         if USING_POSTGRES:
+            from urllib.parse import quote
+
+            password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
             env["DATABASE_URL"] = (
-                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+                f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
             )
         else:
             env.pop("DATABASE_URL", None)
