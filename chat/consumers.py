@@ -270,6 +270,8 @@ class ChatSocket(AsyncWebsocketConsumer):
         room_id = event["room_id"]
         if room_id in self.rooms:
             await self.catch_up(room_id, self.rooms[room_id] or 0)
+            self.rooms.pop(room_id, None)
+            await self.leave_group(room_group(room_id))
             await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
 
     async def room_left(self, event):

@@ -72,7 +72,9 @@ def _visible_to(engineer: Engineer) -> Q:
 def waiting_requests_for(*, engineer: Engineer) -> QuerySet[ChatRequest]:
     """Return the waiting client requests this engineer may answer, oldest first."""
     return (
-        ChatRequest.objects.filter(_visible_to(engineer), state=Waiting, kind=ChatRequest.Kind.CLIENT)
+        ChatRequest.objects.filter(
+            _visible_to(engineer), state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=timezone.now()
+        )
         .select_related("ticket", "contact__user", "contact__company", "queue")
         .distinct()
         .order_by("requested_at", "pk")
@@ -101,7 +103,7 @@ def queue_position(request: ChatRequest) -> int:
     if request.state != Waiting or request.queue_id is None:
         return 0
     ahead = ChatRequest.objects.filter(
-        queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT
+        queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=timezone.now()
     ).filter(Q(requested_at__lt=request.requested_at) | Q(requested_at=request.requested_at, pk__lt=request.pk))
     return ahead.count() + 1
 
@@ -165,9 +167,9 @@ def current_chat_for_contact(*, contact: Contact) -> dict:
     )
     if request is None:
         return {"request": None, "room": None, "state": "idle"}
-    if request.state == Waiting:
+    if request.state == Waiting and request.expires_at > timezone.now():
         return {"request": request, "room": None, "state": "waiting", "position": queue_position(request)}
-    if request.state == ChatRequest.State.EXPIRED:
+    if request.state in (Waiting, ChatRequest.State.EXPIRED):  # past its deadline, swept or not yet
         return {"request": request, "room": None, "state": "expired"}
     return {"request": request, "room": None, "state": "idle"}
 

@@ -211,9 +211,11 @@ def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
     """
     request = selectors.get_request_for_engineer(engineer=engineer, request_id=request_id)
     now = timezone.now()
-    won = ChatRequest.objects.filter(pk=request.pk, state=Waiting, kind=ChatRequest.Kind.CLIENT).update(
-        state=ChatRequest.State.ANSWERED, answered_by=engineer, answered_at=now
-    )
+    # expires_at is part of the condition, so a request past its deadline can't be answered in
+    # the moment before a sweeper marks it expired.
+    won = ChatRequest.objects.filter(
+        pk=request.pk, state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=now
+    ).update(state=ChatRequest.State.ANSWERED, answered_by=engineer, answered_at=now)
     if not won:
         request.refresh_from_db(fields=["state", "answered_by"])
         if request.state == ChatRequest.State.ANSWERED:
@@ -262,7 +264,7 @@ def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
         raise ChatError("not_found", "No such invitation.")
     _check_may_chat(contact, invitation.ticket)
     now = timezone.now()
-    if not ChatRequest.objects.filter(pk=invitation.pk, state=Waiting).update(
+    if not ChatRequest.objects.filter(pk=invitation.pk, state=Waiting, expires_at__gt=now).update(
         state=ChatRequest.State.ANSWERED, answered_by=invitation.invited_by, answered_at=now
     ):
         raise ChatError("not_waiting", "This invitation is no longer open.")
