@@ -1,0 +1,278 @@
+"""A chat participant that behaves like the browser does across drops, and the tallies it keeps.
+
+A `Peer` is one person's tab in one room: it reconnects to any live server, sends `sync` with the
+last seq it shows, re-sends every message not yet acknowledged with the same client_msg_id (an
+ack is the message coming back through the room), and retries refused sends. It records each
+message seq in arrival order, across connections, so the test can count lost, duplicated and
+reordered messages against the database.
+
+Used by tests/faults and bench/soak.py; it talks to real daphne processes over real sockets.
+"""
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import websockets
+
+from tests.chat.wsutil import parse
+
+ORIGIN = "http://127.0.0.1"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Return the pct-th percentile (nearest rank) of values, 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Tally:
+    """What one peer saw, judged against the room's messages in the database."""
+
+    lost: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    unacked: int = 0
+
+
+class Peer:
+    def __init__(self, *, name: str, path: str, session: str, room_id: int, urls, origin: str = ORIGIN):
+        self.name = name
+        self.path = path
+        self.cookie = f"sessionid={session}"
+        self.room_id = room_id
+        self.urls = urls  # a callable returning the ws base URLs of the servers to try
+        self.origin = origin
+        self.ws = None
+        self.reader: asyncio.Task | None = None
+        self.arrivals: list[int] = []  # every message seq, in arrival order, across connections
+        self.last_seq = 0
+        self.pending: dict[str, tuple[str, float]] = {}  # client_msg_id -> (body, last sent at)
+        self.sent: set[str] = set()
+        self.sent_count = 0
+        self.errors: Counter[str] = Counter()
+        self.catch_up_times: list[float] = []
+        self.connects = 0
+        self.connect_failures = 0
+        self._pong: asyncio.Event | None = None
+        self.last_message_at = 0.0  # monotonic time of the last message that arrived
+        self.lock = asyncio.Lock()  # one reconnect at a time
+
+    # --- Connection ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.ws is not None
+
+    async def connect(self, *, timeout: float = 30.0) -> float:
+        """Connect to a live server (retrying), sync, resend what is unacked; return the catch-up time.
+
+        The catch-up time runs from opening the socket to the pong that follows the sync: the
+        consumer handles frames in order, so by then every missed message has been sent.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            url = random.choice(self.urls())
+            started = time.monotonic()
+            try:
+                ws = await websockets.connect(
+                    url + self.path, additional_headers={"Cookie": self.cookie, "Origin": self.origin},
+                    open_timeout=10, close_timeout=2, max_size=None, ping_interval=None,
+                )
+                self.ws = ws
+                self._pong = asyncio.Event()
+                self.reader = asyncio.create_task(self._read(ws))
+                await ws.send(json.dumps({"action": "sync", "rooms": {str(self.room_id): self.last_seq}}))
+                await ws.send(json.dumps({"action": "ping"}))
+                await asyncio.wait_for(self._pong.wait(), timeout=max(1.0, deadline - time.monotonic()))
+                elapsed = time.monotonic() - started
+                self.catch_up_times.append(elapsed)
+                self.connects += 1
+                await self.resend(older_than=0)
+                return elapsed
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                self.connect_failures += 1
+                await self.drop(abort=True)
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0.1, 0.3))
+
+    async def ensure_connected(self, *, timeout: float = 30.0) -> float | None:
+        """Reconnect unless connected (or someone else is reconnecting this peer right now)."""
+        if self.connected or self.lock.locked():
+            return None
+        async with self.lock:
+            return await self.connect(timeout=timeout)
+
+    async def bounce(self, *, pause: float = 0.0, timeout: float = 30.0) -> float:
+        """Drop the connection (abruptly or politely, at random), wait, reconnect; return catch-up time."""
+        async with self.lock:
+            await self.drop(abort=random.random() < 0.5)
+            if pause:
+                await asyncio.sleep(pause)
+            return await self.connect(timeout=timeout)
+
+    async def drop(self, *, abort: bool = False) -> None:
+        """Lose the connection: abort the TCP stream (a dropped network) or close it politely."""
+        ws, self.ws = self.ws, None
+        if ws is None:
+            return
+        if abort and ws.transport is not None:
+            ws.transport.abort()
+        else:
+            try:
+                await asyncio.wait_for(ws.close(), 2)
+            except Exception:  # noqa: BLE001 - the server may be gone already
+                pass
+        if self.reader:
+            self.reader.cancel()
+            try:
+                await self.reader
+            except BaseException:  # noqa: BLE001
+                pass
+            self.reader = None
+
+    async def _read(self, ws) -> None:
+        try:
+            async for frame in ws:
+                self._handle(frame)
+        except (websockets.exceptions.WebSocketException, OSError):
+            pass
+        finally:
+            if self.ws is ws:
+                self.ws = None  # the server went away; the test's loop reconnects
+
+    def _handle(self, frame: str) -> None:
+        for element in parse(frame):
+            attrs = element.attrs
+            if element.tag == "li" and "data-seq" in attrs and attrs.get("data-room") == str(self.room_id):
+                seq = int(attrs["data-seq"])
+                self.arrivals.append(seq)
+                self.last_seq = max(self.last_seq, seq)
+                self.last_message_at = time.monotonic()
+                self.pending.pop(attrs.get("data-client-msg-id", ""), None)
+            elif attrs.get("data-event") == "pong" and self._pong is not None:
+                self._pong.set()
+            elif attrs.get("data-event") == "error":
+                self.errors[attrs.get("data-error", "")] += 1
+
+    # --- Sending -------------------------------------------------------------------------------
+
+    async def send(self, body: str) -> None:
+        """Send a message; while disconnected it waits in `pending`, as htmx queues it."""
+        self.sent_count += 1
+        client_msg_id = f"{self.name}-{self.sent_count}"
+        self.sent.add(client_msg_id)
+        self.pending[client_msg_id] = (body, time.monotonic())
+        await self._send_frame(client_msg_id, body)
+
+    async def _send_frame(self, client_msg_id: str, body: str) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        self.pending[client_msg_id] = (body, time.monotonic())
+        try:
+            await ws.send(json.dumps({"action": "send", "room_id": self.room_id, "body": body,
+                                      "client_msg_id": client_msg_id}))
+        except (websockets.exceptions.WebSocketException, OSError):
+            pass
+
+    async def resend(self, *, older_than: float = 2.0) -> None:
+        """Send again every unacknowledged message last sent more than `older_than` seconds ago."""
+        now = time.monotonic()
+        for client_msg_id, (body, sent_at) in list(self.pending.items()):
+            if now - sent_at >= older_than:
+                await self._send_frame(client_msg_id, body)
+
+    async def ping(self, timeout: float = 10.0) -> None:
+        """Return once the server has handled every frame sent before this one."""
+        self._pong = asyncio.Event()
+        await self.ws.send(json.dumps({"action": "ping"}))
+        await asyncio.wait_for(self._pong.wait(), timeout)
+
+    async def final_sync(self) -> None:
+        """Ask for anything still missing (a live nudge may have been lost) and wait for it."""
+        if self.ws is None:
+            await self.connect()
+        await self.ws.send(json.dumps({"action": "sync", "rooms": {str(self.room_id): self.last_seq}}))
+        await self.ping()
+
+    # --- Judging -------------------------------------------------------------------------------
+
+    def tally(self, stored_seqs: list[int]) -> Tally:
+        """Count lost, duplicated and reordered messages against the room's stored seqs."""
+        seen = Counter(self.arrivals)
+        highest = 0
+        reordered = 0
+        for seq in self.arrivals:
+            if seq < highest and seen[seq] == 1:
+                reordered += 1
+            highest = max(highest, seq)
+        return Tally(
+            lost=len(set(stored_seqs) - set(seen)),
+            duplicated=sum(count - 1 for count in seen.values()),
+            reordered=reordered,
+            unacked=len(self.pending),
+        )
+
+
+async def chatter(peer: "Peer", stop: asyncio.Event, *, interval: float) -> None:
+    """Send a message about every `interval` seconds until stopped, retrying stale unacked ones."""
+    n = 0
+    while not stop.is_set():
+        await asyncio.sleep(random.uniform(0.5, 1.5) * interval)
+        n += 1
+        await peer.send(f"{peer.name} message {n}")
+        await peer.resend(older_than=3.0)
+
+
+async def keep_connected(peers: list["Peer"], stop: asyncio.Event) -> None:
+    """Reconnect any peer whose server went away, as the browser's ws extension does."""
+    tasks: set[asyncio.Task] = set()
+    while not stop.is_set():
+        for peer in peers:
+            if not peer.connected and not peer.lock.locked():
+                task = asyncio.create_task(peer.ensure_connected(timeout=60))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        await asyncio.sleep(0.1)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def settle(peers: list["Peer"], *, timeout: float = 60.0) -> None:
+    """Reconnect everyone, resend until every message is acknowledged, then sync a last time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for peer in peers:
+            if not peer.connected:
+                async with peer.lock:
+                    if not peer.connected:
+                        await peer.connect(timeout=max(5.0, deadline - time.monotonic()))
+        if not any(peer.pending for peer in peers):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"unacknowledged after {timeout}s: "
+                                 + ", ".join(f"{p.name}: {sorted(p.pending)[:3]}" for p in peers if p.pending))
+        for peer in peers:
+            await peer.resend(older_than=1.0)
+        await asyncio.sleep(0.5)
+    await asyncio.gather(*(peer.final_sync() for peer in peers))
+
+
+def judge(peers: list["Peer"], stored: dict[int, list[int]]) -> Tally:
+    """Sum every peer's tally; `stored` maps room id to the seqs the database holds."""
+    total = Tally()
+    for peer in peers:
+        one = peer.tally(stored.get(peer.room_id, []))
+        total.lost += one.lost
+        total.duplicated += one.duplicated
+        total.reordered += one.reordered
+        total.unacked += one.unacked
+    return total
