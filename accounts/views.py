@@ -10,7 +10,7 @@ def home(request):
     if not request.user.is_authenticated:
         return redirect("login")
     if hasattr(request.user, "engineer"):
-        return redirect("tickets:list")  # the Staff HUD replaces this in its own issue
+        return redirect("hud")
     return redirect("tickets:list")
 
 

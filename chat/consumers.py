@@ -296,6 +296,9 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def stats_changed(self, event):
         pass
 
+    async def queue_position(self, event):
+        pass
+
     async def availability_changed(self, event):
         pass
 
@@ -362,6 +365,10 @@ class ClientChatConsumer(ChatSocket):
         """The contact's request moved on (answered, expired …): watch its room, redraw."""
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
             await self.open_room(room_id)
+        await self.send(text_data=await fragments.client_state(self.contact))
+
+    async def queue_position(self, event):
+        """Someone ahead of the contact left the queue: redraw their place in it."""
         await self.send(text_data=await fragments.client_state(self.contact))
 
     async def room_panel(self, room_id: int) -> str:

@@ -94,19 +94,32 @@ def staff_queue(engineer) -> str:
     return _render(STAFF, "queue", {**summary, "engineer": engineer, "notify": selectors.is_alertable(engineer)})
 
 
-@database_sync_to_async
-def session(room_id: int, *, viewer) -> str:
+def session_context(room_id: int, *, viewer) -> dict:
+    """Return what an engineer's session panel shows (the HUD page renders it for reloads too)."""
     room = selectors.get_room_for_participant(user=viewer, room_id=room_id)
     engineer = selectors.engineer_for(viewer)
-    return _render(STAFF, "session", {
+    present = selectors.participants(room_id)
+    me = next((p for p in present if p.user_id == viewer.pk), None)
+    colleagues = selectors.engineers_for_invite(exclude=engineer)
+    for colleague in colleagues:
+        colleague.online = selectors.is_online(colleague)
+    return {
         "room": room,
-        "participants": selectors.participants(room_id),
+        "participants": present,
         "templates": [
             {"template": t, "text": selectors.render_template(t, room=room, engineer=engineer)}
             for t in selectors.templates_for(engineer=engineer)
         ],
-        "colleagues": selectors.engineers_for_invite(exclude=engineer),
-    })
+        "colleagues": colleagues,
+        "viewer_id": viewer.pk,
+        "read_seq": me.last_read_seq if me else room.last_seq,
+        "closed": me is None or not room.is_active,
+    }
+
+
+@database_sync_to_async
+def session(room_id: int, *, viewer) -> str:
+    return _render(STAFF, "session", session_context(room_id, viewer=viewer))
 
 
 @database_sync_to_async

@@ -4,16 +4,19 @@ Selectors own their select_related/prefetch_related so query counts stay flat as
 They raise ChatError (from services) or Http404 when the user may not see the thing.
 """
 
+import statistics
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, contact_may
+from tickets.models import TimeEntry
 
-from .models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom, MessageTemplate
+from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
 
@@ -247,10 +250,16 @@ def transcript_text(room: ChatRoom) -> str:
 
 
 def chat_history(*, ticket) -> QuerySet[ChatRoom]:
-    """Return a ticket's chats, newest first, with participants and counts in few queries."""
+    """Return a ticket's chats, newest first, with participants, counts, durations and each
+    transcript (`room.transcript`, in seq order) in three queries however many chats there are."""
     return (
-        ticket.chat_rooms.prefetch_related("participants")
-        .annotate(message_count=Count("messages", filter=~Q(messages__kind=ChatMessage.Kind.SYSTEM)))
+        ticket.chat_rooms.prefetch_related(
+            "participants", Prefetch("messages", queryset=ChatMessage.objects.order_by("seq"), to_attr="transcript")
+        )
+        .annotate(
+            message_count=Count("messages", filter=~Q(messages__kind=ChatMessage.Kind.SYSTEM)),
+            duration=F("ended_at") - F("started_at"),
+        )
         .order_by("-started_at")
     )
 
@@ -295,3 +304,119 @@ def queue_ids_for(*, engineer: Engineer) -> list[int]:
 def engineer_by_id(engineer_id: int) -> Engineer | None:
     """Return an engineer by id, or None."""
     return Engineer.objects.select_related("user").filter(pk=engineer_id).first()
+
+
+# --- The Staff HUD and the supervisor view ----------------------------------------------------
+
+
+def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
+    """Return the invitations into active rooms that wait for this engineer to join."""
+    return (
+        RoomInvitation.objects.filter(
+            engineer=engineer, state=RoomInvitation.State.PENDING, room__state=ChatRoom.State.ACTIVE
+        )
+        .select_related("room__ticket__company", "invited_by")
+        .order_by("created", "pk")
+    )
+
+
+def sent_invitations(*, engineer: Engineer, since) -> list[ChatRequest]:
+    """Return the engineer's chat invitations to contacts that still wait or were sent since `since`."""
+    return list(
+        ChatRequest.objects.filter(Q(state=Waiting) | Q(requested_at__gte=since),
+                                   kind=ChatRequest.Kind.INVITATION, invited_by=engineer)
+        .select_related("ticket", "contact__user")
+        .order_by("-requested_at", "-pk")[:10]
+    )
+
+
+def latest_invitation_for_ticket(*, engineer: Engineer, ticket) -> ChatRequest | None:
+    """Return the last chat invitation this engineer sent on a ticket, with its room if accepted."""
+    return (
+        ChatRequest.objects.filter(kind=ChatRequest.Kind.INVITATION, invited_by=engineer, ticket=ticket)
+        .select_related("contact__user", "room")
+        .order_by("-requested_at", "-pk")
+        .first()
+    )
+
+
+def rooms_left_since(*, engineer: Engineer, since, limit: int = 5) -> list[ChatRoom]:
+    """Return the rooms the engineer left since a moment and has entered no time for since, newest first.
+
+    These are the sessions still waiting to be wrapped up (chat log, time entry), which the HUD
+    shows again after a reload.
+    """
+
+    wrapped_up = TimeEntry.objects.filter(
+        engineer=engineer, ticket_id=OuterRef("room__ticket_id"), created__gte=OuterRef("left_at")
+    )
+    participations = (
+        ChatParticipant.objects.filter(user_id=engineer.user_id, left_at__gte=since)
+        .exclude(Exists(wrapped_up))
+        .select_related("room")
+        .order_by("-left_at")[:limit]
+    )
+    return [participation.room for participation in participations]
+
+
+def get_room_for_engineer(*, engineer: Engineer, room_id: int) -> ChatRoom:
+    """Return any chat room to an engineer (engineers see every ticket, so every chat log)."""
+    room = ChatRoom.objects.filter(pk=room_id).select_related("ticket").first()
+    if engineer is None or room is None:
+        raise Http404("No such chat.")
+    return room
+
+
+def session_times(*, room: ChatRoom, user) -> tuple:
+    """Return when the user's part in a chat started and ended (now, if they are still in it)."""
+    participant = ChatParticipant.objects.filter(room=room, user=user).first()
+    started = participant.joined_at if participant else room.started_at
+    ended = (participant.left_at if participant else None) or room.ended_at or timezone.now()
+    return started, max(started, ended)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def supervisor_overview() -> dict:
+    """Return every queue's live and today's figures, and every engineer's availability and load.
+
+    A fixed handful of queries whatever the volume: waiting requests, today's finished requests,
+    and engineers annotated with their open sessions.
+    """
+    now = timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    queues = {queue.pk: {"queue": queue, "waiting": 0, "longest_wait": 0, "answered": 0, "abandoned": 0,
+                         "expired": 0, "callback": 0, "waits": []} for queue in ChatQueue.objects.all()}
+    total = {"queue": None, "waiting": 0, "longest_wait": 0, "answered": 0, "abandoned": 0, "expired": 0,
+             "callback": 0, "waits": []}
+    client = ChatRequest.objects.filter(kind=ChatRequest.Kind.CLIENT, queue__isnull=False)
+    for queue_id, requested_at in client.filter(state=Waiting).values_list("queue_id", "requested_at"):
+        waited = max(0, int((now - requested_at).total_seconds()))
+        for row in (queues[queue_id], total):
+            row["waiting"] += 1
+            row["longest_wait"] = max(row["longest_wait"], waited)
+    counted = {ChatRequest.State.ANSWERED: "answered", ChatRequest.State.CANCELLED: "abandoned",
+               ChatRequest.State.EXPIRED: "expired", ChatRequest.State.CALLBACK: "callback"}
+    finished = client.filter(requested_at__gte=today, state__in=list(counted)).values_list(
+        "queue_id", "state", "requested_at", "answered_at")
+    for queue_id, state, requested_at, answered_at in finished:
+        for row in (queues[queue_id], total):
+            row[counted[state]] += 1
+            if answered_at:
+                row["waits"].append((answered_at - requested_at).total_seconds())
+    rows = list(queues.values())
+    for row in [*rows, total]:
+        median = _median(row.pop("waits"))
+        row["median_wait"] = None if median is None else int(round(median))
+    engineers = list(
+        Engineer.objects.select_related("user").annotate(open_sessions=Count(
+            "user__chat_participations",
+            filter=Q(user__chat_participations__left_at__isnull=True,
+                     user__chat_participations__room__state=ChatRoom.State.ACTIVE),
+        )).order_by("display_name")
+    )
+    for engineer in engineers:
+        engineer.online = is_online(engineer)
+    return {"queues": rows, "total": total, "engineers": engineers, "today": today, "now": now}

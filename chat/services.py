@@ -86,6 +86,11 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     """
     _check_may_chat(contact, ticket)
     waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+    if waiting and waiting.expires_at <= timezone.now():
+        # Past its deadline but not swept yet: it can never be answered, so it must not block
+        # (or be handed back for) a new request.
+        _finish_waiting(waiting.pk, ChatRequest.State.EXPIRED, due=True)
+        waiting = None
     if waiting:
         if waiting.ticket_id == ticket.pk:
             return waiting
@@ -108,7 +113,10 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
                 offered_to=offered_to,
                 offer_until=now + timedelta(seconds=settings.CHAT_OFFER_WINDOW_SECONDS) if offered_to else None,
             )
-    except IntegrityError:  # a second tab asked at the same moment
+    except IntegrityError:  # a second tab asked at the same moment; its request has committed
+        waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+        if waiting and waiting.ticket_id == ticket.pk:
+            return waiting
         raise ChatError("already_waiting", "You are already waiting for a chat.") from None
     _publish_queue_change(request)
     return request
@@ -197,6 +205,22 @@ def _publish_queue_change(request: ChatRequest) -> None:
         publish_on_commit(user_group(Engineer.objects.values_list("user_id", flat=True).get(pk=request.offered_to_id)), event)
     publish_on_commit(user_group(request.contact.user_id), {"type": "request.changed", "request_id": request.pk})
     publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
+    _publish_positions_behind(request)
+
+
+def _publish_positions_behind(request: ChatRequest) -> None:
+    """Tell the contacts queued behind a request that left the queue that their place moved up.
+
+    Only a request leaving the queue moves anyone (a new one joins at the end), so this reads the
+    state as written in this transaction and nudges nobody while the request is still waiting.
+    """
+    if request.queue_id is None or ChatRequest.objects.filter(pk=request.pk, state=Waiting).exists():
+        return
+    behind = ChatRequest.objects.filter(
+        queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT, requested_at__gte=request.requested_at
+    ).values_list("contact__user_id", flat=True)
+    for user_id in set(behind):
+        publish_on_commit(user_group(user_id), {"type": "queue.position", "queue_id": request.queue_id})
 
 
 # --- Answering and invitations --------------------------------------------------------------
@@ -263,6 +287,8 @@ def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
     if invitation is None:
         raise ChatError("not_found", "No such invitation.")
     _check_may_chat(contact, invitation.ticket)
+    if selectors.active_room_for_contact(contact=contact):
+        raise ChatError("already_chatting", "You are already in a chat. Leave it before starting another.")
     now = timezone.now()
     if not ChatRequest.objects.filter(pk=invitation.pk, state=Waiting, expires_at__gt=now).update(
         state=ChatRequest.State.ANSWERED, answered_by=invitation.invited_by, answered_at=now
@@ -337,7 +363,8 @@ def join_room(*, room_id: int, engineer: Engineer) -> ChatParticipant:
     if invitation:
         invitation.state = RoomInvitation.State.ACCEPTED
         invitation.save(update_fields=["state"])
-        if invitation.transfer:
+        # The inviter may have left while the invitation waited; leaving twice would announce it twice.
+        if invitation.transfer and room.participants.filter(user=invitation.invited_by.user, left_at__isnull=True).exists():
             _leave(room, invitation.invited_by.user)
     return participant
 

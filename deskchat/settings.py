@@ -43,7 +43,8 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 INSECURE_DEV_KEY = "django-insecure-deskchat-development-only"
-SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_DEV_KEY)
+# An empty value (as `SECRET_KEY=` in an env file leaves it) counts as unset.
+SECRET_KEY = os.environ.get("SECRET_KEY") or INSECURE_DEV_KEY
 if not DEBUG and SECRET_KEY == INSECURE_DEV_KEY and not env_bool("DESKCHAT_ALLOW_DEV_KEY"):
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development."
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "deskchat.context_processors.deskchat",
+                "chat.context_processors.chat_dock",
             ],
         },
     },

@@ -33,7 +33,8 @@ def list_tickets_for_user(*, user, query: str = "", status: str = "") -> QuerySe
         tickets = tickets.exclude(status__in=[Ticket.Status.RESOLVED, Ticket.Status.CLOSED])
     elif status in Ticket.Status.values:
         tickets = tickets.filter(status=status)
-    return tickets.annotate(note_count=Count("notes", filter=_note_visibility(user)))
+    # Django leaves Meta.ordering out of GROUP BY queries, so the annotated list must say its order.
+    return tickets.annotate(note_count=Count("notes", filter=_note_visibility(user))).order_by("-created", "-pk")
 
 
 def get_ticket_for_user(*, user, ticket_id: int) -> Ticket:

@@ -38,7 +38,8 @@ def ticket_create(request):
     contact = getattr(request.user, "contact", None)
     if contact is None or not contact_may(request.user, CREATE_TICKET):
         raise PermissionDenied("You are not allowed to create tickets.")
-    form = TicketForm(request.POST or None)
+    # Not `request.POST or None`: a POST with no fields at all must be validated (and refused), too.
+    form = TicketForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         forged = request.POST.get("company")
         if forged not in (None, "", str(contact.company_id)):
@@ -98,5 +99,5 @@ def note_add(request, ticket_id: int):
             form = NoteForm()
     if not request.htmx and form.errors:
         return render(request, "tickets/detail.html", _detail_context(request, ticket, form), status=422)
-    context = _detail_context(request, ticket, form)
+    context = {**_detail_context(request, ticket, form), "notes_changed": True}
     return render(request, "tickets/detail.html#notes", context, status=422 if form.errors else 200)

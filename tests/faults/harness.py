@@ -58,6 +58,7 @@ class Peer:
         self.sent: set[str] = set()
         self.sent_count = 0
         self.errors: Counter[str] = Counter()
+        self.refusals: list[tuple[str, str, str]] = []  # (client_msg_id, code, message) of refused sends
         self.catch_up_times: list[float] = []
         self.connects = 0
         self.connect_failures = 0
@@ -162,6 +163,11 @@ class Peer:
                 self._pong.set()
             elif attrs.get("data-event") == "error":
                 self.errors[attrs.get("data-error", "")] += 1
+                refused = attrs.get("data-client-msg-id", "")
+                if refused in self.pending:  # retry it on the next resend round, as the browser does
+                    body, _ = self.pending[refused]
+                    self.pending[refused] = (body, 0.0)
+                    self.refusals.append((refused, attrs.get("data-error", ""), element.text.strip()))
 
     # --- Sending -------------------------------------------------------------------------------
 

@@ -1,0 +1,245 @@
+"""The Staff HUD's pages: the HUD, the supervisor view, and what a session needs over HTTP.
+
+Live state (the queue, sessions, invitations) arrives over the HUD socket (chat/consumers.py).
+These views render the page around it, and serve what a socket is a poor fit for: the plain-text
+chat log, the time-entry form, the ticket beside a session, inviting a ticket's contact from the
+ticket page, and the supervisor's figures (polled, so no socket is needed for them).
+
+Every view is for engineers only: anonymous visitors are sent to sign in, contacts get 403.
+"""
+
+import math
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.middleware import HtmxDetails
+
+from accounts.models import Engineer
+from tickets import selectors as ticket_selectors
+from tickets import services as ticket_services
+
+from . import fragments, selectors, services
+from .services import ChatError
+
+# A session the engineer left this recently, and entered no time for, comes back after a reload.
+RECENT_SESSIONS_HOURS = 8
+# Invitations to contacts stay listed on the HUD this long after they were answered.
+RECENT_INVITATIONS_HOURS = 1
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _engineer(request) -> Engineer:
+    engineer = selectors.engineer_for(request.user)
+    if engineer is None:
+        raise PermissionDenied("The HUD is for engineers.")
+    return engineer
+
+
+def rounded_hours(started: datetime, ended: datetime, *, step_minutes: int | None = None) -> Decimal:
+    """Return the time between two moments in hours, rounded up to whole steps (at least one).
+
+    Service desks bill in increments (TIME_ENTRY_ROUNDING_MINUTES, default 15): a 4-minute chat
+    is a quarter of an hour, a 16-minute one half an hour. A step of 0 keeps the exact time.
+    """
+    step = settings.TIME_ENTRY_ROUNDING_MINUTES if step_minutes is None else step_minutes
+    seconds = max(0.0, (ended - started).total_seconds())
+    if step <= 0:
+        minutes = Decimal(seconds) / 60
+    else:
+        # Shave float noise so exactly 15:00 is one step, not two.
+        minutes = Decimal(max(1, math.ceil(round(seconds / 60 / step, 6))) * step)
+    return (minutes / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+# --- The HUD --------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def hud(request: HtmxHttpRequest):
+    """Render the HUD: the queue as it is now, and the sessions still waiting to be wrapped up.
+
+    Active sessions are not rendered here: the socket's first sync sends each with its messages.
+    """
+    engineer = _engineer(request)
+    now = timezone.now()
+    closed_sessions = []
+    active = set(selectors.rooms_for_socket(user=request.user))
+    for room in selectors.rooms_left_since(engineer=engineer, since=now - timedelta(hours=RECENT_SESSIONS_HOURS)):
+        if room.pk in active:
+            continue  # rejoined since: the socket sends it live
+        session = fragments.session_context(room.pk, viewer=request.user)
+        session["messages"] = selectors.messages_after(room_id=room.pk, seq=0)
+        closed_sessions.append(session)
+    context = {
+        **selectors.queue_summary(engineer=engineer),
+        "engineer": engineer,
+        "notify": selectors.is_alertable(engineer),
+        "availabilities": [
+            (value, label) for value, label in Engineer.Availability.choices if value != Engineer.Availability.OFFLINE
+        ],
+        "room_invitations": selectors.pending_room_invitations(engineer=engineer),
+        "sent_invitations": selectors.sent_invitations(
+            engineer=engineer, since=now - timedelta(hours=RECENT_INVITATIONS_HOURS)
+        ),
+        "closed_sessions": closed_sessions,
+        "viewer_id": request.user.pk,
+    }
+    return render(request, "hud/hud.html", context)
+
+
+@require_GET
+@login_required
+def transcript(request: HtmxHttpRequest, room_id: int):
+    """Return a chat's plain-text log (times and names), for the clipboard and the ticket panel."""
+    engineer = _engineer(request)
+    room = selectors.get_room_for_engineer(engineer=engineer, room_id=room_id)
+    response = HttpResponse(selectors.transcript_text(room), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="chat-{room.pk}.txt"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@login_required
+def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
+    """Render the ticket beside a session: its details, notes and chat history."""
+    _engineer(request)
+    ticket = ticket_selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
+    if not request.htmx:
+        return redirect("tickets:detail", ticket_id=ticket.pk)
+    return render(request, "hud/ticket_panel.html", {
+        "ticket": ticket,
+        "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
+        "chat_history": selectors.chat_history(ticket=ticket)[:10],
+    })
+
+
+# --- Time entries ---------------------------------------------------------------------------
+
+
+class TimeEntryForm(forms.Form):
+    """A time entry for one chat; it lives here because only the HUD records time from a chat."""
+
+    started = forms.DateTimeField(
+        label="Start", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S")
+    )
+    ended = forms.DateTimeField(
+        label="End", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S")
+    )
+    hours = forms.DecimalField(
+        label="Hours", min_value=Decimal("0"), max_value=Decimal("24"), max_digits=4, decimal_places=2, required=False,
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+        help_text="Leave empty to use the rounded time between start and end.",
+    )
+    notes = forms.CharField(label="Notes", widget=forms.Textarea(attrs={"rows": 8}), required=False, max_length=100_000)
+    billable = forms.BooleanField(label="Billable", required=False, initial=True)
+
+    def clean(self):
+        data = super().clean()
+        started, ended = data.get("started"), data.get("ended")
+        if started and ended:
+            if ended < started:
+                self.add_error("ended", "The end can't be before the start.")
+            elif data.get("hours") is None:
+                data["hours"] = rounded_hours(started, ended)
+        return data
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def time_entry(request: HtmxHttpRequest, room_id: int):
+    """Show a time-entry form pre-filled from a chat the engineer was in, and save it on the ticket."""
+    engineer = _engineer(request)
+    try:
+        room = selectors.get_room_for_participant(user=request.user, room_id=room_id)
+    except ChatError:
+        raise Http404("No such chat.") from None
+    started, ended = selectors.session_times(room=room, user=request.user)
+    saved = None
+    auto_id = f"time-{room.pk}-%s"  # several sessions' forms can be open on one HUD page
+    if request.method == "POST":
+        form = TimeEntryForm(request.POST, auto_id=auto_id)
+        if form.is_valid():
+            try:
+                saved = ticket_services.add_time_entry(
+                    ticket=room.ticket, engineer=engineer, started=form.cleaned_data["started"],
+                    ended=form.cleaned_data["ended"], hours=form.cleaned_data["hours"],
+                    notes=form.cleaned_data["notes"], billable=form.cleaned_data["billable"],
+                )
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+        if saved and not request.htmx:
+            messages.success(request, f"Time entry saved: {saved.hours} h on ticket #{room.ticket_id}.")
+            return redirect("hud")
+    else:
+        form = TimeEntryForm(auto_id=auto_id, initial={
+            "started": started, "ended": ended, "hours": rounded_hours(started, ended),
+            "notes": selectors.transcript_text(room), "billable": True,
+        })
+    context = {"room": room, "form": form, "saved": saved, "rounding": settings.TIME_ENTRY_ROUNDING_MINUTES,
+               "time_zone": timezone.get_current_timezone_name()}
+    template = "hud/time_entry.html#form" if request.htmx else "hud/time_entry.html"
+    return render(request, template, context, status=422 if form.errors else 200)
+
+
+# --- Inviting a ticket's contact ------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def ticket_chat(request: HtmxHttpRequest, ticket_id: int):
+    """On a staff ticket page: invite the ticket's contact to chat, and show how that invitation stands.
+
+    The status polls itself while the invitation waits, so the ticket page needs no socket.
+    """
+    engineer = _engineer(request)
+    ticket = ticket_selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
+    error = None
+    if request.method == "POST":
+        try:
+            services.invite_contact(engineer=engineer, ticket=ticket)
+        except ChatError as refusal:
+            error = refusal.message
+        if not request.htmx:
+            if error:
+                messages.error(request, error)
+            else:
+                messages.success(request, f"Chat invitation sent to {ticket.contact.name}.")
+            return redirect("tickets:detail", ticket_id=ticket.pk)
+    elif not request.htmx:
+        return redirect("tickets:detail", ticket_id=ticket.pk)
+    invitation = selectors.latest_invitation_for_ticket(engineer=engineer, ticket=ticket)
+    return render(request, "hud/ticket_chat.html", {"ticket": ticket, "invitation": invitation, "error": error},
+                  status=422 if error else 200)
+
+
+# --- The supervisor view --------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def supervisor(request: HtmxHttpRequest):
+    """Show every queue's waiting count and today's figures, and every engineer's load.
+
+    The board re-fetches itself every few seconds (htmx polling), which is simpler than a
+    socket and plenty for figures a supervisor glances at.
+    """
+    engineer = _engineer(request)
+    if not engineer.is_supervisor:
+        raise PermissionDenied("The supervisor view is for supervisors.")
+    template = "hud/supervisor.html#board" if request.htmx else "hud/supervisor.html"
+    return render(request, template, selectors.supervisor_overview())

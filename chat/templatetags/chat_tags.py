@@ -1,0 +1,45 @@
+"""Small formatting helpers for the chat templates: wait clocks, durations and size limits."""
+
+from datetime import datetime, timedelta
+
+from django import template
+from django.conf import settings
+from django.utils import timezone
+
+register = template.Library()
+
+
+def _clock(seconds: int) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+@register.filter
+def chat_clock(since: datetime | None) -> str:
+    """Render the time elapsed since a moment as m:ss (h:mm:ss past an hour), as client.js does."""
+    if not since:
+        return "0:00"
+    return _clock((timezone.now() - since).total_seconds())
+
+
+@register.filter
+def chat_duration(value: timedelta | None) -> str:
+    """Render a chat's length for people: "45 s", "4 min 12 s", "1 h 5 min"."""
+    if value is None:
+        return ""
+    seconds = max(0, int(value.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"
+
+
+@register.simple_tag
+def chat_limit(name: str) -> int:
+    """Return a length limit from settings, so a form's maxlength matches what the server accepts."""
+    return {"note": settings.NOTE_MAX_LENGTH, "message": settings.CHAT_MESSAGE_MAX_LENGTH}[name]

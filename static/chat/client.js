@@ -1,0 +1,603 @@
+/* DeskChat: the client's chat dock (templates/chat/_dock.html).
+
+   htmx's ws extension connects the socket and swaps in every fragment the server sends. This file
+   does the rest of the protocol (chat/consumers.py) and what the client sees between fragments:
+   - on every socket open, before htmx flushes the sends it queued, tell the server the highest
+     seq this page has per room (`sync`); the server holds live messages back until then;
+   - give each message a fresh client_msg_id and keep it as "pending" (in sessionStorage, so it
+     survives moving to another page) until the server echoes it; re-send pending messages after
+     a reconnect with the same id, which the server stores once however often it gets it;
+   - the live wait timer from the server's timestamp, the compose lock and its reason, the
+     typing indicator (throttled), read positions, the reconnecting indicator, and reconnecting
+     after closes htmx does not retry itself (it only retries 1006, 1011, 1012 and 1013).
+   No inline script or style anywhere (the CSP forbids it): state shows through data attributes
+   that static/css/deskchat.css styles. */
+(function () {
+  "use strict";
+
+  var dock = document.getElementById("chat-dock");
+  if (!dock) return;
+
+  var PENDING_KEY = "deskchat.pending";
+  var DRAFT_KEY = "deskchat.draft";
+  var MIN_COOKIE = "deskchat_dock_min";
+  var DISMISSED_COOKIE = "deskchat_dock_dismissed";
+  var HTMX_RETRIES = [1006, 1011, 1012, 1013];
+  var REFUSED = [4401, 4403]; // signed out or not a contact: reconnecting would not help
+  var TYPING_EVERY_MS = 3000;
+  var TYPING_IDLE_MS = 4000;
+  var TYPING_SHOWN_MS = 8000;
+  var PING_EVERY_MS = 30000;
+
+  var input = document.getElementById("chat-input");
+  var compose = document.getElementById("chat-compose");
+  var sendButton = document.getElementById("chat-send");
+  var lockLine = document.getElementById("chat-lock");
+  var live = document.getElementById("chat-live");
+  var headStatus = document.getElementById("chat-head-status");
+
+  var wrapper = null; // htmx's socket wrapper (its public interface), known from the first open
+  var early = []; // frames asked for before the first open
+  var clockOffset = 0; // server clock minus this browser's clock, in ms
+  var retries = 0;
+  var dismissedRoom = "";
+  var focusOnOpen = false;
+  var unread = 0;
+  var lastRead = {};
+  var readTimer = null;
+  var typingSentAt = 0;
+  var typingIdle = null;
+  var typingShown = null;
+  var lastInvitation = "";
+  var participantsOpen = false;
+  var loaded = false;
+
+  // --- Small helpers -------------------------------------------------------------------------
+
+  function byId(id) { return document.getElementById(id); }
+
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function getCookie(name) {
+    var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function setCookie(name, value) {
+    document.cookie = name + "=" + encodeURIComponent(value) + "; path=/; SameSite=Lax" + (value ? "" : "; max-age=0");
+  }
+
+  function load(key, fallback) {
+    try { return JSON.parse(sessionStorage.getItem(key)) || fallback; } catch (e) { return fallback; }
+  }
+
+  function store(key, value) {
+    try { sessionStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* private mode: keep in memory only */ }
+  }
+
+  function clock(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    var ss = (s < 10 ? "0" : "") + s;
+    return h ? h + ":" + (m < 10 ? "0" : "") + m + ":" + ss : m + ":" + ss;
+  }
+
+  function socketOpen() {
+    return !!(window.deskchatSocket && window.deskchatSocket.readyState === WebSocket.OPEN);
+  }
+
+  /* Send a frame. Frames that only matter now (typing, read, ping) are dropped while offline;
+     the rest wait in htmx's queue (or ours, before the first open) for the next open. */
+  function send(frame, liveOnly) {
+    var text = JSON.stringify(frame);
+    if (liveOnly) {
+      if (wrapper && socketOpen()) wrapper.sendImmediately(text);
+      return;
+    }
+    if (wrapper) wrapper.send(text);
+    else early.push(text);
+  }
+
+  // --- What the page shows now ---------------------------------------------------------------
+
+  function status() { return byId("chat-status"); }
+
+  function panel() { return document.querySelector("#chat-room .chat-room[data-room]"); }
+
+  function roomId() {
+    var st = status();
+    return st && st.dataset.state === "chatting" ? st.dataset.roomId : "";
+  }
+
+  function isClosed(section) {
+    var slot = section && byId("room-" + section.dataset.room + "-closed");
+    return !!(slot && slot.textContent.trim());
+  }
+
+  function engineerPresent(room) {
+    var box = byId("room-" + room + "-participants");
+    if (box && box.hasAttribute("data-engineers")) return box.dataset.engineers !== "";
+    var st = status();
+    return !!(st && st.dataset.engineerPresent === "1");
+  }
+
+  function hasAlert() {
+    return !!(byId("chat-errors").textContent.trim() || byId("chat-notice").textContent.trim());
+  }
+
+  function computeView() {
+    var st = status();
+    var state = st ? st.dataset.state : "idle";
+    var section = panel();
+    if (state === "waiting") return "waiting";
+    if (state === "chatting" && st.dataset.roomId !== dismissedRoom) {
+      var current = section && section.dataset.room === st.dataset.roomId;
+      if (!current || !isClosed(section)) return "chatting";
+    }
+    if (section && isClosed(section) && section.dataset.room !== dismissedRoom) return "ended";
+    if (state === "expired" && getCookie(DISMISSED_COOKIE) !== st.dataset.requestId) return "expired";
+    return hasAlert() ? "message" : "idle";
+  }
+
+  function lockReason(view) {
+    if (view === "waiting") return "waiting";
+    if (view === "chatting" && !engineerPresent(roomId())) return "absent";
+    return view === "chatting" ? "" : "closed";
+  }
+
+  /* The highest seq this page shows per room: what `sync` tells the server after an open. */
+  function knownRooms() {
+    var rooms = {};
+    document.querySelectorAll("#chat-room .chat-room[data-room]").forEach(function (section) {
+      var highest = 0;
+      section.querySelectorAll("li[data-seq]").forEach(function (li) {
+        highest = Math.max(highest, parseInt(li.dataset.seq, 10) || 0);
+      });
+      rooms[section.dataset.room] = highest;
+    });
+    return rooms;
+  }
+
+  function highestSeq(room) {
+    return knownRooms()[room] || 0;
+  }
+
+  // --- Pending messages: sent (or queued) but not yet echoed by the server -------------------
+
+  function pending() { return load(PENDING_KEY, []); }
+
+  function savePending(items) { store(PENDING_KEY, items); renderPending(); }
+
+  function renderPending() {
+    var list = byId("chat-pending");
+    var room = roomId();
+    list.textContent = "";
+    pending().forEach(function (item) {
+      if (item.room !== room) return;
+      var li = document.createElement("li");
+      li.className = "msg msg-text mine pending";
+      li.dataset.pendingId = item.id;
+      var meta = document.createElement("div");
+      meta.className = "msg-meta";
+      meta.textContent = socketOpen() ? "Sending…" : "Waiting for the connection to send…";
+      var body = document.createElement("div");
+      body.className = "msg-body";
+      body.textContent = item.body;
+      li.appendChild(meta);
+      li.appendChild(body);
+      list.appendChild(li);
+    });
+  }
+
+  /* Drop pending messages the server has echoed (stored and delivered, with their id). */
+  function settlePending() {
+    var items = pending();
+    var left = items.filter(function (item) {
+      return !document.querySelector('#chat-room li[data-client-msg-id="' + CSS.escape(item.id) + '"]');
+    });
+    if (left.length !== items.length) savePending(left);
+  }
+
+  /* After an open: send again what was never echoed, unless htmx's own queue holds it already.
+     A message from a chat that is no longer current goes back into the message box instead. */
+  function resendPending(queue) {
+    var queued = (queue || []).map(function (item) {
+      try { return JSON.parse(item.message).client_msg_id; } catch (e) { return null; }
+    });
+    var room = roomId();
+    var kept = [];
+    pending().forEach(function (item) {
+      if (room && item.room === room) {
+        kept.push(item);
+        if (queued.indexOf(item.id) < 0) {
+          wrapper.sendImmediately(JSON.stringify({ action: "send", room_id: item.room, body: item.body, client_msg_id: item.id }));
+        }
+      } else if (!room && item.room === dismissedRoom) {
+        return;
+      } else {
+        restoreText(item.body);
+      }
+    });
+    savePending(kept);
+  }
+
+  function restoreText(text) {
+    if (!text) return;
+    input.value = input.value.trim() ? input.value + "\n" + text : text;
+    saveDraft();
+  }
+
+  function saveDraft() { store(DRAFT_KEY, input.value); }
+
+  // --- Drawing the dock ----------------------------------------------------------------------
+
+  function say(text) {
+    live.textContent = "";
+    window.setTimeout(function () { live.textContent = text; }, 50);
+  }
+
+  function refresh() {
+    var before = dock.dataset.view;
+    var view = computeView();
+    dock.dataset.view = view;
+    var st = status();
+    if (st && !st.dataset.offsetRead && st.dataset.now) {
+      var serverNow = Date.parse(st.dataset.now);
+      if (!isNaN(serverNow)) clockOffset = serverNow - Date.now();
+      st.dataset.offsetRead = "1";
+    }
+
+    var reason = lockReason(view);
+    compose.dataset.lock = reason;
+    compose.hidden = reason === "closed";
+    sendButton.disabled = reason !== "";
+    var why = reason === "waiting" || reason === "absent" ? compose.dataset["lock" + reason.charAt(0).toUpperCase() + reason.slice(1)] : "";
+    if (lockLine.textContent !== why) lockLine.textContent = why;
+
+    if (before !== view) {
+      if (view !== "idle" && view !== "message" && loaded) setMinimized(false);
+      if (view === "waiting") say("You are in the queue for a chat.");
+      else if (view === "chatting" && before === "waiting") say("An engineer answered your chat.");
+      else if (view === "ended") say("The chat has ended.");
+      else if (view === "expired") say("Nobody could answer in time. You can leave a note on the ticket or ask for a callback.");
+      if (focusOnOpen && (view === "waiting" || view === "chatting")) {
+        focusOnOpen = false;
+        input.focus();
+      }
+      if (view === "expired" || view === "ended") {
+        var first = view === "expired" ? document.querySelector("#chat-offer textarea") : document.querySelector("#chat-leave .chat-cross");
+        if (first && dock.contains(document.activeElement)) first.focus();
+      }
+    }
+
+    document.querySelectorAll("#chat-dock textarea[data-chat-draft]").forEach(function (area) {
+      if (area !== input && !area.value && !area.dataset.filled) {
+        area.value = input.value || load(DRAFT_KEY, "");
+        area.dataset.filled = "1";
+      }
+    });
+    document.querySelectorAll("#chat-dock details.participants").forEach(function (details) {
+      if (participantsOpen && !details.open) details.open = true;
+    });
+    localizeTimes();
+    settlePending();
+    renderPending();
+    tick();
+    markRead();
+    loaded = true;
+  }
+
+  function localizeTimes() {
+    document.querySelectorAll("#chat-room time[datetime]:not([data-local])").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when)) {
+        el.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        el.title = when.toLocaleString();
+      }
+      el.dataset.local = "1";
+    });
+  }
+
+  function tick() {
+    var now = Date.now() + clockOffset;
+    var waited = "";
+    document.querySelectorAll("#chat-dock .wait-timer[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (!isNaN(since)) {
+        waited = clock((now - since) / 1000);
+        if (el.textContent !== waited) el.textContent = waited;
+      }
+    });
+    var view = dock.dataset.view;
+    var text = "";
+    if (view === "waiting") text = "· waiting " + waited;
+    else if (view === "chatting" && unread) text = "· " + unread + " new";
+    else if (view === "ended") text = "· ended";
+    else if (view === "expired") text = "· nobody answered";
+    if (headStatus.textContent !== text) headStatus.textContent = text;
+  }
+
+  function setMinimized(minimized) {
+    var toggle = dock.querySelector("[data-chat-minimize]");
+    if (minimized) dock.dataset.minimized = "1";
+    else delete dock.dataset.minimized;
+    toggle.setAttribute("aria-expanded", minimized ? "false" : "true");
+    setCookie(MIN_COOKIE, minimized ? "1" : "");
+    if (!minimized) { unread = 0; markRead(); tick(); }
+  }
+
+  function visible() {
+    return document.visibilityState === "visible" && !dock.dataset.minimized && dock.dataset.view === "chatting";
+  }
+
+  /* Tell the server how far the client has read, at most every half second, only while shown. */
+  function markRead() {
+    var room = roomId();
+    if (!room || !visible()) return;
+    unread = 0;
+    window.clearTimeout(readTimer);
+    readTimer = window.setTimeout(function () {
+      var seq = highestSeq(room);
+      if (seq > (lastRead[room] || 0) && socketOpen()) {
+        lastRead[room] = seq;
+        send({ action: "read", room_id: room, seq: seq }, true);
+      }
+    }, 500);
+  }
+
+  function clearAlerts() {
+    ["chat-errors", "chat-notice"].forEach(function (id) {
+      var el = byId(id);
+      if (el) { el.textContent = ""; el.removeAttribute("data-error"); el.removeAttribute("data-client-msg-id"); }
+    });
+  }
+
+  /* The cross when there is nothing to leave: close the dialog until something new happens. */
+  function dismiss() {
+    var view = dock.dataset.view;
+    var st = status();
+    if (view === "expired" && st) setCookie(DISMISSED_COOKIE, st.dataset.requestId);
+    if (view === "ended") {
+      var section = panel();
+      dismissedRoom = section ? section.dataset.room : dismissedRoom;
+      byId("chat-room").textContent = "";
+      savePending(pending().filter(function (item) { return item.room !== dismissedRoom; }));
+    }
+    clearAlerts();
+    refresh();
+  }
+
+  function stopTyping() {
+    window.clearTimeout(typingIdle);
+    if (typingSentAt && roomId()) send({ action: "typing", room_id: roomId(), typing: false }, true);
+    typingSentAt = 0;
+  }
+
+  // --- Socket lifecycle ----------------------------------------------------------------------
+
+  function setConn(state) {
+    dock.dataset.conn = state;
+    var text = dock.querySelector(".chat-conn-text");
+    text.textContent = state === "closed" ? "Disconnected: reload the page" : "Reconnecting…";
+    renderPending();
+  }
+
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    if (evt.target !== dock) return;
+    wrapper = evt.detail.socketWrapper;
+    window.deskchatSocket = evt.detail.event.target;
+    retries = 0;
+    // htmx:wsOpen fires before htmx flushes its queue, so the sync (and re-sends) go first.
+    wrapper.sendImmediately(JSON.stringify({ action: "sync", rooms: knownRooms() }));
+    resendPending(wrapper.queue);
+    early.splice(0).forEach(function (text) { wrapper.sendImmediately(text); });
+    lastRead = {};
+    setConn("open");
+  });
+
+  document.addEventListener("htmx:wsClose", function (evt) {
+    if (evt.target !== dock) return;
+    var code = evt.detail.event.code;
+    window.deskchatSocket = null;
+    if (REFUSED.indexOf(code) >= 0) { setConn("closed"); return; }
+    setConn("reconnecting");
+    if (HTMX_RETRIES.indexOf(code) >= 0) return; // htmx reconnects these itself
+    var socketWrapper = evt.detail.socketWrapper;
+    var delay = htmx.config.wsReconnectDelay;
+    var wait = typeof delay === "function" ? delay(retries) : 500 + Math.random() * 1000 * Math.pow(2, Math.min(retries, 5));
+    retries += 1;
+    window.setTimeout(function () {
+      if (document.body.contains(dock) && !socketOpen()) socketWrapper.reconnect();
+    }, wait);
+  });
+
+  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    if (evt.target !== dock) return;
+    var message = evt.detail.message;
+    // Read positions land on per-person elements; make room for people this page has not seen.
+    if (message.indexOf('data-event="read"') >= 0) {
+      var found = /id="room-(\d+)-read-(\d+)"/.exec(message);
+      if (found && !byId(found[0].slice(4, -1))) {
+        var reads = byId("room-" + found[1] + "-reads");
+        if (!reads) { evt.preventDefault(); return; }
+        var holder = document.createElement("div");
+        holder.id = "room-" + found[1] + "-read-" + found[2];
+        holder.hidden = true;
+        reads.appendChild(holder);
+      }
+    }
+    if (message.indexOf("data-seq=") >= 0 && (!visible())) {
+      unread += (message.match(/class="msg msg-(?:text|greeting|farewell)(?! mine)/g) || []).length;
+    }
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    if (evt.target !== dock) return;
+    var message = evt.detail.message;
+    if (message.indexOf('data-event="typing"') >= 0) {
+      window.clearTimeout(typingShown);
+      typingShown = window.setTimeout(function () {
+        document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
+      }, TYPING_SHOWN_MS);
+    } else if (/class="msg msg-(?:text|greeting|farewell)"/.test(message)) {
+      document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
+    }
+    var errors = byId("chat-errors");
+    var failed = errors && errors.dataset.clientMsgId;
+    if (failed) {
+      errors.removeAttribute("data-client-msg-id");
+      var items = pending();
+      var item = items.filter(function (p) { return p.id === failed; })[0];
+      if (item) {
+        restoreText(item.body);
+        savePending(items.filter(function (p) { return p.id !== failed; }));
+      }
+    }
+    var invitation = byId("chat-invitation");
+    var invited = invitation ? invitation.dataset.requestId : "";
+    if (invited && invited !== lastInvitation) {
+      var accept = invitation.querySelector("button.primary");
+      if (accept) accept.focus();
+    }
+    lastInvitation = invited;
+    refresh();
+  });
+
+  // --- What the client does ------------------------------------------------------------------
+
+  document.addEventListener("htmx:wsConfigSend", function (evt) {
+    var form = evt.target;
+    if (!dock.contains(form)) return;
+    clearAlerts();
+    if (form === compose) {
+      var body = input.value.trim();
+      var room = roomId();
+      if (lockReason(dock.dataset.view) !== "" || !body || !room) { evt.preventDefault(); return; }
+      var id = newId();
+      evt.detail.parameters.room_id = room;
+      evt.detail.parameters.body = body;
+      evt.detail.parameters.client_msg_id = id;
+      var items = pending();
+      items.push({ id: id, room: room, body: body });
+      input.value = "";
+      saveDraft();
+      stopTyping();
+      savePending(items);
+    } else if (form.hasAttribute("data-chat-callback")) {
+      var note = document.querySelector("#chat-offer textarea");
+      evt.detail.parameters.body = (note && note.value.trim()) || input.value.trim();
+    } else if (form.closest("#chat-invitation")) {
+      focusOnOpen = true;
+    }
+  });
+
+  // The socket carries these forms; the browser must never submit them itself.
+  document.addEventListener("submit", function (evt) {
+    if (evt.target.hasAttribute("ws-send") && dock.contains(evt.target)) evt.preventDefault();
+  }, true);
+
+  compose.addEventListener("keydown", function (evt) {
+    if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
+      evt.preventDefault();
+      if (!sendButton.disabled) compose.requestSubmit();
+    }
+  });
+
+  input.addEventListener("input", function () {
+    saveDraft();
+    var room = roomId();
+    if (!room || lockReason(dock.dataset.view) !== "" || !socketOpen()) return;
+    var now = Date.now();
+    if (now - typingSentAt > TYPING_EVERY_MS) {
+      typingSentAt = now;
+      send({ action: "typing", room_id: room, typing: true }, true);
+    }
+    window.clearTimeout(typingIdle);
+    typingIdle = window.setTimeout(stopTyping, TYPING_IDLE_MS);
+  });
+
+  dock.addEventListener("toggle", function (evt) {
+    if (evt.target.matches && evt.target.matches("details.participants")) participantsOpen = evt.target.open;
+  }, true);
+
+  dock.addEventListener("keydown", function (evt) {
+    if (evt.key === "Escape" && dock.dataset.view !== "idle" && !dock.dataset.minimized && byId("chat-dialog").contains(evt.target)) {
+      setMinimized(true);
+      dock.querySelector("[data-chat-minimize]").focus();
+    }
+  });
+
+  document.addEventListener("click", function (evt) {
+    var target = evt.target.closest ? evt.target : evt.target.parentElement;
+    var cross = target.closest(".chat-cross");
+    if (cross && dock.contains(cross)) {
+      var view = dock.dataset.view;
+      if (cross.hasAttribute("data-chat-close") || (view !== "waiting" && view !== "chatting")) {
+        evt.preventDefault();
+        dismiss();
+      } else {
+        clearAlerts();
+      }
+      return;
+    }
+    if (target.closest("[data-chat-minimize]")) {
+      setMinimized(!dock.dataset.minimized);
+      return;
+    }
+    var join = target.closest("[data-chat-join]");
+    if (join) {
+      clearAlerts();
+      setCookie(DISMISSED_COOKIE, "");
+      setMinimized(false);
+      focusOnOpen = true;
+      send({ action: "request_chat", ticket_id: parseInt(join.dataset.chatJoin, 10) });
+    }
+  });
+
+  // The note offered after a timeout goes to the tickets' own endpoint (htmx POST, CSRF header).
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = evt.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-chat-note")) return;
+    var notice = byId("chat-notice");
+    if (evt.detail.successful) {
+      setCookie(DISMISSED_COOKIE, form.dataset.requestId);
+      input.value = "";
+      saveDraft();
+      notice.textContent = "";
+      var p = document.createElement("p");
+      p.appendChild(document.createTextNode("Your note is on "));
+      var link = document.createElement("a");
+      link.href = form.dataset.ticketUrl;
+      link.textContent = "ticket #" + form.dataset.ticket;
+      p.appendChild(link);
+      p.appendChild(document.createTextNode(". We will get back to you there."));
+      notice.appendChild(p);
+      notice.dataset.notice = "note_added";
+      var tabs = byId("ticket-tabs");
+      if (tabs && location.pathname === form.dataset.ticketUrl) {
+        htmx.ajax("GET", form.dataset.ticketUrl + "?tab=notes", { target: "#ticket-tabs", swap: "outerHTML" });
+      }
+    } else {
+      var errors = byId("chat-errors");
+      errors.textContent = "";
+      var line = document.createElement("p");
+      line.textContent = "Your note could not be added. Write something, then try again.";
+      errors.appendChild(line);
+    }
+    refresh();
+  });
+
+  document.addEventListener("visibilitychange", markRead);
+  window.setInterval(tick, 1000);
+  window.setInterval(function () { send({ action: "ping" }, true); }, PING_EVERY_MS);
+
+  var draft = load(DRAFT_KEY, "");
+  if (draft && !input.value) input.value = draft;
+  lastInvitation = (byId("chat-invitation") || {}).dataset ? byId("chat-invitation").dataset.requestId : "";
+  refresh();
+})();

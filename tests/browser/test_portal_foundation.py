@@ -1,0 +1,156 @@
+"""The portal in a real browser against a real daphne: a client's ticket story and an engineer's landing.
+
+Screenshots land in screenshots/<test name>/.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, login, missing
+from tickets.models import TicketNote
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+LAPTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Launch Chromium for this module only, as the shared `browser` fixture does, then close it.
+
+    While Playwright's sync API is open, its event loop counts as running in the main thread, so
+    any async test that runs later in the session (the chat consumer tests) fails with "Cannot run
+    the event loop while another loop is running". Closing the browser here, and undoing the
+    async-unsafe switch, leaves the session as we found it.
+    """
+    if not Path(CHROMIUM).exists():
+        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield launched
+            launched.close()
+
+
+@pytest.fixture
+def browser_passwords(settings):
+    """Hash passwords with Django's default hasher, which the daphne process (not this one) checks.
+
+    The suite's autouse fixture switches this process to the fast MD5 hasher, which the server
+    process does not have configured, so users made with it could not sign in through the browser.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+
+@pytest.fixture
+def desk(f, browser_passwords):
+    """Two companies, each with a ticket; ours has a public and an internal note; one engineer."""
+    engineer = f.make_engineer(username="dana", display_name="Dana Reyes")
+    contact = f.make_contact(username="olive", first_name="Olive", last_name="Ours",
+                             company=f.make_company(name="Ours Ltd"))
+    other = f.make_contact(username="theo", first_name="Theo", last_name="Theirs",
+                           company=f.make_company(name="Theirs Inc"))
+    ticket = f.make_ticket(contact=contact, summary="Outlook keeps asking for my password")
+    other_ticket = f.make_ticket(contact=other, summary="Their mail server is down")
+    f.make_note(ticket=ticket, text="It started after this morning's update.")
+    f.make_note(ticket=ticket, author=engineer.user, text="Probably the token cache; upsell MFA", internal=True)
+    return {"engineer": engineer, "contact": contact, "ticket": ticket, "other_ticket": other_ticket}
+
+
+def test_contact_reads_and_adds_notes_and_engineer_reaches_staff_list(browser, live_server_url, screenshot, desk):
+    """A client sees only their company's tickets, reads public notes, adds one without a reload, and gets a
+    clear error for an empty one; an engineer signs in on the same page and reaches the staff list."""
+    ticket, other_ticket = desk["ticket"], desk["other_ticket"]
+    client_context = browser.new_context(viewport=LAPTOP)
+    page = client_context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # The client signs in and lands on their company's tickets.
+    login(page, live_server_url, "olive")
+    assert page.url.endswith("/tickets/")
+    assert page.locator("h1").inner_text() == "Ours Ltd tickets"
+    rows = page.locator("table.tickets tbody")
+    assert "Outlook keeps asking for my password" in rows.inner_text()
+    assert "Their mail server is down" not in page.content()
+    screenshot(page, "01-client-ticket-list")
+
+    # Another company's ticket is not found, even by its direct URL.
+    response = page.goto(f"{live_server_url}/tickets/{other_ticket.pk}/")
+    assert response.status == 404
+    assert "Their mail server" not in page.content()
+    page.goto(f"{live_server_url}/tickets/")
+
+    # The client opens the ticket and reads its public notes under the Notes tab, never the internal one.
+    page.click(f"text=#{ticket.number}")
+    page.wait_for_url(re.compile(rf"/tickets/{ticket.pk}/$"))
+    assert page.locator("[role=tab]#tab-notes").inner_text().startswith("Notes")
+    assert page.locator("#tab-notes .count").inner_text() == "1"
+    notes = page.locator("#notes ol.notes")
+    assert "It started after this morning's update." in notes.inner_text()
+    assert "upsell" not in page.content()
+    assert page.locator(".internal-badge").count() == 0
+    screenshot(page, "02-client-ticket-detail")
+
+    # Adding a note swaps the notes block in place: the new note shows and the page never reloads.
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+    page.fill("#id_text", "I restarted Outlook; it asked again.")
+    page.click("#notes button[type=submit]")
+    page.locator("#notes li.note", has_text="I restarted Outlook; it asked again.").wait_for()
+    assert navigations == []
+    assert page.input_value("#id_text") == ""
+    assert page.locator("#notes li.note").count() == 2
+    assert page.locator("#tab-notes .count").inner_text() == "2"
+    screenshot(page, "03-client-note-added")
+    assert TicketNote.objects.filter(ticket=ticket, text="I restarted Outlook; it asked again.",
+                                     internal=False).exists()
+
+    # An empty note is refused with a clear message next to the field, and nothing is saved.
+    before = TicketNote.objects.count()
+    page.fill("#id_text", "   ")
+    page.click("#notes button[type=submit]")
+    error = page.locator("#note-errors")
+    error.wait_for()
+    assert "Write something before adding the note." in error.inner_text()
+    assert page.get_attribute("#id_text", "aria-invalid") == "true"
+    assert navigations == []
+    assert TicketNote.objects.count() == before
+    screenshot(page, "04-client-empty-note-error")
+
+    # The same page on a phone.
+    page.set_viewport_size(PHONE)
+    page.reload()
+    screenshot(page, "05-client-ticket-detail-phone")
+    assert errors == []
+    client_context.close()
+
+    # The engineer signs in on the same page and reaches the staff list of all tickets.
+    engineer_context = browser.new_context(viewport=LAPTOP)
+    staff = engineer_context.new_page()
+    staff.on("pageerror", lambda error: errors.append(str(error)))
+    login(staff, live_server_url, "dana")
+    assert staff.url.endswith("/hud/")
+    staff.click("nav >> text=Tickets")
+    staff.wait_for_url(re.compile(r"/tickets/$"))
+    assert staff.locator("h1").inner_text() == "All tickets"
+    listing = staff.locator("table.tickets tbody").inner_text()
+    assert "Outlook keeps asking for my password" in listing and "Their mail server is down" in listing
+    screenshot(staff, "06-engineer-ticket-list")
+
+    # ... and sees the internal note, marked, beside the client's new one.
+    staff.click(f"text=#{ticket.number}")
+    staff.wait_for_url(re.compile(rf"/tickets/{ticket.pk}/$"))
+    internal = staff.locator("#notes li.note.internal")
+    assert "upsell MFA" in internal.inner_text()
+    assert internal.locator(".internal-badge").inner_text() == "Internal"
+    assert "I restarted Outlook; it asked again." in staff.locator("#notes").inner_text()
+    screenshot(staff, "07-engineer-ticket-detail")
+    assert errors == []
+    engineer_context.close()

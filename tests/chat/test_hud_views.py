@@ -1,0 +1,320 @@
+"""The Staff HUD's pages: who may open them, the chat log, time entries, invitations, supervisors."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from chat import services
+from chat.hud_views import rounded_hours
+from chat.models import ChatParticipant, ChatRequest
+from tickets.models import TimeEntry
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def desk(f):
+    """A client allowed to chat on a ticket, and two engineers in the default queue."""
+    company = f.make_company(name="Ours Ltd", chat="allow")
+    contact = f.make_contact(company=company, first_name="Carol", last_name="Client")
+    ticket = f.make_ticket(contact=contact, summary="VPN drops every hour")
+    queue = f.make_queue(name="Service Desk", is_default=True)
+    dana = f.make_engineer(display_name="Dana Reyes", queues=[queue])
+    sam = f.make_engineer(display_name="Sam Ortiz", queues=[queue])
+    return {"company": company, "contact": contact, "ticket": ticket, "queue": queue, "dana": dana, "sam": sam}
+
+
+def chat_between(desk, *, minutes: float = 4) -> "ChatRoom":  # noqa: F821
+    """Answer a request, exchange two messages, and have Dana leave after `minutes`."""
+    request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    services.send_message(room_id=room.pk, user=desk["contact"].user, body="It dropped again <b>now</b>", client_msg_id="c1")
+    services.send_message(room_id=room.pk, user=desk["dana"].user, body="Looking at it", client_msg_id="d1")
+    services.leave_room(room_id=room.pk, user=desk["dana"].user)
+    joined = timezone.now() - timedelta(minutes=minutes)
+    ChatParticipant.objects.filter(room=room, user=desk["dana"].user).update(joined_at=joined, left_at=timezone.now())
+    return room
+
+
+# --- Access ---------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    """Every HUD page asks an anonymous visitor to sign in first."""
+    for url in (reverse("hud"), reverse("hud_supervisor"), reverse("hud_transcript", args=[1]),
+                reverse("hud_time_entry", args=[1]), reverse("hud_ticket_chat", args=[1])):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+def test_a_contact_is_refused_every_hud_page(client, desk):
+    """A client gets 403 from the HUD, the supervisor view and every session helper."""
+    room = chat_between(desk)
+    client.force_login(desk["contact"].user)
+    for url in (reverse("hud"), reverse("hud_supervisor"), reverse("hud_transcript", args=[room.pk]),
+                reverse("hud_time_entry", args=[room.pk]), reverse("hud_ticket_panel", args=[desk["ticket"].pk]),
+                reverse("hud_ticket_chat", args=[desk["ticket"].pk])):
+        assert client.get(url, **HTMX).status_code == 403, url
+    assert client.post(reverse("hud_ticket_chat", args=[desk["ticket"].pk])).status_code == 403
+    assert not ChatRequest.objects.filter(kind=ChatRequest.Kind.INVITATION).exists()
+
+
+def test_engineers_land_on_the_hud(client, desk):
+    """The front page sends an engineer to the HUD, which connects to the staff socket."""
+    client.force_login(desk["dana"].user)
+    response = client.get(reverse("home"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("hud")
+    html = response.content.decode()
+    assert 'ws-connect="/ws/hud/"' in html
+    assert "Chat queue" in html and "Nobody is waiting." in html
+    assert 'name="availability" value="available" checked' in html
+    assert "Supervisor view" not in html
+
+
+def test_the_hud_lists_waiting_requests_with_their_wait(client, desk):
+    """A waiting request shows its client, company, ticket and the seconds waited so far."""
+    request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+    ChatRequest.objects.filter(pk=request.pk).update(requested_at=timezone.now() - timedelta(seconds=42))
+    client.force_login(desk["dana"].user)
+    html = client.get(reverse("hud")).content.decode()
+    assert f'data-request-id="{request.pk}"' in html
+    assert "Carol Client" in html and "Ours Ltd" in html and "VPN drops every hour" in html
+    assert 'data-waited="42"' in html
+    assert 'class="hud-queue overdue"' in html  # 42 s is past the 30 s alert
+
+
+# --- The chat log ---------------------------------------------------------------------------
+
+
+def test_the_chat_log_is_plain_text_with_times_and_names(client, desk):
+    """Copy chat log fetches a text/plain transcript; user text comes back exactly as typed."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    response = client.get(reverse("hud_transcript", args=[room.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    text = response.content.decode()
+    assert f"Chat #{room.pk} on ticket #{desk['ticket'].pk}" in text
+    assert "Carol Client: It dropped again <b>now</b>" in text
+    assert "Dana Reyes: Looking at it" in text
+    stamp = timezone.localtime(room.messages.get(client_msg_id="d1").created).strftime("%H:%M:%S")
+    assert f"[{stamp}] Dana Reyes: Looking at it" in text
+
+
+def test_the_chat_log_of_a_missing_room_is_not_found(client, desk):
+    client.force_login(desk["dana"].user)
+    assert client.get(reverse("hud_transcript", args=[999_999])).status_code == 404
+
+
+# --- Time entries ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("minutes", "step", "hours"), [
+    (0, 15, "0.25"), (4, 15, "0.25"), (15, 15, "0.25"), (16, 15, "0.50"), (61, 15, "1.25"),
+    (7, 6, "0.20"), (20, 0, "0.33"),
+])
+def test_time_is_rounded_up_to_whole_steps(minutes, step, hours):
+    """A chat is billed in whole steps of TIME_ENTRY_ROUNDING_MINUTES, at least one."""
+    start = timezone.now()
+    assert rounded_hours(start, start + timedelta(minutes=minutes), step_minutes=step) == Decimal(hours)
+
+
+def test_the_time_entry_form_is_prefilled_from_the_chat(client, desk, settings):
+    """Start and end are the engineer's time in the chat, hours are rounded, notes the transcript."""
+    settings.TIME_ENTRY_ROUNDING_MINUTES = 15
+    room = chat_between(desk, minutes=16)
+    part = ChatParticipant.objects.get(room=room, user=desk["dana"].user)
+    client.force_login(desk["dana"].user)
+    response = client.get(reverse("hud_time_entry", args=[room.pk]), **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    start = timezone.localtime(part.joined_at).strftime("%Y-%m-%dT%H:%M:%S")
+    end = timezone.localtime(part.left_at).strftime("%Y-%m-%dT%H:%M:%S")
+    assert f'value="{start}"' in html and f'value="{end}"' in html
+    assert 'name="hours" value="0.50"' in html
+    assert "Dana Reyes: Looking at it" in html
+    assert "It dropped again &lt;b&gt;now&lt;/b&gt;" in html  # escaped in the form
+    assert "<html" not in html  # the partial, for the session panel
+
+
+def test_saving_a_time_entry_records_it_on_the_ticket(client, desk):
+    """The saved entry has the posted times, hours and notes, and the panel says so."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    started = timezone.localtime(timezone.now() - timedelta(minutes=20)).replace(microsecond=0)
+    ended = started + timedelta(minutes=20)
+    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%S"), "ended": ended.strftime("%Y-%m-%dT%H:%M:%S"),
+        "hours": "", "notes": "Reset the VPN profile", "billable": "on",
+    }, **HTMX)
+    assert response.status_code == 200
+    entry = TimeEntry.objects.get(ticket=desk["ticket"])
+    assert entry.engineer == desk["dana"]
+    assert entry.hours == Decimal("0.50")  # empty hours: 20 minutes rounded up to 30
+    assert (entry.started, entry.ended) == (started, ended)
+    assert entry.notes == "Reset the VPN profile" and entry.billable
+    assert 'data-hours="0.50"' in response.content.decode()
+
+
+def test_a_time_entry_ending_before_it_starts_is_refused(client, desk):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    now = timezone.localtime(timezone.now()).replace(microsecond=0)
+    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
+        "started": now.strftime("%Y-%m-%dT%H:%M:%S"),
+        "ended": (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"), "hours": "0.25",
+    }, **HTMX)
+    assert response.status_code == 422
+    assert "The end can&#x27;t be before the start." in response.content.decode()
+    assert not TimeEntry.objects.exists()
+
+
+def test_a_time_entry_without_htmx_redirects_to_the_hud(client, desk):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    now = timezone.localtime(timezone.now()).replace(microsecond=0)
+    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
+        "started": now.strftime("%Y-%m-%dT%H:%M:%S"), "ended": now.strftime("%Y-%m-%dT%H:%M:%S"), "hours": "0.25",
+    })
+    assert response.status_code == 302 and response["Location"] == reverse("hud")
+    assert TimeEntry.objects.get().hours == Decimal("0.25")
+
+
+def test_only_the_chats_engineers_enter_time_for_it(client, desk):
+    """An engineer who was not in the chat gets 404 from its time entry."""
+    room = chat_between(desk)
+    client.force_login(desk["sam"].user)
+    assert client.get(reverse("hud_time_entry", args=[room.pk]), **HTMX).status_code == 404
+
+
+def test_a_left_session_comes_back_after_a_reload_until_time_is_entered(client, desk):
+    """The HUD re-renders a session the engineer left, unlocked, until a time entry wraps it up."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    html = client.get(reverse("hud")).content.decode()
+    assert f'id="session-{room.pk}"' in html and 'data-state="closed"' in html
+    assert "Looking at it" in html and "It dropped again &lt;b&gt;now&lt;/b&gt;" in html
+    assert 'data-action="copy-log" >Copy chat log' in html  # not disabled
+    now = timezone.now()
+    TimeEntry.objects.create(ticket=desk["ticket"], engineer=desk["dana"], started=now, ended=now, hours=1)
+    assert f'id="session-{room.pk}"' not in client.get(reverse("hud")).content.decode()
+
+
+# --- The ticket beside a session ------------------------------------------------------------
+
+
+def test_the_ticket_panel_shows_details_notes_and_chat_history(client, desk, f):
+    room = chat_between(desk)
+    f.make_note(ticket=desk["ticket"], author=desk["sam"].user, text="Staff only hint", internal=True)
+    client.force_login(desk["dana"].user)
+    response = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "VPN drops every hour" in html and "Ours Ltd" in html
+    assert "Staff only hint" in html and "Internal" in html
+    assert f"Chat #{room.pk}" in html and reverse("hud_transcript", args=[room.pk]) in html
+    plain = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]))
+    assert plain.status_code == 302 and plain["Location"] == reverse("tickets:detail", args=[desk["ticket"].pk])
+
+
+# --- Inviting a ticket's contact ------------------------------------------------------------
+
+
+def test_an_engineer_invites_the_contact_from_the_ticket_and_sees_the_answer(client, desk):
+    """Invite to chat shows Pending (and polls), then Rejected once the contact says no."""
+    client.force_login(desk["dana"].user)
+    ticket_page = client.get(reverse("tickets:detail", args=[desk["ticket"].pk])).content.decode()
+    assert reverse("hud_ticket_chat", args=[desk["ticket"].pk]) in ticket_page
+
+    response = client.post(reverse("hud_ticket_chat", args=[desk["ticket"].pk]), **HTMX)
+    html = response.content.decode()
+    invitation = ChatRequest.objects.get(kind=ChatRequest.Kind.INVITATION, ticket=desk["ticket"])
+    assert invitation.invited_by == desk["dana"] and invitation.state == "waiting"
+    assert "Pending" in html and 'hx-trigger="every 3s"' in html
+
+    services.reject_invitation(contact=desk["contact"], request_id=invitation.pk)
+    html = client.get(reverse("hud_ticket_chat", args=[desk["ticket"].pk]), **HTMX).content.decode()
+    assert 'data-state="rejected"' in html and "Rejected" in html and "every 3s" not in html
+
+
+def test_an_accepted_invitation_shows_as_accepted(client, desk):
+    client.force_login(desk["dana"].user)
+    client.post(reverse("hud_ticket_chat", args=[desk["ticket"].pk]), **HTMX)
+    invitation = ChatRequest.objects.get(kind=ChatRequest.Kind.INVITATION)
+    services.accept_invitation(contact=desk["contact"], request_id=invitation.pk)
+    html = client.get(reverse("hud_ticket_chat", args=[desk["ticket"].pk]), **HTMX).content.decode()
+    assert "Accepted" in html and reverse("hud") in html
+
+
+def test_inviting_a_contact_who_may_not_chat_says_why(client, desk, f):
+    contact = f.make_contact(company=f.make_company(chat="deny"), first_name="Nora")
+    ticket = f.make_ticket(contact=contact)
+    client.force_login(desk["dana"].user)
+    response = client.post(reverse("hud_ticket_chat", args=[ticket.pk]), **HTMX)
+    assert response.status_code == 422
+    assert "is not allowed to chat" in response.content.decode()
+    plain = client.post(reverse("hud_ticket_chat", args=[ticket.pk]), follow=True)
+    assert "is not allowed to chat" in plain.content.decode()
+
+
+def test_contacts_do_not_see_the_invite_button(client, desk):
+    client.force_login(desk["contact"].user)
+    page = client.get(reverse("tickets:detail", args=[desk["ticket"].pk])).content.decode()
+    assert reverse("hud_ticket_chat", args=[desk["ticket"].pk]) not in page
+
+
+# --- The supervisor view --------------------------------------------------------------------
+
+
+def test_only_supervisors_open_the_supervisor_view(client, desk):
+    client.force_login(desk["dana"].user)
+    assert client.get(reverse("hud_supervisor")).status_code == 403
+
+
+def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_assert_max_num_queries):
+    """Waiting count and longest wait, today's answered/abandoned/expired and median wait, and load."""
+    boss = f.make_engineer(display_name="Bea Boss", is_supervisor=True)
+    network = f.make_queue(name="Network Team", priorities=["critical"], members=[desk["sam"]])
+    now = timezone.now()
+
+    def requested(ticket, *, ago, state="waiting", waited=None):
+        request = ChatRequest.objects.create(ticket=ticket, contact=ticket.contact, queue=desk["queue"],
+                                             state=state, expires_at=now + timedelta(minutes=5))
+        answered_at = now - timedelta(seconds=ago - waited) if waited is not None else None
+        ChatRequest.objects.filter(pk=request.pk).update(requested_at=now - timedelta(seconds=ago), answered_at=answered_at)
+
+    room = chat_between(desk)  # answered at once
+    services.join_room(room_id=room.pk, engineer=desk["dana"])  # back in: one open session
+    requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=50)
+    for waited in (10, 20, 60):
+        requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="answered", waited=waited)
+    requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="cancelled")
+    requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="expired")
+    services.set_availability(engineer=desk["sam"], availability="away")
+
+    client.force_login(boss.user)
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("hud_supervisor"), **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html
+    assert 'hx-trigger="every 5s"' in html
+    desk_row = html.split(f'data-queue-id="{desk["queue"].pk}"')[1].split("</tr>")[0]
+    assert 'data-col="waiting">1<' in desk_row
+    assert 'data-col="longest">5' in desk_row  # 50 s (or 51 s if the clock ticked)
+    assert 'data-col="answered">4<' in desk_row  # three above and chat_between's own
+    assert 'data-col="abandoned">1<' in desk_row and 'data-col="expired">1<' in desk_row
+    assert 'data-col="median">15 s<' in desk_row  # waits of about 0, 10, 20 and 60 s
+    network_row = html.split(f'data-queue-id="{network.pk}"')[1].split("</tr>")[0]
+    assert 'data-col="waiting">0<' in network_row and 'data-col="median">–<' in network_row
+    dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
+    assert "Available" in dana_row and 'data-col="sessions">1 / 3<' in dana_row
+    sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
+    assert "Away" in sam_row and 'data-col="sessions">0 / 3<' in sam_row
+    full = client.get(reverse("hud_supervisor")).content.decode()
+    assert "<html" in full and "Supervisor view" in full
