@@ -22,6 +22,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from deskchat.events import STAFF_GROUP, queue_group, room_group, user_group
 
@@ -56,8 +57,8 @@ class TokenBucket:
 def as_int(payload: dict, key: str) -> int:
     """Read a positive integer field of a frame, or refuse the frame."""
     value = payload.get(key)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
+        value = int(value)  # form fields arrive as text; isdigit alone admits "²" and 5,000-digit numbers
     if isinstance(value, bool) or not isinstance(value, int) or not (0 <= value < 2**53):
         raise ChatError("bad_frame", f"'{key}' must be a whole number.")
     return value
@@ -70,11 +71,37 @@ def as_text(payload: dict, key: str, *, limit: int = 100_000) -> str:
     return value
 
 
+def storable(payload: dict) -> bool:
+    """Return whether every string in a frame is text PostgreSQL can store and a socket can send.
+
+    JSON may spell a NUL (\\u0000) or a lone surrogate (\\ud800): PostgreSQL refuses the first, and
+    the second cannot be encoded as UTF-8, so echoing it back in an error frame would fail too.
+    """
+    pending = [payload]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return False
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 class ChatSocket(AsyncWebsocketConsumer):
     """What both sockets share: framing, errors, rooms, messages and catch-up."""
 
     # Frames that cost nothing to store are throttled separately and dropped silently.
     LIGHT_ACTIONS = {"typing", "read", "sync", "ping"}
+    # The class of the page's participant box: the redrawn box replaces it whole (hx-swap-oob).
+    PARTICIPANTS_CLASS = ""
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -121,25 +148,44 @@ class ChatSocket(AsyncWebsocketConsumer):
             if not isinstance(payload, dict):
                 raise ValueError
         except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
-            await self.send_error("bad_frame", "That frame was not a JSON object.")
+            await self.refuse_junk("bad_frame", "That frame was not a JSON object.")
+            return
+        if not storable(payload):
+            await self.refuse_junk("bad_frame", "That frame contained characters that cannot be stored.")
             return
         action = payload.get("action")
         handler = self.actions().get(action) if isinstance(action, str) else None
         if handler is None:
-            await self.send_error("unknown_action", f"Unknown action {str(action)[:40]!r}.")
+            await self.refuse_junk("unknown_action", f"Unknown action {str(action)[:40]!r}.")
             return
         bucket = self.light_bucket if action in self.LIGHT_ACTIONS else self.bucket
         if not bucket.take():
             if action not in self.LIGHT_ACTIONS:
-                await self.send_error("rate_limited", "You are sending too fast. Wait a moment and try again.")
+                # Naming the frame's client_msg_id lets the browser put the refused text back.
+                await self.send_error("rate_limited", "You are sending too fast. Wait a moment and try again.", payload)
             return
         try:
             await handler(payload)
         except ChatError as error:
             await self.send_error(error.code, error.message, payload)
+        except (OperationalError, InterfaceError):
+            # The database is down or restarting: nothing was changed (or a retry with the same
+            # client_msg_id finds it stored), so say so plainly; the sender keeps the text and retries.
+            logger.warning("chat frame %r failed: database unavailable", action, exc_info=True)
+            await self.send_error("unavailable", "Chat is briefly unavailable. Please send that again in a moment.",
+                                  payload)
         except Exception:  # noqa: BLE001 - one bad frame must not close the socket
             logger.exception("chat frame %r failed", action)
             await self.send_error("server_error", "Something went wrong on our side. Please try again.", payload)
+
+    async def refuse_junk(self, code: str, message: str) -> None:
+        """Answer a frame that names no action we know, while it costs the sender a token.
+
+        Otherwise a stream of junk would make the server render error frames as fast as anyone
+        can send; once the bucket is empty, junk is dropped unanswered.
+        """
+        if self.bucket.take():
+            await self.send_error(code, message)
 
     def actions(self) -> dict:
         return {
@@ -166,7 +212,8 @@ class ChatSocket(AsyncWebsocketConsumer):
             raise ChatError("bad_frame", "'rooms' must map room ids to sequence numbers.")
         known = {}
         for key, seq in list(seen.items())[:50]:
-            if str(key).isdigit() and isinstance(seq, int) and 0 <= seq < 2**31:
+            key = str(key)  # ascii and short, so int() below never fails on "²" or 5,000 digits
+            if key.isascii() and key.isdigit() and len(key) <= 16 and isinstance(seq, int) and 0 <= seq < 2**31:
                 known[int(key)] = seq
         for room_id in list(self.rooms):
             if room_id in known:
@@ -210,11 +257,16 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def do_send(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await database_sync_to_async(services.send_message)(
+        message, created = await database_sync_to_async(services.send_message)(
             room_id=room_id, user=self.user, body=payload.get("body"),
             client_msg_id=as_text(payload, "client_msg_id", limit=64), kind=self.message_kind(payload),
         )
         # The message itself comes back through the room group, after commit: that is the ack.
+        # A retry of a message already stored publishes nothing (its first publish may have been
+        # lost with Redis, or its commit's reply with the database), so ack it from the database.
+        last = self.rooms.get(room_id)
+        if not created and last is not None and message.seq > last:
+            await self.catch_up(room_id, last)
 
     def message_kind(self, payload) -> str:
         return "text"
@@ -284,7 +336,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
 
     async def send_participants(self, room_id: int) -> None:
-        await self.send(text_data=await fragments.participants(room_id))
+        await self.send(text_data=await fragments.participants(room_id, css_class=self.PARTICIPANTS_CLASS))
 
     async def send_error(self, code: str, message: str, payload: dict | None = None) -> None:
         await self.send(text_data=fragments.error(code, message, payload))
@@ -311,6 +363,8 @@ class ChatSocket(AsyncWebsocketConsumer):
 
 class ClientChatConsumer(ChatSocket):
     """A client's socket, open on every portal page: requests, the chat, invitations."""
+
+    PARTICIPANTS_CLASS = "chat-participants"
 
     async def authorize(self) -> bool:
         self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
@@ -385,6 +439,7 @@ class StaffChatConsumer(ChatSocket):
     """An engineer's HUD socket: the live queue and every session they are in."""
 
     QUEUE_RENDER_DELAY = 0.05  # coalesce bursts of queue events into one redraw
+    PARTICIPANTS_CLASS = "participants-box"
 
     async def authorize(self) -> bool:
         self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)
@@ -396,7 +451,10 @@ class StaffChatConsumer(ChatSocket):
         await self.join(STAFF_GROUP)
         await presence.engineer_connected(self.engineer.pk)
         self.queue_redraw: asyncio.Task | None = None
-        await self.send(text_data=await fragments.staff_queue(self.engineer))
+        self.queue_dirty = False
+        self.queue_changes: set[int] = set()  # requests whose change the next redraw reports
+        self.queue_shown: set[int] = set()  # requests in the queue as last drawn
+        await self.send(text_data=await fragments.staff_queue(self.engineer, shown=self.queue_shown))
 
     async def disconnect(self, code):
         if getattr(self, "engineer", None) is not None and hasattr(self, "queue_redraw"):
@@ -477,13 +535,30 @@ class StaffChatConsumer(ChatSocket):
 
     async def queue_changed(self, event):
         """Redraw the queue from the database, at most once per short burst of changes."""
+        if isinstance(event.get("request_id"), int):
+            self.queue_changes.add(event["request_id"])
+        self.queue_dirty = True
         if self.queue_redraw is None or self.queue_redraw.done():
             self.queue_redraw = asyncio.create_task(self._redraw_queue())
 
     async def _redraw_queue(self):
-        await asyncio.sleep(self.QUEUE_RENDER_DELAY)
+        """Redraw until no change is left undrawn, and say who took a request that left this queue.
+
+        A change that arrives while a redraw reads the database may not be in what it read, so it
+        marks the queue dirty again and the loop draws once more.
+        """
         try:
-            await self.send(text_data=await fragments.staff_queue(self.engineer))
+            while self.queue_dirty:
+                await asyncio.sleep(self.QUEUE_RENDER_DELAY)
+                self.queue_dirty = False
+                changed, self.queue_changes = self.queue_changes, set()
+                before = set(self.queue_shown)
+                await self.send(text_data=await fragments.staff_queue(self.engineer, shown=self.queue_shown))
+                gone = (before - self.queue_shown) & changed
+                if gone:
+                    note = await fragments.taken_notice(engineer=self.engineer, request_ids=gone)
+                    if note:
+                        await self.send(text_data=note)
         except Exception:  # noqa: BLE001 - the socket may have closed meanwhile
             logger.debug("queue redraw failed", exc_info=True)
 

@@ -53,8 +53,10 @@ def pong() -> str:
 
 
 @database_sync_to_async
-def participants(room_id: int) -> str:
-    return _render(CLIENT, "participants", {"room_id": room_id, "participants": selectors.participants(room_id)})
+def participants(room_id: int, *, css_class: str = "") -> str:
+    """Redraw a room's participant list; css_class keeps the box's class, which the swap replaces."""
+    return _render(CLIENT, "participants", {"room_id": room_id, "participants": selectors.participants(room_id),
+                                            "css_class": css_class})
 
 
 def client_state_context(contact) -> dict:
@@ -88,10 +90,32 @@ def room_closed(room_id: int, *, viewer) -> str:
 
 
 @database_sync_to_async
-def staff_queue(engineer) -> str:
+def staff_queue(engineer, *, shown: set | None = None) -> str:
+    """Draw the engineer's queue; `shown`, if given, is refilled with the ids of the requests drawn."""
     engineer.refresh_from_db()
     summary = selectors.queue_summary(engineer=engineer)
+    if shown is not None:
+        shown.clear()
+        shown.update(request.pk for request in summary["requests"])
     return _render(STAFF, "queue", {**summary, "engineer": engineer, "notify": selectors.is_alertable(engineer)})
+
+
+@database_sync_to_async
+def taken_notice(*, engineer, request_ids) -> str:
+    """Say which colleague answered requests that just left this engineer's queue (empty if none did)."""
+    taken = selectors.answered_by_colleagues(engineer=engineer, request_ids=request_ids)
+    if not taken:
+        return ""
+    text = " ".join(f"{r.answered_by.display_name} answered {r.contact.name}'s chat." for r in taken)
+    return notice("taken", text)
+
+
+def colleagues_for(engineer) -> list:
+    """Return the engineers the Invite menu offers, available and online ones first, marked online."""
+    colleagues = selectors.engineers_for_invite(exclude=engineer)
+    for colleague in colleagues:
+        colleague.online = selectors.is_online(colleague)
+    return colleagues
 
 
 def session_context(room_id: int, *, viewer) -> dict:
@@ -100,9 +124,7 @@ def session_context(room_id: int, *, viewer) -> dict:
     engineer = selectors.engineer_for(viewer)
     present = selectors.participants(room_id)
     me = next((p for p in present if p.user_id == viewer.pk), None)
-    colleagues = selectors.engineers_for_invite(exclude=engineer)
-    for colleague in colleagues:
-        colleague.online = selectors.is_online(colleague)
+    colleagues = colleagues_for(engineer)
     return {
         "room": room,
         "participants": present,

@@ -114,6 +114,22 @@ def transcript(request: HtmxHttpRequest, room_id: int):
 
 @require_GET
 @login_required
+def invite_options(request: HtmxHttpRequest, room_id: int):
+    """Return the Invite menu's engineers as they are now, available ones first.
+
+    The session panel is drawn once, when the chat opens; availability changes after that, so the
+    menu asks again each time it opens.
+    """
+    engineer = _engineer(request)
+    try:
+        selectors.get_room_for_participant(user=request.user, room_id=room_id)
+    except ChatError:
+        raise Http404("No such chat.") from None
+    return render(request, "hud/ws.html#colleague_options", {"colleagues": fragments.colleagues_for(engineer)})
+
+
+@require_GET
+@login_required
 def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
     """Render the ticket beside a session: its details, notes and chat history."""
     _engineer(request)

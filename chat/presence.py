@@ -17,6 +17,8 @@ from collections import Counter
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from deskchat import events
+
 from . import services
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def ensure_sweeper() -> None:
 
 
 async def run_sweeper() -> None:
-    """Sweep forever: expire due requests, release offers, refresh presence."""
+    """Sweep forever: resend failed nudges, expire due requests, release offers, refresh presence."""
     last_refresh = 0.0
     while True:
         try:
@@ -66,4 +68,5 @@ async def run_sweeper() -> None:
             raise
         except Exception:  # noqa: BLE001 - a database blip must not stop the sweeping
             logger.warning("chat sweep failed; retrying", exc_info=True)
+        await events.resend_failed()  # apart from the sweep: Redis and the database fail separately
         await asyncio.sleep(settings.CHAT_SWEEP_INTERVAL_SECONDS)

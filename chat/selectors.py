@@ -101,6 +101,17 @@ def get_request_for_engineer(*, engineer: Engineer, request_id: int) -> ChatRequ
     return request
 
 
+def answered_by_colleagues(*, engineer: Engineer, request_ids) -> list[ChatRequest]:
+    """Return those of the given client requests that another engineer answered, oldest first."""
+    return list(
+        ChatRequest.objects.filter(pk__in=list(request_ids), kind=ChatRequest.Kind.CLIENT,
+                                   state=ChatRequest.State.ANSWERED)
+        .exclude(answered_by=engineer)
+        .select_related("answered_by", "contact__user")
+        .order_by("requested_at", "pk")
+    )
+
+
 def queue_position(request: ChatRequest) -> int:
     """Return the request's place in its queue (1 is next)."""
     if request.state != Waiting or request.queue_id is None:
@@ -276,9 +287,11 @@ def chat_context_for_ticket(*, user, ticket) -> dict:
 
 
 def templates_for(*, engineer: Engineer) -> list[MessageTemplate]:
-    """Return the engineer's own greeting/farewell templates, then the global ones."""
+    """Return greetings before farewells (the order a chat uses them), each the engineer's own first."""
     return list(
-        MessageTemplate.objects.filter(Q(owner=engineer) | Q(owner__isnull=True)).order_by("kind", "-owner", "name")
+        MessageTemplate.objects.filter(Q(owner=engineer) | Q(owner__isnull=True)).order_by(
+            "-kind", F("owner").asc(nulls_last=True), "name"  # NULLS LAST: PostgreSQL sorts NULL first otherwise
+        )
     )
 
 

@@ -78,6 +78,20 @@ def _check_may_chat(contact: Contact, ticket: Ticket) -> None:
         raise ChatError("not_allowed", "Chat is not enabled for your account.")
 
 
+def _check_request_rate(contact: Contact) -> None:
+    """Refuse a new request once the contact made CHAT_REQUEST_RATE_PER_MINUTE in the last minute.
+
+    Requests are rows, so counting them limits request/cancel cycles per contact across every
+    socket, tab and daphne process, with no counter to keep elsewhere.
+    """
+    limit = settings.CHAT_REQUEST_RATE_PER_MINUTE
+    since = timezone.now() - timedelta(minutes=1)
+    recent = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, requested_at__gt=since)
+    if limit and recent.count() >= limit:
+        raise ChatError("rate_limited", f"You have asked for a chat {limit} times in the last minute. "
+                                        "Please wait a minute before asking again.")
+
+
 @transaction.atomic
 def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     """Put the contact in the queue for a chat about one of their company's tickets.
@@ -97,6 +111,7 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
         raise ChatError("already_waiting", f"You are already waiting for a chat about ticket #{waiting.ticket_id}.")
     if selectors.active_room_for_contact(contact=contact):
         raise ChatError("already_chatting", "You are already in a chat. Leave it before starting another.")
+    _check_request_rate(contact)
     queue = route_queue(ticket)
     if queue is None:
         raise ChatError("no_queue", "Chat is not staffed right now. Please leave a note on the ticket instead.")

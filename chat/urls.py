@@ -11,6 +11,7 @@ urlpatterns = [
     path("hud/supervisor/", hud_views.supervisor, name="hud_supervisor"),
     path("hud/rooms/<int:room_id>/transcript/", hud_views.transcript, name="hud_transcript"),
     path("hud/rooms/<int:room_id>/time-entry/", hud_views.time_entry, name="hud_time_entry"),
+    path("hud/rooms/<int:room_id>/colleagues/", hud_views.invite_options, name="hud_invite_options"),
     path("hud/tickets/<int:ticket_id>/panel/", hud_views.ticket_panel, name="hud_ticket_panel"),
     path("hud/tickets/<int:ticket_id>/chat/", hud_views.ticket_chat, name="hud_ticket_chat"),
 ]

@@ -16,6 +16,33 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
+
+def close_oversized_frames_with_1009() -> None:
+    """Make daphne answer a frame over --websocket-max-message-size with close code 1009.
+
+    daphne's websocket layer (autobahn) fails a connection by dropping TCP unless `failByDrop` is
+    off, so a browser would see 1006 and never learn why. With it off, autobahn sends the close
+    frame RFC 6455 asks for (1009 "message too big", 1002 for protocol errors). daphne offers no
+    option for it, and imports this module before it builds its factory, so set it here.
+    """
+    try:
+        from daphne.ws_protocol import WebSocketFactory
+    except ImportError:  # served by something other than daphne
+        return
+    if getattr(WebSocketFactory, "_deskchat_clean_close", False):
+        return
+    original_init = WebSocketFactory.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.failByDrop = False
+
+    WebSocketFactory.__init__ = __init__
+    WebSocketFactory._deskchat_clean_close = True
+
+
+close_oversized_frames_with_1009()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

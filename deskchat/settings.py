@@ -222,6 +222,11 @@ CHAT_SWEEP_INTERVAL_SECONDS = env_float("CHAT_SWEEP_INTERVAL_SECONDS", 1.0)
 # Per connection: a burst of this many frames, refilled at this many per second.
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
+# Per contact, across sockets and processes: new chat requests allowed in any minute (0: no limit).
+CHAT_REQUEST_RATE_PER_MINUTE = env_int("CHAT_REQUEST_RATE_PER_MINUTE", 10)
+# Sign-in: this many failures for one username from one address lock it out for the window.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
 TIME_ENTRY_ROUNDING_MINUTES = env_int("TIME_ENTRY_ROUNDING_MINUTES", 15)
 # Each daphne process sweeps due chat timeouts itself; set 0 to leave it to `manage.py chat_sweeper`.
 CHAT_SWEEPER_IN_PROCESS = env_bool("CHAT_SWEEPER_IN_PROCESS", True)

@@ -51,6 +51,7 @@
   var lastInvitation = "";
   var participantsOpen = false;
   var loaded = false;
+  var callbackTicketUrl = ""; // the ticket page a callback request was sent from, until it is noted
 
   // --- Small helpers -------------------------------------------------------------------------
 
@@ -234,6 +235,13 @@
 
   function saveDraft() { store(DRAFT_KEY, input.value); }
 
+  /* A note landed on a ticket: if this page shows that ticket, redraw its notes in place. */
+  function reloadTicketNotes(ticketUrl) {
+    if (ticketUrl && byId("ticket-tabs") && location.pathname === ticketUrl) {
+      htmx.ajax("GET", ticketUrl + "?tab=notes", { target: "#ticket-tabs", swap: "outerHTML" });
+    }
+  }
+
   // --- Drawing the dock ----------------------------------------------------------------------
 
   function say(text) {
@@ -253,6 +261,12 @@
     }
 
     var reason = lockReason(view);
+    // Engineers come and go with only the participant list redrawn: keep the state line in step.
+    var stateLine = view === "chatting" && st ? st.querySelector(".state-line[data-present]") : null;
+    if (stateLine) {
+      var said = stateLine.dataset[reason === "absent" ? "absent" : "present"];
+      if (stateLine.textContent !== said) stateLine.textContent = said;
+    }
     compose.dataset.lock = reason;
     compose.hidden = reason === "closed";
     sendButton.disabled = reason !== "";
@@ -447,6 +461,14 @@
     } else if (/class="msg msg-(?:text|greeting|farewell)"/.test(message)) {
       document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
     }
+    var notice = byId("chat-notice");
+    if (callbackTicketUrl && notice && notice.dataset.notice === "callback") {
+      // What the client typed went onto the ticket with the callback request.
+      input.value = "";
+      saveDraft();
+      reloadTicketNotes(callbackTicketUrl);
+      callbackTicketUrl = "";
+    }
     var errors = byId("chat-errors");
     var failed = errors && errors.dataset.clientMsgId;
     if (failed) {
@@ -491,6 +513,7 @@
     } else if (form.hasAttribute("data-chat-callback")) {
       var note = document.querySelector("#chat-offer textarea");
       evt.detail.parameters.body = (note && note.value.trim()) || input.value.trim();
+      callbackTicketUrl = form.dataset.ticketUrl || "";
     } else if (form.closest("#chat-invitation")) {
       focusOnOpen = true;
     }
@@ -578,10 +601,7 @@
       p.appendChild(document.createTextNode(". We will get back to you there."));
       notice.appendChild(p);
       notice.dataset.notice = "note_added";
-      var tabs = byId("ticket-tabs");
-      if (tabs && location.pathname === form.dataset.ticketUrl) {
-        htmx.ajax("GET", form.dataset.ticketUrl + "?tab=notes", { target: "#ticket-tabs", swap: "outerHTML" });
-      }
+      reloadTicketNotes(form.dataset.ticketUrl);
     } else {
       var errors = byId("chat-errors");
       errors.textContent = "";

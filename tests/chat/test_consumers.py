@@ -1,12 +1,28 @@
-"""The chat sockets through the real ASGI stack: origin check, session, router, consumers."""
+"""The chat sockets through the real ASGI stack: origin check, session, router, consumers.
+
+Every test talks to deskchat.asgi's application as a browser would, asserts on the fragments
+that arrive, and disconnects its sockets. The refusals follow issue 3's list: each one gets a
+clear error frame, the socket stays open, and nothing is stored.
+"""
+
+import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
-from chat.models import ChatMessage, ChatRequest
+from accounts.models import ContactPermission, Engineer
+from accounts.permissions import CHAT
+from chat import presence, selectors, services
+from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
+from deskchat import events
+from tickets.models import Ticket
 from tests.chat.wsutil import client_socket, connect, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+STAFF_EVENTS = {"queue", "session", "room_invitation", "sent_invitation"}
 
 
 @pytest.fixture
@@ -67,6 +83,7 @@ async def test_a_retried_send_is_stored_once(desk):
     await client.drain()
     count = await sync_to_async(ChatMessage.objects.filter(room_id=room_id, body="only once").count)()
     assert count == 1
+    assert not [e for e in client.received if e.attrs.get("data-event") == "error"]
     assert len([e for e in client.messages(room_id) if e.attrs["data-seq"] == "2"]) == 1
     await client.close()
     await dana.close()
@@ -123,3 +140,709 @@ async def test_anonymous_and_cross_origin_sockets_are_refused(desk):
     assert not connected
     _, connected, code = await connect(desk["contact"].user, "/ws/hud/")
     assert not connected and code == 4403
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+
+async def open_chat(desk):
+    """Carol asks to chat and Dana answers, through the sockets; both have seq 1 ("Dana joined")."""
+    client = await client_socket(desk["contact"].user)
+    dana = await staff_socket(desk["dana"].user)
+    await client.send(action="sync", rooms={})
+    await dana.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.wait_message(room_id, 1)
+    await dana.wait_message(room_id, 1)
+    return client, dana, room_id
+
+
+def seqs(socket, room_id) -> list[int]:
+    return [int(e.attrs["data-seq"]) for e in socket.messages(room_id)]
+
+
+@sync_to_async
+def stored(room_id) -> list[tuple[int, str]]:
+    return list(ChatMessage.objects.filter(room_id=room_id).order_by("seq").values_list("seq", "body"))
+
+
+@sync_to_async
+def refresh(obj):
+    obj.refresh_from_db()
+    return obj
+
+
+async def close_all(*sockets):
+    for socket in sockets:
+        await socket.close()
+
+
+# --- Authorization ------------------------------------------------------------------------------
+
+
+async def test_a_contact_cannot_ask_to_chat_about_another_companys_ticket(desk, f):
+    """Another company's ticket is refused as not_found, exactly like a ticket that does not exist."""
+    other = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    client = await client_socket(desk["contact"].user)
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+
+    foreign = await client.refused(action="request_chat", ticket_id=other.pk)
+    missing = await client.refused(action="request_chat", ticket_id=other.pk + 1000)
+
+    assert foreign.attrs["data-error"] == missing.attrs["data-error"] == "not_found"
+    assert foreign.text == missing.text
+    assert not await sync_to_async(ChatRequest.objects.exists)()
+    await client.assert_open()
+    await dana.drain()
+    assert [e.attrs["data-count"] for e in dana.received if e.attrs.get("data-event") == "queue"] == ["0"]
+    await close_all(client, dana)
+
+
+async def test_a_contact_cannot_accept_an_invitation_sent_to_someone_else(desk, f):
+    """An invitation to another company's contact is not_found to Carol, and stays waiting for its contact."""
+    other = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=other)
+    client = await client_socket(desk["contact"].user)
+
+    error = await client.refused(action="accept_invitation", request_id=invitation.pk)
+    assert error.attrs["data-error"] == "not_found"
+    error = await client.refused(action="reject_invitation", request_id=invitation.pk)
+    assert error.attrs["data-error"] == "not_waiting"
+
+    assert (await refresh(invitation)).state == ChatRequest.State.WAITING
+    assert not await sync_to_async(ChatRoom.objects.exists)()
+    await client.assert_open()
+    await client.close()
+
+
+async def test_an_invitation_on_a_ticket_moved_to_another_company_cannot_be_accepted(desk, f):
+    """The company check runs when the invitation is accepted, not only when it was sent."""
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=desk["ticket"])
+    elsewhere = await sync_to_async(f.make_company)()
+    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(company=elsewhere)
+    client = await client_socket(desk["contact"].user)
+
+    error = await client.refused(action="accept_invitation", request_id=invitation.pk)
+
+    assert error.attrs["data-error"] == "not_found"
+    assert (await refresh(invitation)).state == ChatRequest.State.WAITING
+    assert not await sync_to_async(ChatRoom.objects.exists)()
+    await client.close()
+
+
+async def test_a_forged_chat_frame_from_a_contact_without_chat_permission_is_refused(desk, f):
+    """A contact denied chat never sees Join Chat; sending the frame anyway is refused and stores nothing."""
+    ken = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Ken", chat="deny")
+    ticket = await sync_to_async(f.make_ticket)(contact=ken)
+    client = await client_socket(ken.user)
+
+    error = await client.refused(action="request_chat", ticket_id=ticket.pk)
+
+    assert error.attrs["data-error"] == "not_allowed"
+    assert not await sync_to_async(ChatRequest.objects.exists)()
+    await client.assert_open()
+    await client.close()
+
+
+async def test_an_invitation_cannot_be_accepted_once_chat_permission_is_withdrawn(desk):
+    """The permission is checked when the contact accepts: a forged accept after a deny is refused."""
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=desk["ticket"])
+    await sync_to_async(ContactPermission.objects.create)(contact=desk["contact"], feature=CHAT, access="deny")
+    client = await client_socket(desk["contact"].user)
+
+    error = await client.refused(action="accept_invitation", request_id=invitation.pk)
+
+    assert error.attrs["data-error"] == "not_allowed"
+    assert (await refresh(invitation)).state == ChatRequest.State.WAITING
+    assert not await sync_to_async(ChatRoom.objects.exists)()
+    await client.close()
+
+
+@pytest.mark.parametrize("action", ["send", "typing", "read", "leave"])
+async def test_a_contact_outside_a_room_cannot_post_type_read_or_leave_in_it(desk, f, action):
+    """A contact of the same company who is not in the room is refused, and the room hears nothing."""
+    client, dana, room_id = await open_chat(desk)
+    eve = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Eve")
+    stranger = await client_socket(eve.user)
+    before = await stored(room_id)
+
+    error = await stranger.refused(action=action, room_id=room_id, body="psst", client_msg_id="e-1", typing=True, seq=1)
+
+    assert error.attrs["data-error"] == "not_participant"
+    assert await stored(room_id) == before
+    assert await sync_to_async(ChatParticipant.objects.filter(room_id=room_id, left_at__isnull=True).count)() == 2
+    await stranger.assert_open()
+    await client.drain()
+    await dana.drain()
+    assert not [e for e in client.received + dana.received if e.attrs.get("data-event") in ("typing", "read")]
+    assert seqs(client, room_id) == [1]
+    await close_all(client, dana, stranger)
+
+
+@pytest.mark.parametrize("action", ["send", "typing", "read", "leave", "end", "invite_engineer"])
+async def test_an_engineer_outside_a_room_cannot_act_in_it(desk, action):
+    """Sam, a colleague not in the room, cannot post, type, read, leave, end it or invite into it."""
+    client, dana, room_id = await open_chat(desk)
+    sam = await staff_socket(desk["sam"].user)
+    before = await stored(room_id)
+
+    error = await sam.refused(action=action, room_id=room_id, body="psst", client_msg_id="s-1", typing=True, seq=1,
+                              engineer_id=desk["sam"].pk)
+
+    assert error.attrs["data-error"] == "not_participant"
+    assert await stored(room_id) == before
+    assert (await sync_to_async(ChatRoom.objects.get)(pk=room_id)).state == ChatRoom.State.ACTIVE
+    await sam.assert_open()
+    await close_all(client, dana, sam)
+
+
+async def test_a_socket_outside_a_room_never_reads_its_messages(desk, f):
+    """Neither a live message nor a sync naming the room shows a stranger anything of it."""
+    client, dana, room_id = await open_chat(desk)
+    eve = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Eve")
+    stranger = await client_socket(eve.user)
+    sam = await staff_socket(desk["sam"].user)
+    for socket in (stranger, sam):
+        await socket.send(action="sync", rooms={str(room_id): 0})
+
+    await dana.send(action="send", room_id=room_id, body="private", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+
+    for socket in (stranger, sam):
+        await socket.drain()
+        assert socket.messages(room_id) == []
+        assert not [e for e in socket.received if e.attrs.get("data-room") == str(room_id)]
+    await close_all(client, dana, stranger, sam)
+
+
+async def test_an_engineer_outside_the_routed_queue_neither_sees_nor_answers_its_requests(desk, f):
+    """Only members of the queue a request was routed to see it on their HUD and may answer it."""
+    network = await sync_to_async(f.make_queue)(name="Network", order=5)
+    nick = await sync_to_async(f.make_engineer)(display_name="Nick", queues=[network])
+    client = await client_socket(desk["contact"].user)
+    nick_hud = await staff_socket(nick.user)
+    dana = await staff_socket(desk["dana"].user)
+    await nick_hud.wait_event("queue", count=0)
+    await dana.wait_event("queue", count=0)
+
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.wait_event("queue", count=1)
+    error = await nick_hud.refused(action="answer", request_id=request_id)
+
+    assert error.attrs["data-error"] == "not_found"
+    request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
+    assert request.state == ChatRequest.State.WAITING and request.queue_id == desk["queue"].pk
+    assert [e.attrs["data-count"] for e in nick_hud.received if e.attrs.get("data-event") == "queue"] == ["0"]
+    await dana.send(action="answer", request_id=request_id)
+    await dana.wait_event("session")
+    await close_all(client, nick_hud, dana)
+
+
+async def test_an_engineer_who_was_not_invited_cannot_join_a_room(desk):
+    """Joining a room takes an invitation (or having been in it)."""
+    client, dana, room_id = await open_chat(desk)
+    sam = await staff_socket(desk["sam"].user)
+
+    error = await sam.refused(action="join", room_id=room_id)
+
+    assert error.attrs["data-error"] == "not_allowed"
+    assert not await sync_to_async(ChatParticipant.objects.filter(room_id=room_id, user=desk["sam"].user).exists)()
+    await close_all(client, dana, sam)
+
+
+async def test_staff_events_and_actions_never_reach_a_contact(desk):
+    """A contact's socket gets no queue or HUD fragments in a whole chat, and staff actions are unknown to it."""
+    client, dana, room_id = await open_chat(desk)
+    await dana.send(action="send", room_id=room_id, body="hello", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+
+    for action in ("answer", "end", "join", "invite_contact", "set_availability"):
+        error = await client.refused(action=action, request_id=1, room_id=room_id, ticket_id=desk["ticket"].pk,
+                                     availability="away")
+        assert error.attrs["data-error"] == "unknown_action"
+    await client.drain()
+
+    assert not [e for e in client.received if e.attrs.get("data-event") in STAFF_EVENTS]
+    assert (await sync_to_async(ChatRoom.objects.get)(pk=room_id)).state == ChatRoom.State.ACTIVE
+    await close_all(client, dana)
+
+
+async def test_each_socket_admits_only_its_own_kind_of_user(desk):
+    """A contact is refused the staff socket and an engineer the client socket, with 4403."""
+    _, connected, code = await connect(desk["contact"].user, "/ws/hud/")
+    assert not connected and code == 4403
+    _, connected, code = await connect(desk["dana"].user, "/ws/chat/")
+    assert not connected and code == 4403
+
+
+@pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/"])
+async def test_handshakes_without_a_session_or_from_another_origin_are_refused(desk, path):
+    """No session closes with 4401; a foreign or missing Origin is refused before any consumer runs."""
+    user = desk["contact"].user if path == "/ws/chat/" else desk["dana"].user
+    _, connected, code = await connect(None, path, cookie=False)
+    assert not connected and code == 4401
+    for origin in (b"http://evil.example", b"null", None):
+        _, connected, _ = await connect(user, path, origin=origin)
+        assert not connected, origin
+    socket, connected, _ = await connect(user, path)
+    assert connected
+    await socket.close()
+
+
+# --- Bad input ----------------------------------------------------------------------------------
+
+
+NOT_JSON_OBJECTS = ["{", "not json", " ", "[1, 2]", '"send"', "42", "null", "true", "[" * 5000,
+                    b"\xff\xfe", b'{"action": "ping"']
+UNKNOWN_ACTIONS = [{}, {"action": "drop_tables"}, {"action": 5}, {"action": ["send"]}, {"action": None},
+                   {"action": "x" * 10_000}]
+BAD_SEND_FIELDS = [
+    {"room_id": "seven"}, {"room_id": None}, {"room_id": [1]}, {"room_id": {"id": 1}}, {"room_id": True},
+    {"room_id": 1.5}, {"room_id": -1}, {"room_id": 2**53}, {"room_id": 10**40}, {"room_id": 1e308},
+    {"room_id": "9" * 5000}, {"room_id": "²"},
+    {"body": 42}, {"body": ["hi"]}, {"body": None},
+    {"client_msg_id": 5}, {"client_msg_id": "x" * 65},
+]
+BAD_STAFF_FRAMES = [
+    {"action": "answer", "request_id": "9" * 5000}, {"action": "answer", "request_id": 2**64},
+    {"action": "read", "room_id": "ROOM", "seq": 1e400}, {"action": "set_availability", "availability": ["away"]},
+    {"action": "set_availability", "availability": "offline"},
+    {"action": "send", "room_id": "ROOM", "body": "x", "kind": "system"}, {"action": "sync", "rooms": [1, 2]},
+]
+
+
+async def test_a_frame_that_is_not_a_json_object_gets_bad_frame(desk, settings):
+    """Malformed or non-object JSON (text or binary) gets bad_frame each time, and the socket stays open."""
+    settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
+    client = await client_socket(desk["contact"].user)
+    for frame in NOT_JSON_OBJECTS:
+        mark = len(client.received)
+        if isinstance(frame, bytes):
+            await client.communicator.send_to(bytes_data=frame)
+        else:
+            await client.send_raw(frame)
+        error = await client.wait_event("error", since=mark)
+        assert error.attrs["data-error"] == "bad_frame", frame[:20]
+    await client.assert_open()
+    await client.close()
+
+
+async def test_an_unknown_or_missing_action_gets_unknown_action(desk, settings):
+    """A frame naming no known action is refused as unknown_action, quoting the action cut short."""
+    settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
+    client = await client_socket(desk["contact"].user)
+    for payload in UNKNOWN_ACTIONS:
+        error = await client.refused(**payload)
+        assert error.attrs["data-error"] == "unknown_action", payload
+        assert len(error.text) < 200
+    await client.assert_open()
+    await client.close()
+
+
+async def test_a_send_with_fields_of_the_wrong_type_or_size_gets_bad_frame(desk, settings):
+    """Wrong types, and numbers or ids too large for any row, are refused as bad_frame (never
+    server_error); nothing is stored and the socket stays open for the next frame."""
+    settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
+    client, dana, room_id = await open_chat(desk)
+    for fields in BAD_SEND_FIELDS:
+        payload = {"action": "send", "room_id": room_id, "body": "hello", "client_msg_id": "c-1", **fields}
+        error = await client.refused(**payload)
+        assert error.attrs["data-error"] == "bad_frame", repr(fields)[:60]
+    assert await stored(room_id) == [(1, "Dana joined.")]
+    await client.assert_open()
+    await close_all(client, dana)
+
+
+async def test_staff_frames_with_bad_fields_get_bad_frame(desk, settings):
+    """The HUD socket checks its fields the same way: bad_frame, socket open, nothing changed."""
+    settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
+    client, dana, room_id = await open_chat(desk)
+    for payload in BAD_STAFF_FRAMES:
+        payload = {key: room_id if value == "ROOM" else value for key, value in payload.items()}
+        error = await dana.refused(**payload)
+        assert error.attrs["data-error"] == "bad_frame", repr(payload)[:60]
+    assert await stored(room_id) == [(1, "Dana joined.")]
+    assert (await sync_to_async(Engineer.objects.get)(pk=desk["dana"].pk)).availability == "available"
+    await dana.assert_open()
+    await close_all(client, dana)
+
+
+async def test_a_sync_with_junk_entries_ignores_them(desk):
+    """Room ids that are not numbers and seqs that are not whole numbers are skipped, not fatal."""
+    client, dana, room_id = await open_chat(desk)
+    again = await client_socket(desk["contact"].user)
+    mark = len(again.received)
+
+    await again.send(action="sync", rooms={"²": 1, "9" * 5000: 1, "x": 1, "-3": 1, str(room_id): 0, "7": "many"})
+    await again.wait_message(room_id, 1)
+    await again.assert_open()
+
+    assert not [e for e in again.received[mark:] if e.attrs.get("data-event") == "error"]
+    assert seqs(again, room_id) == [1]
+    await close_all(client, dana, again)
+
+
+@pytest.mark.parametrize("body, code", [("", "empty"), ("   \n\t ", "empty"), ("x" * 51, "too_long")])
+async def test_empty_and_oversized_messages_are_refused_and_the_text_is_kept(desk, settings, body, code):
+    """An empty or too long message gets its error code, naming the client_msg_id so the browser keeps the
+    text; nothing is stored, nobody else hears anything, and the next message takes the next seq."""
+    settings.CHAT_MESSAGE_MAX_LENGTH = 50
+    client, dana, room_id = await open_chat(desk)
+
+    error = await client.refused(action="send", room_id=room_id, body=body, client_msg_id="c-bad")
+
+    assert error.attrs["data-error"] == code
+    assert error.attrs["data-client-msg-id"] == "c-bad"
+    if code == "too_long":
+        assert "50" in error.text and "51" in error.text
+    assert await stored(room_id) == [(1, "Dana joined.")]
+    await client.send(action="send", room_id=room_id, body="x" * 50, client_msg_id="c-ok")
+    await dana.wait_message(room_id, 2)
+    await dana.drain()
+    assert seqs(dana, room_id) == [1, 2]
+    assert not [e for e in dana.received if e.attrs.get("data-event") == "error"]
+    await close_all(client, dana)
+
+
+async def test_a_flooding_sender_is_rate_limited_without_losing_or_affecting_anything(desk, settings):
+    """Past the burst, sends get rate_limited naming their client_msg_id; every send is either stored
+    once or refused by id, the flooder's socket stays open and the other participant chats on."""
+    settings.CHAT_RATE_BURST = 5
+    settings.CHAT_RATE_PER_SECOND = 2
+    client, dana, room_id = await open_chat(desk)
+    ids = [f"flood-{n}" for n in range(15)]
+
+    for client_msg_id in ids:
+        await client.send(action="send", room_id=room_id, body=client_msg_id, client_msg_id=client_msg_id)
+    await client.assert_open()
+    await client.drain()
+
+    limited = [e.attrs["data-client-msg-id"] for e in client.received
+               if e.attrs.get("data-event") == "error" and e.attrs["data-error"] == "rate_limited"]
+    bodies = [body for _, body in await stored(room_id)][1:]
+    assert len(limited) >= 5
+    assert sorted(limited + bodies) == sorted(ids)  # each send stored or refused by its id, never both
+    assert len(set(bodies)) == len(bodies)
+
+    # Dana's own allowance is untouched, and the flooder may send again once the bucket refills.
+    await dana.send(action="send", room_id=room_id, body="still here", client_msg_id="d-1")
+    reply = await client.wait_for(lambda e: e.attrs.get("data-client-msg-id") == "d-1" and "data-seq" in e.attrs)
+    assert "still here" in reply.text
+    await asyncio.sleep(0.6)
+    await client.send(action="send", room_id=room_id, body="after the pause", client_msg_id="c-late")
+    await dana.wait_for(lambda e: e.attrs.get("data-client-msg-id") == "c-late" and "data-seq" in e.attrs)
+    await close_all(client, dana)
+
+
+async def test_a_change_that_fails_halfway_saves_and_announces_nothing(desk, monkeypatch):
+    """If ending a room fails after its first writes, the transaction rolls back: the room stays
+    active, no "ended" message exists, nobody is told, and the engineer gets server_error."""
+    client, dana, room_id = await open_chat(desk)
+
+    def broken(**kwargs):
+        raise RuntimeError("note storage is down")
+
+    monkeypatch.setattr("chat.services.add_system_note", broken)
+    error = await dana.refused(action="end", room_id=room_id)
+
+    assert error.attrs["data-error"] == "server_error"
+    room = await sync_to_async(ChatRoom.objects.get)(pk=room_id)
+    assert room.state == ChatRoom.State.ACTIVE and room.last_seq == 1
+    assert await stored(room_id) == [(1, "Dana joined.")]
+    await client.drain()
+    assert seqs(client, room_id) == [1]
+    assert not [e for e in client.received if e.attrs.get("data-event") == "room_closed"]
+
+    monkeypatch.undo()
+    await dana.send(action="end", room_id=room_id)
+    ended = await client.wait_message(room_id, 2)
+    assert "Dana ended the chat." in ended.text
+    await client.wait_event("room_closed", room=room_id)
+    await close_all(client, dana)
+
+
+async def test_a_message_is_stored_as_sent_and_escaped_in_every_fragment(desk):
+    """Markup in a body is kept verbatim in the database and reaches both sides only escaped."""
+    client, dana, room_id = await open_chat(desk)
+    body = '<script>alert("x")</script> <b>bold</b> & <img src=x onerror=alert(1)>'
+
+    await client.send(action="send", room_id=room_id, body=body, client_msg_id="c-1")
+    for socket in (client, dana):
+        await socket.wait_message(room_id, 2)
+
+    assert (await stored(room_id))[-1] == (2, body)
+    for socket in (client, dana):
+        frame = next(f for f in socket.frames if 'data-seq="2"' in f)
+        assert "<script>" not in frame and "<b>" not in frame and "<img" not in frame
+        assert "&lt;script&gt;" in frame and "&amp;" in frame
+    await close_all(client, dana)
+
+
+# --- Delivery: catch-up, duplicates, retries ----------------------------------------------------
+
+
+async def test_a_message_whose_group_event_was_lost_is_filled_from_the_database(desk, monkeypatch):
+    """The channel layer drops seq 2's event; seq 3's event reveals the gap and both arrive, in order."""
+    client, dana, room_id = await open_chat(desk)
+    deliver = events.publish
+
+    def lossy(group, event):
+        if not (event["type"] == "chat.message" and event["message"]["seq"] == 2):
+            deliver(group, event)
+
+    monkeypatch.setattr("deskchat.events.publish", lossy)
+    await dana.send(action="send", room_id=room_id, body="lost in transit", client_msg_id="d-1")
+    await dana.send(action="send", room_id=room_id, body="arrives", client_msg_id="d-2")
+
+    for socket in (client, dana):
+        await socket.wait_message(room_id, 3)
+        await socket.drain()
+        assert seqs(socket, room_id) == [1, 2, 3]
+    assert "lost in transit" in client.messages(room_id)[1].text
+    await close_all(client, dana)
+
+
+async def test_a_message_event_delivered_twice_is_shown_once(desk, monkeypatch):
+    """A duplicated group event (a retried publish) is dropped by its seq."""
+    client, dana, room_id = await open_chat(desk)
+    deliver = events.publish
+
+    def twice(group, event):
+        deliver(group, event)
+        if event["type"] == "chat.message":
+            deliver(group, event)
+
+    monkeypatch.setattr("deskchat.events.publish", twice)
+    await dana.send(action="send", room_id=room_id, body="once", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+    await client.drain()
+    assert seqs(client, room_id) == [1, 2]
+    await close_all(client, dana)
+
+
+async def test_live_messages_wait_for_the_sync_so_nothing_arrives_twice(desk):
+    """A reconnected socket holds a room's live messages until its sync, which reads them from the
+    database: each message arrives exactly once, in order."""
+    client, dana, room_id = await open_chat(desk)
+    again = await client_socket(desk["contact"].user)
+    await again.drain(timeout=0.2)
+
+    await dana.send(action="send", room_id=room_id, body="while you were connecting", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+    await again.drain(timeout=0.3)
+    assert again.messages(room_id) == []  # held back: the browser has not said what it shows
+
+    await again.send(action="sync", rooms={str(room_id): 1})
+    await again.wait_message(room_id, 2)
+    await dana.send(action="send", room_id=room_id, body="and after", client_msg_id="d-2")
+    await again.wait_message(room_id, 3)
+    await again.drain()
+    assert seqs(again, room_id) == [2, 3]
+    await close_all(client, dana, again)
+
+
+async def test_a_send_retried_after_a_reconnect_is_not_stored_twice(desk):
+    """The browser resends an unacknowledged message on its new socket; the stored one is kept and
+    comes back through the sync, with no second copy."""
+    client, dana, room_id = await open_chat(desk)
+    await client.send(action="send", room_id=room_id, body="did this arrive?", client_msg_id="c-retry")
+    await dana.wait_message(room_id, 2)
+    await client.close()  # the ack was lost with the connection
+
+    again = await client_socket(desk["contact"].user)
+    await again.send(action="sync", rooms={str(room_id): 1})
+    await again.send(action="send", room_id=room_id, body="did this arrive?", client_msg_id="c-retry")
+    await again.wait_message(room_id, 2)
+    await again.drain()
+    await dana.drain()
+
+    assert await stored(room_id) == [(1, "Dana joined."), (2, "did this arrive?")]
+    assert seqs(again, room_id) == [2]
+    assert not [e for e in again.received if e.attrs.get("data-event") == "error"]  # a quiet success
+    assert seqs(dana, room_id) == [1, 2]
+    await close_all(again, dana)
+
+
+# --- Typing and read position -----------------------------------------------------------------
+
+
+async def test_typing_arrives_live_for_the_others_in_the_room(desk):
+    """Carol typing shows "Carol … is typing" on Dana's HUD and stops when she stops; her own socket
+    is not told about herself."""
+    client, dana, room_id = await open_chat(desk)
+    carol = desk["contact"].user
+
+    await client.send(action="typing", room_id=room_id, typing=True)
+    typing = await dana.next_event("typing", room=room_id, user=carol.pk)
+    assert typing.attrs["data-typing"] == "1" and "Carol Client is typing" in typing.text
+    await client.send(action="typing", room_id=room_id, typing=False)
+    stopped = await dana.next_event("typing", room=room_id, user=carol.pk)
+    assert stopped.attrs["data-typing"] == "0" and "typing" not in stopped.text
+
+    await client.drain()
+    assert not [e for e in client.received if e.attrs.get("data-event") == "typing"]
+    await close_all(client, dana)
+
+
+async def test_the_read_position_arrives_live_and_is_stored(desk):
+    """Carol reading up to seq 2 tells the room at once and is stored; reading back tells nobody."""
+    client, dana, room_id = await open_chat(desk)
+    await dana.send(action="send", room_id=room_id, body="hi", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+
+    await client.send(action="read", room_id=room_id, seq=2)
+    read = await dana.next_event("read", room=room_id, user=desk["contact"].user_id)
+    assert read.attrs["data-seq"] == "2"
+    participant = await sync_to_async(ChatParticipant.objects.get)(room_id=room_id, user=desk["contact"].user)
+    assert participant.last_read_seq == 2
+
+    await client.send(action="read", room_id=room_id, seq=1)
+    await dana.drain()
+    assert [e.attrs["data-seq"] for e in dana.received if e.attrs.get("data-event") == "read"] == ["2"]
+    assert (await refresh(participant)).last_read_seq == 2
+    await close_all(client, dana)
+
+
+# --- Queue state, presence and the chat limit -------------------------------------------------
+
+
+async def test_a_reconnecting_hud_rebuilds_its_queue_from_the_database(desk, f):
+    """Requests that arrived while the HUD was away, and one that left, show correctly on reconnect."""
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    await dana.close()
+
+    first = await sync_to_async(services.request_chat)(contact=desk["contact"], ticket=desk["ticket"])
+    ticket = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    second = await sync_to_async(services.request_chat)(contact=ticket.contact, ticket=ticket)
+    gone = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    cancelled = await sync_to_async(services.request_chat)(contact=gone.contact, ticket=gone)
+    await sync_to_async(services.cancel_request)(contact=gone.contact, request_id=cancelled.pk)
+
+    again = await staff_socket(desk["dana"].user)
+    queue = await again.wait_event("queue")
+
+    assert queue.attrs["data-count"] == "2"
+    assert f"#{first.ticket_id} " in queue.text and f"#{second.ticket_id} " in queue.text
+    assert f"#{cancelled.ticket_id} " not in queue.text
+    await again.close()
+
+
+async def test_a_missed_queue_nudge_is_healed_by_the_next_one(desk, f, monkeypatch):
+    """The queue is redrawn from the database on every nudge, so one lost nudge costs nothing."""
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    deliver = events.publish
+    monkeypatch.setattr("deskchat.events.publish",
+                        lambda group, event: None if event["type"] == "queue.changed" else deliver(group, event))
+    await sync_to_async(services.request_chat)(contact=desk["contact"], ticket=desk["ticket"])
+    monkeypatch.undo()
+    await dana.drain()
+    assert [e.attrs["data-count"] for e in dana.received if e.attrs.get("data-event") == "queue"] == ["0"]
+
+    ticket = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    await sync_to_async(services.request_chat)(contact=ticket.contact, ticket=ticket)
+    await dana.wait_event("queue", count=2)
+    await dana.close()
+
+
+async def test_an_open_hud_makes_its_engineer_alertable(desk):
+    """Connecting the HUD marks the engineer seen now, so the queue says to alert them (data-notify=1)."""
+    assert not selectors.is_online(desk["dana"])
+    dana = await staff_socket(desk["dana"].user)
+    queue = await dana.wait_event("queue")
+    assert queue.attrs["data-notify"] == "1"
+    assert selectors.is_online(await refresh(desk["dana"]))
+    await dana.close()
+
+
+async def test_an_engineer_with_no_hud_for_the_presence_timeout_is_offline_for_offers(desk, f, settings):
+    """The ticket's engineer is offered a request first only while some HUD socket has refreshed them
+    within CHAT_PRESENCE_TIMEOUT_SECONDS, whatever availability they set."""
+    settings.CHAT_PRESENCE_TIMEOUT_SECONDS = 90
+    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk["queue"]])
+    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(assigned_engineer=lee)
+    hud = await staff_socket(lee.user)
+    await hud.wait_event("queue", notify=1)
+    await hud.close()
+    # 91 s later, no process has refreshed Lee: still "available", but offline.
+    await sync_to_async(Engineer.objects.filter(pk=lee.pk).update)(last_seen_at=timezone.now() - timedelta(seconds=91))
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+
+    request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
+    assert request.offered_to_id is None  # straight to the whole queue
+    await dana.wait_event("queue", count=1)
+    assert (await refresh(lee)).availability == "available" and not selectors.is_online(lee)
+    await close_all(client, dana)
+
+
+async def test_an_engineer_with_an_open_hud_is_offered_their_tickets_request_first(desk, f):
+    """While Lee's HUD is open he gets the request alone; the queue does not see it yet."""
+    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk["queue"]])
+    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(assigned_engineer=lee)
+    hud = await staff_socket(lee.user)
+    dana = await staff_socket(desk["dana"].user)
+    await hud.wait_event("queue", count=0)
+    await dana.wait_event("queue", count=0)
+
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    offered = await hud.wait_event("queue", count=1)
+    assert "Offered to you first" in offered.text
+    await dana.drain()
+    assert {e.attrs["data-count"] for e in dana.received if e.attrs.get("data-event") == "queue"} == {"0"}
+    await close_all(client, hud, dana)
+
+
+async def test_the_sweeper_keeps_engineers_with_an_open_hud_online(desk):
+    """Each process refreshes last_seen_at for the engineers it holds HUD sockets for; one whose
+    socket closed is not refreshed and drops offline after the timeout."""
+    dana = await staff_socket(desk["dana"].user)
+    sam = await staff_socket(desk["sam"].user)
+    await sam.close()
+    long_ago = timezone.now() - timedelta(hours=1)
+    await sync_to_async(Engineer.objects.update)(last_seen_at=long_ago)
+
+    sweeper = asyncio.create_task(presence.run_sweeper())
+    try:
+        for _ in range(100):
+            if selectors.is_online(await refresh(desk["dana"])):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        sweeper.cancel()
+    assert selectors.is_online(await refresh(desk["dana"]))
+    assert (await refresh(desk["sam"])).last_seen_at == long_ago
+    await dana.close()
+
+
+async def test_an_engineer_at_their_chat_limit_is_not_alerted(desk, f):
+    """At the concurrent-chat limit, the HUD still lists a new request but says not to alert
+    (data-notify=0), while a colleague under the limit is alerted; freeing up alerts again."""
+    await sync_to_async(Engineer.objects.filter(pk=desk["dana"].pk).update)(max_concurrent_chats=1)
+    client, dana, room_id = await open_chat(desk)
+    sam = await staff_socket(desk["sam"].user)
+    await sam.wait_event("queue", count=0)
+
+    await dana.wait_event("queue", count=0)  # Carol's request left the queue when Dana answered it
+    await dana.drain()
+    ticket = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
+    await sync_to_async(services.request_chat)(contact=ticket.contact, ticket=ticket)
+
+    assert (await dana.next_event("queue", count=1)).attrs["data-notify"] == "0"
+    assert (await sam.next_event("queue", count=1)).attrs["data-notify"] == "1"
+    await dana.send(action="end", room_id=room_id)
+    await dana.wait_event("room_closed", room=room_id)
+    await dana.send(action="set_availability", availability="available")  # any redraw re-reads the load
+    await dana.next_event("queue", count=1, notify=1)
+    await close_all(client, dana, sam)

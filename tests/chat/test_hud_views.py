@@ -59,10 +59,20 @@ def test_a_contact_is_refused_every_hud_page(client, desk):
     client.force_login(desk["contact"].user)
     for url in (reverse("hud"), reverse("hud_supervisor"), reverse("hud_transcript", args=[room.pk]),
                 reverse("hud_time_entry", args=[room.pk]), reverse("hud_ticket_panel", args=[desk["ticket"].pk]),
-                reverse("hud_ticket_chat", args=[desk["ticket"].pk])):
+                reverse("hud_ticket_chat", args=[desk["ticket"].pk]), reverse("hud_invite_options", args=[room.pk])):
         assert client.get(url, **HTMX).status_code == 403, url
     assert client.post(reverse("hud_ticket_chat", args=[desk["ticket"].pk])).status_code == 403
     assert not ChatRequest.objects.filter(kind=ChatRequest.Kind.INVITATION).exists()
+
+
+def test_a_refused_page_explains_itself_on_the_site_layout(client, desk):
+    """The 403 page says why in plain words, inside the site's layout, with a way back."""
+    client.force_login(desk["contact"].user)
+    response = client.get(reverse("hud"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You can't open this page" in page and "The HUD is for engineers." in page
+    assert 'href="/tickets/"' in page and "Back to your tickets" in page
 
 
 def test_engineers_land_on_the_hud(client, desk):
@@ -204,6 +214,47 @@ def test_a_left_session_comes_back_after_a_reload_until_time_is_entered(client, 
     now = timezone.now()
     TimeEntry.objects.create(ticket=desk["ticket"], engineer=desk["dana"], started=now, ended=now, hours=1)
     assert f'id="session-{room.pk}"' not in client.get(reverse("hud")).content.decode()
+
+
+# --- Inviting a colleague -------------------------------------------------------------------
+
+
+def test_the_invite_menu_lists_colleagues_as_they_are_now(client, desk, f):
+    """Opening Invite re-reads availability: a colleague who just became available comes first."""
+    request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    aaron = f.make_engineer(display_name="Aaron Away", availability="away")
+    sam = desk["sam"]
+    sam.availability = "busy"
+    sam.last_seen_at = timezone.now()
+    sam.save()
+    client.force_login(desk["dana"].user)
+    url = reverse("hud_invite_options", args=[room.pk])
+    before = client.get(url, **HTMX).content.decode()
+    assert before.index("Aaron Away · offline") < before.index("Sam Ortiz · busy")
+    services.set_availability(engineer=sam, availability="available")
+    after = client.get(url, **HTMX).content.decode()
+    assert after.index("Sam Ortiz · available") < after.index("Aaron Away · offline")
+    assert "Dana Reyes" not in after
+    assert f'value="{aaron.pk}"' in after
+
+
+def test_only_the_chats_engineers_get_its_invite_menu(client, desk, f):
+    """An engineer who is not in the chat gets 404 from its Invite menu."""
+    room = chat_between(desk)
+    client.force_login(f.make_engineer(display_name="Outsider").user)
+    assert client.get(reverse("hud_invite_options", args=[room.pk]), **HTMX).status_code == 404
+
+
+def test_greetings_come_before_farewells_and_own_templates_before_shared_ones(desk):
+    """The template bar offers a greeting first, and an engineer's own template before the shared one."""
+    from chat import selectors
+    from chat.models import MessageTemplate
+
+    shared_bye = MessageTemplate.objects.create(kind="farewell", name="A bye", body="Bye")
+    shared_hi = MessageTemplate.objects.create(kind="greeting", name="A hello", body="Hi")
+    own_hi = MessageTemplate.objects.create(kind="greeting", name="Z mine", body="Hey", owner=desk["dana"])
+    assert selectors.templates_for(engineer=desk["dana"]) == [own_hi, shared_hi, shared_bye]
 
 
 # --- The ticket beside a session ------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Every chat state change through chat/services.py: routing, requests, rooms and messages.
 
-These run inside a rolled-back transaction; the tests that watch events on the channel layer
-or need several connections live in test_guarantees.py.
+These run inside a rolled-back transaction. The tests that need several connections at once
+live in test_concurrency.py (threads on PostgreSQL), test_consumers.py (sockets and events) and
+tests/multiprocess (real daphne processes).
 """
 
 from datetime import timedelta

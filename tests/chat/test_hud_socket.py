@@ -1,0 +1,95 @@
+"""The HUD socket's queue: who took a request, and no change left undrawn.
+
+These sit apart from test_consumers.py (the engine's protocol and refusals) because they cover
+what the Staff HUD shows (issue 5); they use the same real ASGI stack and helpers.
+"""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import fragments, services
+from tests.chat.wsutil import client_socket, staff_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def desk(f):
+    """Two contacts of a company allowed to chat, each with a ticket, and two engineers in the default queue."""
+    company = f.make_company(chat="allow")
+    carol = f.make_contact(company=company, first_name="Carol", last_name="Diaz")
+    nina = f.make_contact(company=company, first_name="Nina", last_name="Patel")
+    queue = f.make_queue(name="Service Desk", is_default=True)
+    return {
+        "carol": carol, "nina": nina,
+        "ticket": f.make_ticket(contact=carol), "other": f.make_ticket(contact=nina),
+        "dana": f.make_engineer(display_name="Dana Reyes", queues=[queue]),
+        "sam": f.make_engineer(display_name="Sam Okafor", queues=[queue]),
+    }
+
+
+async def test_engineers_who_saw_a_request_are_told_which_colleague_answered_it(desk):
+    """When a request leaves the queue because a colleague answered it, the others get a note naming them."""
+    client = await client_socket(desk["carol"].user)
+    dana = await staff_socket(desk["dana"].user)
+    sam = await staff_socket(desk["sam"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await sam.wait_event("queue", count=1)
+    await dana.wait_event("queue", count=1)
+
+    mark = len(sam.received)
+    await dana.send(action="answer", request_id=request_id)
+    await dana.wait_event("session")
+    await sam.wait_event("queue", count=0, since=mark)
+    note = await sam.wait_event("notice", since=mark, notice="taken")
+    assert note.text.strip() == "Dana Reyes answered Carol Diaz's chat."
+    await dana.drain()
+    assert not [e for e in dana.received if e.attrs.get("data-notice") == "taken"]
+    for s in (client, dana, sam):
+        await s.close()
+
+
+async def test_a_request_cancelled_by_the_client_leaves_without_a_note(desk):
+    """A request the client withdraws just leaves the queue: nobody is told a colleague took it."""
+    client = await client_socket(desk["carol"].user)
+    sam = await staff_socket(desk["sam"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await sam.wait_event("queue", count=1)
+    mark = len(sam.received)
+    await client.send(action="cancel", request_id=request_id)
+    await sam.wait_event("queue", count=0, since=mark)
+    await sam.drain()
+    assert not [e for e in sam.received if e.attrs.get("data-event") == "notice"]
+    await client.close()
+    await sam.close()
+
+
+async def test_a_queue_change_that_arrives_during_a_redraw_is_drawn_too(desk, monkeypatch):
+    """A request that joins while the queue is being drawn from a read that missed it is drawn next."""
+    drawn = asyncio.Event()
+    release = asyncio.Event()
+    original = fragments.staff_queue
+    calls = []
+
+    async def slow_staff_queue(engineer, **kwargs):
+        html = await original(engineer, **kwargs)
+        calls.append(html)
+        if len(calls) == 2:  # the first redraw after the one on connect: hold it after its read
+            drawn.set()
+            await release.wait()
+        return html
+
+    monkeypatch.setattr(fragments, "staff_queue", slow_staff_queue)
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    await asyncio.wait_for(drawn.wait(), 5)
+    await sync_to_async(services.request_chat)(contact=desk["nina"], ticket=desk["other"])
+    await asyncio.sleep(0.3)  # let the second queue.changed reach the consumer while the redraw is held
+    release.set()
+    await dana.wait_event("queue", count=2)
+    await dana.close()

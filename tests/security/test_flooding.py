@@ -1,0 +1,204 @@
+"""Flooding: messages per socket, chat requests per contact, sign-in attempts per username and address.
+
+Each limit has a setting, refuses with a message a person can act on, and leaves everyone else alone.
+"""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import LoginFailure
+from chat import services
+from chat.models import ChatMessage, ChatRequest
+from tests.chat.wsutil import client_socket, staff_socket
+from tests.factories import PASSWORD
+
+
+# --- Messages: a token bucket per socket ------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_message_flood_is_rate_limited_per_socket(world, settings):
+    """Past CHAT_RATE_BURST frames, sends get `rate_limited` with a clear message; other sockets are unaffected."""
+    settings.CHAT_RATE_BURST = 5
+    settings.CHAT_RATE_PER_SECOND = 0.01
+    room_id = world["room"].pk
+    carol = await client_socket(world["carol"].user)
+    await carol.send(action="sync", rooms={})
+    for n in range(12):
+        await carol.send(action="send", room_id=room_id, body=f"flood {n}", client_msg_id=f"f{n}")
+    error = await carol.wait_event("error")
+    assert error.attrs["data-error"] == "rate_limited"
+    assert "sending too fast" in error.text
+    await carol.drain(0.3)
+    stored = await sync_to_async(ChatMessage.objects.filter(room_id=room_id, body__startswith="flood").count)()
+    assert stored == 5
+
+    dana = await staff_socket(world["dana"].user)
+    await dana.send(action="sync", rooms={})
+    await dana.send(action="send", room_id=room_id, body="still heard", client_msg_id="d-ok")
+    await dana.wait_for(lambda e: "still heard" in e.text)
+    await carol.wait_for(lambda e: "still heard" in e.text)  # the limited socket still receives
+    await carol.close()
+    await dana.close()
+
+
+# --- Chat requests: per contact, counted in the database -------------------------------------
+
+
+@pytest.mark.django_db
+def test_request_cancel_cycles_are_limited_per_contact(world, settings):
+    """After CHAT_REQUEST_RATE_PER_MINUTE requests in a minute, the next is refused with rate_limited."""
+    settings.CHAT_REQUEST_RATE_PER_MINUTE = 3
+    carl, ticket = world["carl"], world["carl_ticket"]
+    for _ in range(3):
+        request = services.request_chat(contact=carl, ticket=ticket)
+        services.cancel_request(contact=carl, request_id=request.pk)
+    with pytest.raises(services.ChatError) as refused:
+        services.request_chat(contact=carl, ticket=ticket)
+    assert refused.value.code == "rate_limited"
+    assert "wait a minute" in refused.value.message
+    # Another contact of the same company is not affected.
+    assert services.request_chat(contact=world["cleo"], ticket=world["cleo_ticket"]).state == "waiting"
+    assert ChatRequest.objects.filter(contact=carl, state="waiting").count() == 0
+
+
+@pytest.mark.django_db
+def test_the_request_limit_lifts_after_a_minute(world, settings):
+    """Requests older than a minute no longer count."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.CHAT_REQUEST_RATE_PER_MINUTE = 2
+    carl, ticket = world["carl"], world["carl_ticket"]
+    for _ in range(2):
+        services.cancel_request(contact=carl, request_id=services.request_chat(contact=carl, ticket=ticket).pk)
+    ChatRequest.objects.filter(contact=carl).update(requested_at=timezone.now() - timedelta(seconds=61))
+    assert services.request_chat(contact=carl, ticket=ticket).state == "waiting"
+
+
+@pytest.mark.django_db
+def test_asking_again_for_the_waiting_request_does_not_count(world, settings):
+    """Re-sending request_chat for the ticket already waiting returns it and is never refused."""
+    settings.CHAT_REQUEST_RATE_PER_MINUTE = 1
+    first = services.request_chat(contact=world["carl"], ticket=world["carl_ticket"])
+    for _ in range(5):
+        assert services.request_chat(contact=world["carl"], ticket=world["carl_ticket"]).pk == first.pk
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_flood_gets_a_clear_error_frame(world, settings):
+    """Over the socket, the refused request is an error frame saying to wait; the other sockets' requests go on."""
+    settings.CHAT_REQUEST_RATE_PER_MINUTE = 2
+    carl = await client_socket(world["carl"].user)
+    for _ in range(2):
+        await carl.send(action="request_chat", ticket_id=world["carl_ticket"].pk)
+        state = await carl.wait_event("client_state", state="waiting")
+        await carl.send(action="cancel", request_id=int(state.attrs["data-request-id"]))
+        await carl.wait_event("client_state", state="idle")
+        await carl.drain(0.3)
+        carl.received.clear()
+    await carl.send(action="request_chat", ticket_id=world["carl_ticket"].pk)
+    error = await carl.wait_event("error")
+    assert error.attrs["data-error"] == "rate_limited"
+    assert "wait a minute" in error.text
+    await carl.close()
+    # A second socket of the same contact (another tab, another process) is limited too.
+    again = await client_socket(world["carl"].user)
+    await again.send(action="request_chat", ticket_id=world["carl_ticket"].pk)
+    assert (await again.wait_event("error")).attrs["data-error"] == "rate_limited"
+    await again.close()
+
+
+# --- Sign-in: lockout per username and address -----------------------------------------------
+
+
+def _login(client, username, password, address="203.0.113.7"):
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+@pytest.mark.django_db
+def test_repeated_failures_lock_the_username_out(world, settings):
+    """After LOGIN_FAILURE_LIMIT failures, even the right password is refused with a clear message and 429."""
+    settings.LOGIN_FAILURE_LIMIT = 3
+    client = Client()
+    for _ in range(2):
+        response = _login(client, "carol", "wrong")
+        assert response.status_code == 200 and "locked_out" not in response.content.decode()
+    response = _login(client, "carol", "wrong")
+    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+    response = _login(client, "Carol", PASSWORD)  # the right password, in another case
+    assert response.status_code == 429
+    assert "try again in 15 minutes" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_the_lockout_is_per_username_and_address(world, settings):
+    """Another address, or another username from the same address, still signs in."""
+    settings.LOGIN_FAILURE_LIMIT = 2
+    for _ in range(2):
+        _login(Client(), "carol", "wrong")
+    assert _login(Client(), "carol", PASSWORD, address="198.51.100.1").status_code == 302
+    assert _login(Client(), "ken", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_lockout_ends_after_the_window(world, settings):
+    """Failures older than LOGIN_LOCKOUT_SECONDS stop counting, so the user signs in again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.LOGIN_FAILURE_LIMIT = 2
+    settings.LOGIN_LOCKOUT_SECONDS = 60
+    for _ in range(2):
+        _login(Client(), "carol", "wrong")
+    assert _login(Client(), "carol", PASSWORD).status_code == 429
+    LoginFailure.objects.update(created=timezone.now() - timedelta(seconds=61))
+    assert _login(Client(), "carol", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_successful_sign_in_clears_the_failures(world, settings):
+    """Two typos, then success: the count starts again from zero."""
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(2):
+        _login(Client(), "carol", "wrong")
+    assert _login(Client(), "carol", PASSWORD).status_code == 302
+    assert not LoginFailure.objects.filter(username="carol").exists()
+    for _ in range(2):
+        assert _login(Client(), "carol", "wrong").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_lockout_message_is_escaped_and_keeps_the_username(world, settings):
+    """The page shows the username typed (escaped) so the user sees which account is paused."""
+    settings.LOGIN_FAILURE_LIMIT = 1
+    response = _login(Client(), '<script>alert(1)</script>', "x")
+    body = response.content.decode()
+    assert response.status_code == 429
+    assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_junk_flood_is_not_answered_frame_for_frame(world, settings):
+    """Malformed frames and unknown actions cost a token too: past the burst they are dropped unanswered,
+    so junk cannot make the server render error frames as fast as it arrives; a ping still gets its pong."""
+    settings.CHAT_RATE_BURST = 5
+    settings.CHAT_RATE_PER_SECOND = 0.01
+    carol = await client_socket(world["carol"].user)
+    await carol.drain(0.2)
+    carol.received.clear()
+    for n in range(60):
+        await carol.send_raw("{junk" if n % 2 else '{"action": "nope"}')
+    await carol.send(action="ping")
+    await carol.wait_event("pong")
+    await carol.drain(0.3)
+    errors = [e for e in carol.received if e.attrs.get("data-event") == "error"]
+    assert 1 <= len(errors) <= 5
+    await carol.close()
