@@ -55,6 +55,25 @@ def ensure_sweeper() -> None:
         _sweepers[loop] = loop.create_task(run_sweeper())
 
 
+def start_sweeper_with_daphne() -> None:
+    """Start the sweeper as soon as daphne's reactor runs, not only on the first websocket.
+
+    A freshly restarted process may get no socket for a while, and its deadlines should not wait
+    for one. daphne speaks no ASGI lifespan, so hook Twisted's reactor start instead. Only do it
+    when daphne's server module has installed its asyncio reactor: importing Twisted's reactor
+    anywhere else would install a default one.
+    """
+    import sys
+
+    if "daphne.server" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    # callLater, not callWhenRunning: the latter fires before the asyncio loop itself runs, where
+    # ensure_sweeper could not find it.
+    reactor.callLater(0, ensure_sweeper)
+
+
 async def run_sweeper() -> None:
     """Sweep forever: resend failed nudges, expire due requests, release offers, refresh presence."""
     last_refresh = 0.0

@@ -43,6 +43,10 @@ def close_oversized_frames_with_1009() -> None:
 
 close_oversized_frames_with_1009()
 
+from chat.presence import start_sweeper_with_daphne  # noqa: E402
+
+start_sweeper_with_daphne()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

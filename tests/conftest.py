@@ -166,19 +166,36 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium under Playwright; never a downloaded browser."""
+    """Debian's headless Chromium under Playwright, one per test module; never a downloaded browser.
+
+    While Playwright's sync API is open, its event loop counts as running in the main thread, so
+    an async test that runs later in the session (the consumer tests) would fail with "Cannot run
+    the event loop while another loop is running". Closing the browser after each module, and
+    undoing the async-unsafe switch, leaves the session as we found it.
+    """
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         missing("Chromium is not installed (apt-get install chromium chromium-driver)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs its own event loop; Django must allow sync DB calls beside it.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    with pytest.MonkeyPatch.context() as patch:
+        # Playwright's sync API runs its own event loop; Django must allow sync DB calls beside it.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield launched
+            launched.close()
+
+
+@pytest.fixture
+def browser_passwords(settings):
+    """Hash passwords with Django's default hasher, which the daphne process (not this one) checks.
+
+    The suite's autouse fixture switches this process to the fast MD5 hasher, which the server
+    process does not have configured, so users made with it could not sign in through a browser.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 @pytest.fixture

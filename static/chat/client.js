@@ -227,6 +227,23 @@
     savePending(kept);
   }
 
+  /* A refusal that says "not now" (the database restarting, sending too fast) keeps the message
+     pending and sends it again later with the SAME client_msg_id. Putting the text back in the box
+     would give a resend a new id, and if only the reply to a COMMIT was lost, that would store the
+     message twice. */
+  var RETRYABLE = ["unavailable", "rate_limited"];
+  var retryDelays = {};
+
+  function retryLater(item) {
+    var delay = Math.min((retryDelays[item.id] || 1000) * 2, 15000);
+    retryDelays[item.id] = delay;
+    setTimeout(function () {
+      var still = pending().filter(function (p) { return p.id === item.id; })[0];
+      if (!still) { delete retryDelays[item.id]; return; }
+      send({ action: "send", room_id: still.room, body: still.body, client_msg_id: still.id }, true);
+    }, delay);
+  }
+
   function restoreText(text) {
     if (!text) return;
     input.value = input.value.trim() ? input.value + "\n" + text : text;
@@ -475,7 +492,9 @@
       errors.removeAttribute("data-client-msg-id");
       var items = pending();
       var item = items.filter(function (p) { return p.id === failed; })[0];
-      if (item) {
+      if (item && RETRYABLE.indexOf(errors.dataset.error) >= 0) {
+        retryLater(item);
+      } else if (item) {
         restoreText(item.body);
         savePending(items.filter(function (p) { return p.id !== failed; }));
       }

@@ -89,8 +89,42 @@
     });
     readSent = {};
     socket.sendImmediately(JSON.stringify({ action: "sync", rooms: rooms }));
+    resendPending(socket.queue);
     setConnection("live", "Connected");
   });
+
+  /* Messages sent but never echoed (the socket dropped in between) go again with the same
+     client_msg_id, so the server stores each once; htmx's own queue already holds unsent ones. */
+  function resendPending(queue) {
+    var queued = (queue || []).map(function (item) {
+      try { return JSON.parse(item.message).client_msg_id; } catch (err) { return null; }
+    });
+    pending.forEach(function (draft, id) {
+      if (queued.indexOf(id) < 0) resend(id, draft);
+    });
+  }
+
+  function resend(id, draft) {
+    if (socket) {
+      socket.sendImmediately(JSON.stringify({
+        action: "send", room_id: Number(draft.room), body: draft.body, kind: draft.kind, client_msg_id: id,
+      }));
+    }
+  }
+
+  // "Not now" refusals keep the message pending and retry it with the same id (see client.js).
+  var RETRYABLE = ["unavailable", "rate_limited"];
+  var retryDelays = {};
+
+  function retryLater(id) {
+    var delay = Math.min((retryDelays[id] || 1000) * 2, 15000);
+    retryDelays[id] = delay;
+    setTimeout(function () {
+      var draft = pending.get(id);
+      if (!draft) { delete retryDelays[id]; return; }
+      resend(id, draft);
+    }, delay);
+  }
 
   hud.addEventListener("htmx:wsClose", function () {
     setConnection("down", "Connection lost. Reconnecting…");
@@ -528,7 +562,9 @@
       lastError = box;
       var id = box.dataset.clientMsgId;
       var draft = id && pending.get(id);
-      if (draft) {
+      if (draft && RETRYABLE.indexOf(box.dataset.error) >= 0) {
+        retryLater(id);
+      } else if (draft) {
         // Refused (too long, not allowed …): put the text back so nothing typed is lost.
         pending.delete(id);
         var form = $("#session-" + draft.room + " form.compose");

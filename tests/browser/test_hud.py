@@ -7,14 +7,13 @@ import re
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from accounts.models import Engineer
 from chat.models import ChatRequest, ChatRoom, MessageTemplate
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, login, missing
+from tests.conftest import login
 from tickets.models import TimeEntry
 
 pytestmark = pytest.mark.browser
@@ -45,28 +44,6 @@ BACKGROUND_SHIM = """
   }
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Launch Chromium for this module only and close it after (see test_portal_foundation.py:
-    an open sync Playwright would break the async tests that run later in the session)."""
-    if not Path(CHROMIUM).exists():
-        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield launched
-            launched.close()
-
-
-@pytest.fixture
-def browser_passwords(settings):
-    """Hash passwords with the hasher the daphne process checks (this process uses MD5 for speed)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 @pytest.fixture

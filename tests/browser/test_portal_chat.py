@@ -6,7 +6,6 @@ screenshots/<test name>/.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -14,7 +13,7 @@ from playwright.sync_api import expect
 
 from chat import services
 from chat.models import ChatMessage, ChatRequest, ChatRoom, MessageTemplate
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, login, missing
+from tests.conftest import login
 from tickets.models import TicketNote
 
 pytestmark = pytest.mark.browser
@@ -22,31 +21,6 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 860}
 WAIT = 20_000  # ms: the machine is shared, so waits are generous; none of them is an assertion by time
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Launch Chromium for this module only, and leave the session's event loop as it was.
-
-    See tests/browser/test_portal_foundation.py: while Playwright's sync API is open its loop
-    counts as running, which would break async tests that run later in the session.
-    """
-    if not Path(CHROMIUM).exists():
-        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield launched
-            launched.close()
-
-
-@pytest.fixture
-def browser_passwords(settings):
-    """Hash with Django's default hasher, which the daphne process (not this one) checks."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 @pytest.fixture
@@ -355,6 +329,43 @@ def test_dialog_follows_navigation_and_survives_a_forced_reconnect(browser, live
     assert_each_message_once(page, room)
     screenshot(page, "03-caught-up")
     assert client.errors == [] and staff.errors == []
+    client.close()
+    staff.close()
+
+
+def test_messages_refused_as_too_fast_are_retried_and_stored_once(browser, daphne_servers, screenshot, desk):
+    """A "not now" refusal (rate_limited here; unavailable during a database restart takes the same
+    path) keeps the message pending and sends it again with the same client_msg_id: every message
+    typed in a burst arrives once, on both the portal and the HUD, and none is stored twice."""
+    base = daphne_servers(1, CHAT_RATE_BURST=3, CHAT_RATE_PER_SECOND=1)[0].url
+    staff = hud_page(browser, base)
+    hud = staff.page
+    client = client_page(browser, base)
+    page = client.page
+    request = join_chat(page, base, desk["ticket"])
+    answer_in_hud(hud, request.pk)
+    expect(page.locator("#chat-send")).to_be_enabled(timeout=WAIT)
+    room = ChatRoom.objects.get(request=request)
+    expect(session(hud, room.pk)).to_be_visible(timeout=WAIT)
+
+    burst = [f"Client line {n}" for n in range(6)]
+    for text in burst:
+        page.fill("#chat-input", text)
+        page.press("#chat-input", "Enter")
+    replies = [f"Engineer line {n}" for n in range(6)]
+    box = session(hud, room.pk).locator("form.compose textarea")
+    for text in replies:
+        box.fill(text)
+        box.press("Enter")
+
+    for text in burst + replies:
+        expect(client_messages(page).filter(has_text=text)).to_have_count(1, timeout=60_000)
+        expect(session(hud, room.pk).locator("li.msg", has_text=text)).to_have_count(1, timeout=60_000)
+    expect(page.locator("#chat-input")).to_have_value("")
+    screenshot(page, "01-burst-delivered")
+    stored = list(ChatMessage.objects.filter(room=room, kind=ChatMessage.Kind.TEXT).values_list("body", flat=True))
+    assert sorted(stored) == sorted(burst + replies)
+    assert seqs(page) == sorted(set(seqs(page)))
     client.close()
     staff.close()
 

@@ -4,48 +4,16 @@ Screenshots land in screenshots/<test name>/.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, login, missing
+from tests.conftest import login
 from tickets.models import TicketNote
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Launch Chromium for this module only, as the shared `browser` fixture does, then close it.
-
-    While Playwright's sync API is open, its event loop counts as running in the main thread, so
-    any async test that runs later in the session (the chat consumer tests) fails with "Cannot run
-    the event loop while another loop is running". Closing the browser here, and undoing the
-    async-unsafe switch, leaves the session as we found it.
-    """
-    if not Path(CHROMIUM).exists():
-        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield launched
-            launched.close()
-
-
-@pytest.fixture
-def browser_passwords(settings):
-    """Hash passwords with Django's default hasher, which the daphne process (not this one) checks.
-
-    The suite's autouse fixture switches this process to the fast MD5 hasher, which the server
-    process does not have configured, so users made with it could not sign in through the browser.
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 @pytest.fixture

@@ -211,3 +211,20 @@ async def test_a_request_that_fell_due_while_no_process_ran_expires_on_the_first
     assert request.ended_at == ended_at  # not expired a second time
     await sam.wait_event("queue", count=0)
     await close_all(client, sam)
+
+
+async def test_a_process_sweeps_from_its_start_before_any_socket_opens(daphne_servers, desk):
+    """A freshly started process expires due requests even while nobody has connected to it yet:
+    its sweeper starts with daphne's reactor, not with the first websocket."""
+    request = await sync_to_async(ChatRequest.objects.create)(
+        kind=ChatRequest.Kind.CLIENT, ticket=desk["tickets"][0], contact=desk["contacts"][0],
+        queue=desk["queues"][0], expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    daphne_servers(1, CHAT_SWEEP_INTERVAL_SECONDS=0.05)  # no socket, no page: nothing but the process
+
+    for _ in range(200):
+        await sync_to_async(request.refresh_from_db)()
+        if request.state != ChatRequest.State.WAITING:
+            break
+        await asyncio.sleep(0.05)
+    assert request.state == ChatRequest.State.EXPIRED

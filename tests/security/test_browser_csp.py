@@ -6,36 +6,14 @@ a session. No dialog opens and no payload runs. Then script injected into the pa
 refused by the Content-Security-Policy, which has no 'unsafe-inline' for scripts.
 """
 
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, login, missing
+from tests.conftest import login
 
 from .conftest import PAYLOADS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium for this module only (see tests/browser/test_portal_foundation.py for why)."""
-    if not Path(CHROMIUM).exists():
-        missing("Chromium is not installed (apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield launched
-            launched.close()
-
-
-@pytest.fixture
-def browser_passwords(settings):
-    """The daphne process checks passwords with Django's default hasher, so make users with it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 @pytest.fixture
