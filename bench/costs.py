@@ -1,0 +1,80 @@
+"""What one call of the hot paths costs the database thread, measured alone (no sockets, no load).
+
+    python -m bench.costs            # starts its own private PostgreSQL, about 30 seconds
+
+A daphne process runs every ORM call of every socket in one thread (Channels'
+`database_sync_to_async`), so these per-call times, added up, are what bounds a process: at
+8 ms per message a process cannot store more than about 125 messages a second, whatever the
+rest of the machine does. Each call is timed as the consumer makes it, with the connection
+handed back to the pool between calls (`close_old_connections`, as Channels does).
+"""
+
+import json
+import subprocess
+import sys
+
+from bench.infra import ROOT, PrivatePostgres, django_env, run_python
+
+CODE = r'''
+import json, statistics, time
+import django
+django.setup()
+from django.db import close_old_connections, connection
+from accounts.models import Contact, Engineer
+from chat import fragments, selectors, services
+from chat.models import ChatParticipant
+
+clients = list(ChatParticipant.objects.filter(role="client").select_related("user")[:10])
+contact = Contact.objects.select_related("user", "company").get(user=clients[0].user)
+engineer = Engineer.objects.filter(user__username__startswith="k-e").first()
+
+def timed(fn, n=200):
+    times = []
+    for i in range(n):
+        close_old_connections()
+        started = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - started)
+        close_old_connections()
+    times.sort()
+    return {"p50_ms": round(statistics.median(times) * 1000, 2), "p95_ms": round(times[int(0.95 * n)] * 1000, 2)}
+
+def queries(fn):
+    seen = []
+    with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
+        fn(0)
+    return len(seen)
+
+calls = {
+    "send_message": lambda i: services.send_message(room_id=clients[i % 10].room_id, user=clients[i % 10].user,
+                                                    body="cost", client_msg_id=f"cost-{i}-{time.monotonic_ns()}"),
+    "client_state (fragment)": lambda i: fragments.client_state_context(contact),
+    "staff_queue (fragment)": lambda i: (engineer.refresh_from_db(), selectors.queue_summary(engineer=engineer),
+                                         selectors.is_alertable(engineer)),
+    "contact_for": lambda i: selectors.contact_for(clients[0].user),
+    "rooms_for_socket": lambda i: selectors.rooms_for_socket(user=clients[0].user),
+    "messages_after (catch-up)": lambda i: selectors.messages_after(room_id=clients[0].room_id, seq=0),
+}
+print(json.dumps({name: {**timed(fn), "queries": queries(fn)} for name, fn in calls.items()}))
+'''
+
+
+def main() -> None:
+    pg = PrivatePostgres().start()
+    try:
+        pg.create_database("bench_costs")
+        env = django_env(database_url=pg.url("bench_costs"))
+        run_python("django", "migrate", "--noinput", "-v", "0", env=env)
+        run_python("bench.seed", json.dumps({"tag": "k", "chats": 10, "per_engineer": 3}), env=env)
+        out = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True).stdout
+        results = json.loads(out.strip().splitlines()[-1])
+        print(f"{'call':28} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
+        for name, r in results.items():
+            print(f"{name:28} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['queries']:>8}")
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()

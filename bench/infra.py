@@ -1,0 +1,275 @@
+"""Private servers for the benchmark: a PostgreSQL cluster, a redis-server, daphne processes.
+
+The benchmark never touches the machine's shared PostgreSQL (5432) or Redis (6379): it starts
+its own PostgreSQL cluster in a temporary directory and its own redis-server, each on a free
+port, and throws both away at the end. The cluster keeps PostgreSQL's default durability
+(fsync and synchronous_commit on), so a commit costs what it costs in production on this disk.
+"""
+
+import os
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin",
+               "/usr/local/bin", "/usr/bin"]
+SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-not-for-production"
+LOG_DIR = ROOT / "var" / "bench"
+SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MIN", "DB_POOL_MAX",
+            "DJANGO_SETTINGS_MODULE", "DEBUG", "REDIS_PREFIX")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_tcp(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process on port {port} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pg_binary(name: str) -> str:
+    for folder in PG_BIN_DIRS:
+        path = Path(folder) / name
+        if path.exists():
+            return str(path)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed; the benchmark needs a PostgreSQL server binary")
+    return found
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds of one process (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_runqueue_wait_seconds(pid: int) -> float:
+    """Return how long the process's threads have waited for a CPU while runnable (schedstat).
+
+    Compared with its CPU time over the same window, this says whether a slow server was busy
+    or starved: on a shared machine a runnable thread can wait longer than it runs.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_pressure() -> str:
+    """Return the kernel's CPU pressure (PSI): the share of time some task waited for a CPU."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+    except OSError:
+        return "n/a"
+    return " ".join(field.replace("avg", "") for field in some[1:4])
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port: no persistence, no other users."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = Path(tempfile.mkdtemp(prefix="deskchat-bench-redis-"))
+        self.process = None
+
+    def start(self) -> "PrivateRedis":
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--loglevel", "warning", "--maxclients", "20000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_tcp(self.port, process=self.process)
+        return self
+
+    def flush(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "flushall"], capture_output=True, check=False)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster in a temporary directory (run as the postgres user if root)."""
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="deskchat-bench-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = list(args)
+        if self.as_root:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=180)
+
+    def start(self) -> "PrivatePostgres":
+        if self.as_root:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        self._run(pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-instructions")
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 "
+                   "-c shared_buffers=256MB")
+        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "pg.log"),
+                  "-w", "-t", "60", "start")
+        return self
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def execute(self, sql: str, dbname: str = "postgres"):
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True) as connection:
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else None
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        return self.url(name)
+
+    def postgres_pids(self) -> list[int]:
+        """Every process of this cluster (postmaster and backends), for CPU accounting."""
+        try:
+            master = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        pids = [master]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == master:
+                    pids.append(int(entry.name))
+        return pids
+
+    def stop(self) -> None:
+        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "-t", "60", "stop", check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def django_env(*, database_url: str = "", sqlite_path: str = "", redis_url: str = "", **extra) -> dict:
+    """Environment for a DeskChat process (daphne, seed, pages) on the given backends."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "SECRET_KEY": SECRET,
+        "LOG_LEVEL": "WARNING", "DESKCHAT_TEST_DB_SUFFIX": "", "REDIS_PREFIX": "dc_bench",
+    })
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if sqlite_path:
+        env["SQLITE_PATH"] = sqlite_path
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Server:
+    """One server process under test (daphne or the B0 relay), on a free port."""
+
+    def __init__(self, name: str, command: list[str], env: dict):
+        self.name = name
+        self.port = free_port()
+        self.command = [part.replace("{port}", str(self.port)) for part in command]
+        self.env = env
+        self.process = None
+        self.log_path = LOG_DIR / f"{name}-{self.port}.log"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> "Server":
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, preexec_fn=raise_fd_limit)
+        wait_for_tcp(self.port, timeout=60, process=self.process)
+        return self
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def runqueue_wait(self) -> float:
+        return proc_runqueue_wait_seconds(self.pid)
+
+    def rss_kib(self) -> int:
+        return proc_rss_kib(self.pid)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:  # its figures are taken already: a server slow to close its sockets is killed
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+def daphne(name: str, env: dict, app: str = "deskchat.asgi:application") -> Server:
+    return Server(name, [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}",
+                         "--websocket-max-message-size", "65536", app], env)
+
+
+def run_python(module: str, *args: str, env: dict, timeout: float = 600, prefix: tuple = ()) -> str:
+    """Run `python -m module args…` in the checkout; return its stdout, fail loudly otherwise."""
+    result = subprocess.run([*prefix, sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return result.stdout

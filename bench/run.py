@@ -1,0 +1,626 @@
+"""Run every benchmark scenario and baseline, print the tables and PASS/MISS, and write JSON.
+
+    bench/run                      # the whole recorded set (about 9 minutes on 2 cores)
+    bench/run --quick              # small and short, to try a change (about 2 minutes)
+    bench/run --only s1,b1         # some scenarios: s1 s2 s3 s4 s5 (baselines run with their scenario)
+
+It starts a private PostgreSQL cluster and a private redis-server on free ports (never the
+machine's shared ones), a fresh SQLite file under var/bench/ for the embedded run, and daphne
+processes on them. Everything is thrown away at the end; the results go to
+bench/results/<date>-<commit>.json. docs/benchmarks.md explains every figure.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import loadgen
+from bench.infra import (LOG_DIR, ROOT, PrivatePostgres, PrivateRedis, Server, cpu_pressure, daphne, django_env,
+                         loadavg, run_python)
+
+RESULTS = ROOT / "bench" / "results"
+TARGETS_TEXT = {
+    "s1": "p50 <= 10 ms, p99 <= 50 ms, max <= 250 ms, 0 lost/dup/reordered, p99 <= 5x B1",
+    "s2": ">= 500 msg/s with p99 <= 100 ms",
+    "s3": "request->HUD p99 <= 200 ms, every request answered exactly once",
+    "s4": ">= 5000 idle sockets, <= 200 KiB each, <= 15% of a core idle, <= 3x B0 per socket",
+    "s5": "p95 <= 50 ms per page, flat query count",
+}
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.pg: PrivatePostgres | None = None
+        self.redis: PrivateRedis | None = None
+        self.results: dict = {}
+        self.servers: list[Server] = []
+        self.databases = 0
+
+    # --- Infrastructure -------------------------------------------------------------------
+
+    def start_backends(self) -> None:
+        log("starting a private PostgreSQL cluster and redis-server")
+        self.pg = PrivatePostgres().start()
+        self.redis = PrivateRedis().start()
+        self.template = "bench_template"
+        self.pg.create_database(self.template)
+        run_python("django", "migrate", "--noinput", "-v", "0",
+                   env=django_env(database_url=self.pg.url(self.template)), timeout=600)
+
+    def new_database(self) -> str:
+        self.databases += 1
+        return self.pg.create_database(f"bench_{self.databases}", template=self.template)
+
+    def new_sqlite(self) -> str:
+        path = LOG_DIR / "embedded.sqlite3"
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        run_python("django", "migrate", "--noinput", "-v", "0", env=django_env(sqlite_path=str(path)), timeout=600)
+        return str(path)
+
+    def seed(self, env: dict, **spec) -> dict:
+        env = dict(env)
+        env.pop("REDIS_URL", None)  # the seed's events have no listeners
+        return json.loads(run_python("bench.seed", json.dumps(spec), env=env).strip().splitlines()[-1])
+
+    def start(self, servers: list[Server]) -> list[Server]:
+        for server in servers:
+            server.start()
+        self.servers.extend(servers)
+        return servers
+
+    def stop_all(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.servers.clear()
+        if self.redis:
+            self.redis.flush()
+
+    def profile(self, server: Server, name: str, seconds: float):
+        """Sample one server with py-spy for `seconds`, in the background; return the process."""
+        if not self.args.profile:
+            return None
+        out = LOG_DIR / "profiles" / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).parent / "py-spy"
+        return subprocess.Popen([str(spy), "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
+                                 "--rate", "200", "--format", "raw", "--nonblocking", "--idle", "-o", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    # --- Plans ----------------------------------------------------------------------------
+
+    @staticmethod
+    def deskchat_plan(seeded: dict, servers: list[Server]) -> dict:
+        n = len(servers)
+        return {
+            "clients": [{"url": servers[i % n].ws_url + "/ws/chat/", "cookie": c["session"], "rooms": c["rooms"]}
+                        for i, c in enumerate(seeded["clients"])],
+            "engineers": [{"url": servers[(i + 1) % n].ws_url + "/ws/hud/", "cookie": e["session"],
+                           "rooms": e["rooms"]} for i, e in enumerate(seeded["engineers"])],
+        }
+
+    @staticmethod
+    def relay_plan(sessions: int, per_engineer: int, server: Server) -> dict:
+        url = server.ws_url + "/ws/relay/?rooms="
+        rooms = list(range(1, sessions + 1))
+        return {
+            "clients": [{"url": url + str(r), "rooms": [r]} for r in rooms],
+            "engineers": [{"url": url + ",".join(map(str, rooms[i:i + per_engineer])),
+                           "rooms": rooms[i:i + per_engineer]} for i in range(0, sessions, per_engineer)],
+        }
+
+    def baseline_servers(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
+        env.update({"REDIS_URL": self.redis.url, "REDIS_PREFIX": "dc_bench"})
+        return {
+            "B1 RedisChannelLayer": lambda: daphne("b1-core", {**env, "RELAY_LAYER": "core",
+                                                               "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
+                                                   app="bench.relay_asgi:application"),
+            "B1 RedisPubSubChannelLayer": lambda: daphne("b1-pubsub", {**env, "RELAY_LAYER": "pubsub",
+                                                                       "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
+                                                         app="bench.relay_asgi:application"),
+            "B0 websockets": lambda: Server("b0", [sys.executable, "-m", "bench.relay_ws", "{port}"], env),
+        }
+
+    def deskchat_env(self, backend: str, **extra) -> dict:
+        if self.args.switch_interval:
+            # An experiment, not the product's setting: shorten the GIL switch interval in the
+            # DeskChat processes (via a sitecustomize on PYTHONPATH) to see how much of the
+            # database thread's time is spent waiting to get the GIL back from the event loop.
+            folder = LOG_DIR / "switch-interval"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "sitecustomize.py").write_text(
+                f"import sys\nsys.setswitchinterval({self.args.switch_interval})\n")
+            extra["PYTHONPATH"] = str(folder)
+        if backend == "embedded":
+            return django_env(sqlite_path=self.new_sqlite(), **extra)
+        return django_env(database_url=self.new_database(), redis_url=self.redis.url, **extra)
+
+    # --- Scenario 1 -----------------------------------------------------------------------
+
+    def s1(self) -> None:
+        a = self.args
+        out = self.results.setdefault("s1", {"sessions": a.sessions, "interval_s": a.interval})
+        runs = [("DeskChat embedded, 1 process", "embedded", 1), ("DeskChat PG+Redis, 1 process", "pg", 1),
+                ("DeskChat PG+Redis, 2 processes", "pg", 2)]
+        wanted = set(a.s1_runs.split(","))
+        for name, backend, count in runs:
+            if f"{backend}{count}" not in wanted:
+                continue
+            env = self.deskchat_env(backend)
+            seeded = self.seed(env, tag=f"s1{backend}{count}", chats=a.sessions, per_engineer=a.per_engineer)
+            servers = self.start([daphne(f"s1-{backend}{count}-{i}", env) for i in range(count)])
+            log(f"s1: {name}: {a.sessions} sessions, every {a.interval}s for {a.duration}s")
+            spy = self.profile(servers[0], f"s1-{backend}{count}", a.duration) if backend == "pg" else None
+            result = asyncio.run(loadgen.steady(self.deskchat_plan(seeded, servers), interval=a.interval,
+                                                duration=a.duration, servers=servers))
+            if spy:
+                spy.wait()
+            result["rss_mib"] = [round(s.rss_kib() / 1024, 1) for s in servers]
+            out[name] = result
+            log(f"    {compact(result)}")
+            self.stop_all()
+        for name, make in self.baseline_servers().items():
+            if a.skip_baselines:
+                break
+            server = self.start([make()])[0]
+            log(f"s1: {name}: {a.sessions} sessions, every {a.interval}s for {a.baseline_duration}s")
+            result = asyncio.run(loadgen.steady(self.relay_plan(a.sessions, a.per_engineer, server),
+                                                interval=a.interval, duration=a.baseline_duration, servers=[server]))
+            out[name] = result
+            log(f"    {compact(result)}")
+            self.stop_all()
+
+    # --- Scenario 2 -----------------------------------------------------------------------
+
+    def s2(self) -> None:
+        a = self.args
+        out = self.results.setdefault("s2", {"sessions": a.sessions, "step_s": a.step})
+        rates = [float(r) for r in a.rates.split(",")]
+        # The per-socket flood limit (5 frames/s) would refuse an engineer socket's sends at these
+        # rates; it protects against abuse, not load, so the knee runs with it raised.
+        env = self.deskchat_env("pg", CHAT_RATE_BURST=100000, CHAT_RATE_PER_SECOND=100000)
+        seeded = self.seed(env, tag="s2", chats=a.sessions, per_engineer=a.per_engineer)
+        servers = self.start([daphne("s2-pg1", env)])
+        log(f"s2: DeskChat PG+Redis, 1 process: rates {rates}")
+        spy = self.profile(servers[0], "s2-pg1", a.step * 3)
+        out["DeskChat PG+Redis, 1 process"] = asyncio.run(loadgen.knee(
+            self.deskchat_plan(seeded, servers), rates=rates, step_s=a.step, servers=servers))
+        if spy:
+            spy.wait()
+        self.stop_all()
+        for name, make in self.baseline_servers().items():
+            if a.skip_baselines:
+                break
+            if name == "B1 RedisChannelLayer" and a.skip_core_knee:
+                continue
+            server = self.start([make()])[0]
+            log(f"s2: {name}")
+            out[name] = asyncio.run(loadgen.knee(self.relay_plan(a.sessions, a.per_engineer, server),
+                                                 rates=[float(r) for r in a.baseline_rates.split(",")],
+                                                 step_s=a.step, servers=[server]))
+            self.stop_all()
+
+    # --- Scenario 3 -----------------------------------------------------------------------
+
+    def s3(self) -> None:
+        a = self.args
+        env = self.deskchat_env("pg")
+        seeded = self.seed(env, tag="s3", burst_clients=a.burst_clients, burst_engineers=a.burst_engineers)
+        server = self.start([daphne("s3-pg1", env)])[0]
+        log(f"s3: {a.burst_clients} clients press Join Chat within 1 s; {a.burst_engineers} engineers watch")
+        clients = [{"url": server.ws_url + "/ws/chat/", "cookie": c["session"], "ticket_id": c["ticket_id"]}
+                   for c in seeded["burst_clients"]]
+        engineers = [{"url": server.ws_url + "/ws/hud/", "cookie": e["session"]} for e in seeded["burst_engineers"]]
+        spy = self.profile(server, "s3-pg1", 20)
+        result = asyncio.run(loadgen.Burst(clients, engineers).run(servers=[server]))
+        if spy:
+            spy.wait()
+        # The database's word on "exactly once": one answered request and one room per ticket.
+        dbname = env["DATABASE_URL"].rsplit("/", 1)[1]
+        rows = self.pg.execute(
+            "SELECT count(*) FILTER (WHERE q.state = 'answered'), count(DISTINCT r.id), count(r.id), "
+            "count(*) FILTER (WHERE q.state = 'waiting') FROM chat_chatrequest q "
+            "LEFT JOIN chat_chatroom r ON r.request_id = q.id WHERE q.kind = 'client'", dbname)
+        answered, rooms, room_rows, waiting = rows[0]
+        result["db"] = {"answered": answered, "rooms": rooms, "waiting": waiting,
+                        "exactly_once": answered == a.burst_clients and rooms == room_rows == a.burst_clients}
+        self.results["s3"] = result
+        log(f"    {compact(result)}")
+        self.stop_all()
+
+    # --- Scenario 4 -----------------------------------------------------------------------
+
+    def s4(self) -> None:
+        a = self.args
+        out = self.results.setdefault("s4", {})
+        total = a.idle
+        checkpoints = sorted({total * k // 10 for k in range(1, 11)})
+        hud = total // 10
+        env = self.deskchat_env("pg")
+        seeded = self.seed(env, tag="s4", idle_portal=total - hud, idle_hud=hud)
+        server = self.start([daphne("s4-pg1", env)])[0]
+        specs = [{"url": server.ws_url + "/ws/chat/", "cookie": s} for s in seeded["idle_portal"]]
+        hud_specs = [{"url": server.ws_url + "/ws/hud/", "cookie": s} for s in seeded["idle_hud"]]
+        # Interleave portal and HUD sockets so every checkpoint holds both kinds, 9 to 1.
+        mixed = []
+        for i, spec in enumerate(specs):
+            mixed.append(spec)
+            if i % 9 == 8 and hud_specs:
+                mixed.append(hud_specs.pop())
+        mixed.extend(hud_specs)
+        log(f"s4: DeskChat PG+Redis, 1 process: up to {total} idle sockets ({hud} HUD)")
+        spy = self.profile(server, "s4-pg1-connect", 30)
+        out["DeskChat PG+Redis, 1 process"] = asyncio.run(loadgen.idle(
+            mixed, server=server, checkpoints=checkpoints, idle_s=a.idle_window, budget_s=a.idle_budget))
+        if spy:
+            spy.wait()
+        self.stop_all()
+        for name, make in self.baseline_servers().items():
+            if name == "B1 RedisChannelLayer":
+                continue  # an idle socket costs the same on either Redis layer; one B1 is enough here
+            # Memory per socket is linear in the count, so the baselines hold a fifth as many
+            # sockets (and are measured the same way) to keep the run inside its time limit.
+            count = max(100, total // 10)
+            server = self.start([make()])[0]
+            log(f"s4: {name}: {count} idle sockets")
+            relay = [{"url": server.ws_url + f"/ws/relay/?rooms={i}"} for i in range(1, count + 1)]
+            out[name] = asyncio.run(loadgen.idle(relay, server=server, checkpoints=[count // 2, count],
+                                                 idle_s=a.idle_window / 2))
+            self.stop_all()
+
+    # --- Scenario 5 -----------------------------------------------------------------------
+
+    def s5(self) -> None:
+        a = self.args
+        url = self.new_database()
+        env = django_env(database_url=url, ALLOWED_HOSTS="testserver,localhost,127.0.0.1")
+        log(f"s5: pages at {a.pages_small} and {a.pages_large} (tickets, messages)")
+        spec = {"sizes": [list(map(int, a.pages_small.split(","))), list(map(int, a.pages_large.split(",")))],
+                "requests": a.page_requests}
+        prefix = ()
+        if a.profile:
+            (LOG_DIR / "profiles").mkdir(parents=True, exist_ok=True)
+            prefix = (str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--format", "raw",
+                      "-o", str(LOG_DIR / "profiles" / "s5-pages.txt"), "--")
+        printed = run_python("bench.pages", json.dumps(spec), env=env, timeout=900, prefix=prefix)
+        self.results["s5"] = json.loads([line for line in printed.splitlines() if line.startswith("{")][-1])
+        for size in self.results["s5"]["sizes"]:
+            log(f"    {size['tickets']} tickets, {size['messages']} messages: {size['pages']}")
+
+    # --- Orchestration --------------------------------------------------------------------
+
+    def run(self) -> dict:
+        only = set(self.args.only.split(",")) if self.args.only else {"s1", "s2", "s3", "s4", "s5"}
+        started = time.monotonic()
+        self.results["meta"] = meta(self.args)
+        try:
+            self.start_backends()
+            for name in ("s1", "s2", "s3", "s4", "s5"):
+                if name in only:
+                    getattr(self, name)()
+        finally:
+            self.stop_all()
+            if self.redis:
+                self.redis.stop()
+            if self.pg:
+                self.pg.stop()
+        self.results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+        self.results["meta"]["loadavg_after"] = loadavg()
+        self.results["meta"]["cpu_pressure_after"] = cpu_pressure()
+        return self.results
+
+
+def meta(args) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip())
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), "0")
+    pg_version = subprocess.run(["bash", "-c", "ls /usr/lib/postgresql | sort -n | tail -1"], capture_output=True,
+                                text=True).stdout.strip()
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2:3]
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+        "worktree_changed": dirty, "cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(int(mem) / 1024 / 1024, 1),
+        "python": platform.python_version(), "postgresql": pg_version,
+        "redis": redis_version[0].removeprefix("v=") if redis_version else "?",
+        "loadavg_before": loadavg(), "cpu_pressure_before": cpu_pressure(), "args": vars(args),
+    }
+
+
+# --- Reporting ----------------------------------------------------------------------------
+
+
+def compact(result: dict) -> str:
+    keep = ("msg_per_s", "latency_ms", "lost", "duplicated", "reordered", "undelivered", "errors",
+            "generator_cpu_pct", "server_cpu_pct", "request_to_hud_ms", "race_s", "answered", "answered_twice", "db")
+    return json.dumps({k: v for k, v in result.items() if k in keep})
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b else "-"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(results: dict) -> list[tuple[str, str, str]]:
+    """Print the tables; return (target, verdict, evidence) rows, which are also saved."""
+    verdicts = []
+    m = results["meta"]
+    print(f"\nDeskChat benchmarks, commit {m['commit']}{' (+ local changes)' if m['worktree_changed'] else ''}, "
+          f"{m['date']}\n{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; Python {m['python']}, PostgreSQL "
+          f"{m['postgresql']}, Redis {m['redis']}; loadavg before {m['loadavg_before']}, after {m.get('loadavg_after')}; "
+          f"CPU pressure (PSI some, avg10/60/300 %) before {m.get('cpu_pressure_before')}, after "
+          f"{m.get('cpu_pressure_after')}")
+
+    if "s1" in results:
+        s1 = results["s1"]
+        b1 = s1.get("B1 RedisPubSubChannelLayer", {}).get("latency_ms", {})
+        b0 = s1.get("B0 websockets", {}).get("latency_ms", {})
+        print(f"\nScenario 1, steady chat: {s1['sessions']} sessions, each side sends every {s1['interval_s']} s")
+        print(f"{'run':34} {'msg/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
+              f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}")
+        for name, r in s1.items():
+            if not isinstance(r, dict):
+                continue
+            lat = r["latency_ms"]
+            print(f"{name:34} {r['msg_per_s']:>7} {lat['p50']:>7} {lat['p95']:>7} {lat['p99']:>7} {lat['max']:>8} "
+                  f"{r['lost']:>5} {r['duplicated']:>4} {r['reordered']:>5} {r['undelivered']:>5} "
+                  f"{ratio(lat['p99'], b1.get('p99', 0)):>7} {ratio(lat['p99'], b0.get('p99', 0)):>7} "
+                  f"{r['generator_cpu_pct']:>6}% {','.join(f'{c}%' for c in r['server_cpu_pct']):>12} "
+                  f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12}")
+        for name in ("DeskChat PG+Redis, 1 process", "DeskChat PG+Redis, 2 processes"):
+            r = s1.get(name)
+            if not r:
+                continue
+            lat = r["latency_ms"]
+            clean = r["lost"] == r["duplicated"] == r["reordered"] == r["undelivered"] == 0
+            verdicts += [
+                (f"S1 {name}: p50 <= 10 ms", verdict(lat["p50"] <= 10), f"{lat['p50']} ms"),
+                (f"S1 {name}: p99 <= 50 ms", verdict(lat["p99"] <= 50), f"{lat['p99']} ms"),
+                (f"S1 {name}: max <= 250 ms", verdict(lat["max"] <= 250), f"{lat['max']} ms"),
+                (f"S1 {name}: 0 lost/dup/reordered", verdict(clean),
+                 f"lost {r['lost']}, dup {r['duplicated']}, reordered {r['reordered']}, undelivered {r['undelivered']}"),
+            ]
+            if b1:
+                verdicts.append((f"S1 {name}: p99 <= 5x B1 (PubSub)", verdict(lat["p99"] <= 5 * b1["p99"]),
+                                 f"{ratio(lat['p99'], b1['p99'])} ({lat['p99']} vs {b1['p99']} ms)"))
+
+    if "s2" in results:
+        s2 = results["s2"]
+        print(f"\nScenario 2, knee: {s2['sessions']} sessions, {s2['step_s']} s per step, until p99 > 100 ms or loss")
+        print(f"{'run':34} {'holds at msg/s':>15} {'first failing step':>45}")
+        best = {}
+        for name, r in s2.items():
+            if not isinstance(r, dict):
+                continue
+            best[name] = r["highest_holding_msg_per_s"]
+            fail = next((s for s in r["steps"] if not s["holds"]), None)
+            failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undel {fail['undelivered']},"
+                       f" reord {fail['reordered']}, gen {fail['generator_cpu_pct']}%" if fail else "none (ran out of steps)")
+            print(f"{name:34} {r['highest_holding_msg_per_s']:>15} {failing:>45}")
+        d = best.get("DeskChat PG+Redis, 1 process")
+        if d is not None:
+            print(f"DeskChat / B1 PubSub: {ratio(d, best.get('B1 RedisPubSubChannelLayer', 0))}, "
+                  f"/ B1 core: {ratio(d, best.get('B1 RedisChannelLayer', 0))}, / B0: {ratio(d, best.get('B0 websockets', 0))}")
+            verdicts.append(("S2 >= 500 msg/s with p99 <= 100 ms", verdict(d >= 500), f"{d} msg/s"))
+
+    if "s3" in results:
+        r = results["s3"]
+        lat = r["request_to_hud_ms"]
+        print(f"\nScenario 3, queue burst: {r['requests']} requests within 1 s, {r['engineers']} engineers")
+        print(f"request -> HUD: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {lat['n']} "
+              f"(engineer, request) pairs, never shown within 30 s {r['never_shown']} (counted as 30 s); "
+              f"requests on each HUD at the end of the wait: {r.get('hud_counts_at_end')}")
+        print(f"race: {r['answered']} answered in {r['race_s']} s, {r['answer_attempts']} attempts, errors "
+              f"{r['answer_errors']}, answered twice {r['answered_twice']}, database {r['db']}")
+        once = r["db"]["exactly_once"] and r["answered_twice"] == 0 and r["answered"] == r["requests"]
+        verdicts += [("S3 request->HUD p99 <= 200 ms", verdict(lat["p99"] <= 200 and r["never_shown"] == 0),
+                      f"{lat['p99']} ms"),
+                     ("S3 every request answered exactly once", verdict(once),
+                      f"{r['answered']}/{r['requests']} answered in {r['race_s']} s, {r['answered_twice']} twice, "
+                      f"database {r['db']['answered']} answered / {r['db']['rooms']} rooms")]
+
+    if "s4" in results:
+        s4 = results["s4"]
+        print("\nScenario 4, idle sockets on one process")
+        print(f"{'run':34} {'sockets':>7} {'KiB/socket':>10} {'RSS MiB':>8} {'ping p99':>9} {'conn/s':>7} {'idle cpu':>8}")
+        for name, r in s4.items():
+            last = r["points"][-1]
+            print(f"{name:34} {last['sockets']:>7} {last['rss_kib_per_socket']:>10} {last['rss_mib']:>8} "
+                  f"{last['ping_ms']['p99']:>8}ms {last['connect_per_s']:>7} {r['idle_cpu_pct']:>7}%")
+        d = s4.get("DeskChat PG+Redis, 1 process")
+        b0 = s4.get("B0 websockets")
+        b1 = s4.get("B1 RedisPubSubChannelLayer")
+        if d:
+            last = d["points"][-1]
+            per = last["rss_kib_per_socket"]
+            alive = last["sockets"] - d["closed"]
+            if b0:
+                print(f"DeskChat KiB/socket / B0: {ratio(per, b0['points'][-1]['rss_kib_per_socket'])}"
+                      + (f", / B1: {ratio(per, b1['points'][-1]['rss_kib_per_socket'])}" if b1 else ""))
+            verdicts += [
+                ("S4 >= 5000 idle sockets on one process", verdict(alive >= 5000),
+                 f"{alive} open in {d.get('opening_s')} s, ping p99 {last['ping_ms']['p99']} ms"),
+                ("S4 <= 200 KiB resident per socket", verdict(per <= 200), f"{per} KiB"),
+                ("S4 <= 15% of a core idle", verdict(d["idle_cpu_pct"] <= 15), f"{d['idle_cpu_pct']}%"),
+            ]
+            if b0:
+                b0per = b0["points"][-1]["rss_kib_per_socket"]
+                verdicts.append(("S4 <= 3x B0 memory per socket", verdict(per <= 3 * b0per),
+                                 f"{ratio(per, b0per)} ({per} vs {b0per} KiB)"))
+
+    if "s5" in results:
+        sizes = results["s5"]["sizes"]
+        print("\nScenario 5, pages (server time in-process, PostgreSQL)")
+        print(f"{'page':30} " + " ".join(f"{s['tickets']:>6}t/{s['messages']:>6}m: p50 / p95 / queries".rjust(44)
+                                         for s in sizes))
+        for page in sizes[0]["pages"]:
+            cells = [s["pages"][page] for s in sizes]
+            print(f"{page:30} " + " ".join(f"{c['p50_ms']:>10} ms {c['p95_ms']:>10} ms {c['queries']:>8}".rjust(44)
+                                           for c in cells))
+            large = cells[-1]
+            verdicts += [(f"S5 {page}: p95 <= 50 ms", verdict(large["p95_ms"] <= 50), f"{large['p95_ms']} ms"),
+                         (f"S5 {page}: flat query count", verdict(len({c['queries'] for c in cells}) == 1),
+                          " -> ".join(str(c["queries"]) for c in cells))]
+
+    print("\nTargets")
+    for target, result, evidence in verdicts:
+        print(f"  {result}  {target:55} {evidence}")
+    return verdicts
+
+
+def markdown(results: dict) -> str:
+    """Render the results as the Markdown tables docs/benchmarks.md shows."""
+    m, lines = results["meta"], []
+    add = lines.append
+    add(f"Commit `{m['commit']}`{' (with uncommitted changes)' if m['worktree_changed'] else ''}, {m['date']}, "
+        f"{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}, "
+        f"Redis {m['redis']}. Load average before/after: {m['loadavg_before']} / {m.get('loadavg_after')}; CPU "
+        f"pressure (PSI some avg10/60/300 %) before/after: {m.get('cpu_pressure_before')} / "
+        f"{m.get('cpu_pressure_after')}. Whole run: {m.get('wall_s')} s.\n")
+    if "s1" in results:
+        s1 = results["s1"]
+        b1 = s1.get("B1 RedisPubSubChannelLayer", {}).get("latency_ms", {})
+        b0 = s1.get("B0 websockets", {}).get("latency_ms", {})
+        add(f"**Scenario 1, steady chat** ({s1['sessions']} sessions, each side sends every {s1['interval_s']} s; "
+            "latency in ms)\n")
+        add("| run | msg/s | p50 | p95 | p99 | max | lost | dup | reordered | undelivered | p99 / B1 | p99 / B0 "
+            "| server CPU | server starved |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, r in s1.items():
+            if isinstance(r, dict):
+                lat = r["latency_ms"]
+                add(f"| {name} | {r['msg_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
+                    f"{r['lost']} | {r['duplicated']} | {r['reordered']} | {r['undelivered']} | "
+                    f"{ratio(lat['p99'], b1.get('p99', 0))} | {ratio(lat['p99'], b0.get('p99', 0))} | "
+                    f"{' + '.join(f'{c}%' for c in r['server_cpu_pct'])} | "
+                    f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} |")
+        add("")
+    if "s2" in results:
+        s2 = results["s2"]
+        add(f"**Scenario 2, knee** ({s2['sessions']} sessions, {s2['step_s']} s per step)\n")
+        add("| run | holds at msg/s | steps (offered msg/s: p99 ms) | first failing step |")
+        add("|---|---:|---|---|")
+        for name, r in s2.items():
+            if isinstance(r, dict):
+                steps = ", ".join(f"{s['rate_target']:.0f}: {s['latency_ms']['p99']:.0f}" for s in r["steps"])
+                fail = next((s for s in r["steps"] if not s["holds"]), None)
+                failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undelivered "
+                           f"{fail['undelivered']}, lost {fail['lost']}, dup {fail['duplicated']}, reordered "
+                           f"{fail['reordered']}, server CPU {fail['server_cpu_pct']}%, "
+                           f"generator CPU {fail['generator_cpu_pct']}%" if fail else "none")
+                add(f"| {name} | {r['highest_holding_msg_per_s']} | {steps} | {failing} |")
+        add("")
+    if "s3" in results:
+        r = results["s3"]
+        lat = r["request_to_hud_ms"]
+        add(f"**Scenario 3, queue burst**: {r['requests']} requests within 1 s, {r['engineers']} engineers. "
+            f"Request to HUD: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {lat['n']} "
+            f"(engineer, request) pairs; never shown within 30 s (counted as 30 s, a lower bound): {r['never_shown']}; "
+            f"requests on each HUD at the end of the wait: {r.get('hud_counts_at_end')}. Race: {r['answered']} answered in "
+            f"{r['race_s']} s with {r['answer_attempts']} attempts (errors {r['answer_errors']}); answered twice: "
+            f"{r['answered_twice']}; database: {r['db']}. Server CPU {r['server_cpu_pct']}%, starved "
+            f"{r.get('server_runqueue_wait_pct')}%.\n")
+    if "s4" in results:
+        add("**Scenario 4, idle sockets on one process**\n")
+        add("| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        for name, r in results["s4"].items():
+            last = r["points"][-1]
+            add(f"| {name} | {last['sockets'] - r['closed']} of {r.get('target_sockets', last['sockets'])} | "
+                f"{last['rss_kib_per_socket']} | {last['rss_mib']} | {last['ping_ms']['p50']} / {last['ping_ms']['p99']} "
+                f"| {last['connect_per_s']} | {r['idle_cpu_pct']}% |")
+        add("")
+    if "s5" in results:
+        sizes = results["s5"]["sizes"]
+        add("**Scenario 5, pages** (server time in-process on PostgreSQL, ms; queries per request)\n")
+        add("| page | " + " | ".join(f"{s['tickets']:,} tickets / {s['messages']:,} messages: p50, p95, queries"
+                                     for s in sizes) + " |")
+        add("|---|" + "---:|" * len(sizes))
+        for page in sizes[0]["pages"]:
+            add(f"| {page} | " + " | ".join(
+                f"{s['pages'][page]['p50_ms']}, {s['pages'][page]['p95_ms']}, {s['pages'][page]['queries']}"
+                for s in sizes) + " |")
+        add("")
+    if "verdicts" in results:
+        add("**Targets**\n")
+        add("| target | result | measured |")
+        add("|---|---|---|")
+        for v in results["verdicts"]:
+            add(f"| {v['target']} | {v['result']} | {v['evidence']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="DeskChat benchmarks (see docs/benchmarks.md)")
+    parser.add_argument("--quick", action="store_true", help="small and short: for trying things out")
+    parser.add_argument("--only", default="", help="comma-separated: s1,s2,s3,s4,s5")
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--per-engineer", type=int, default=3, help="sessions per engineer socket")
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--baseline-duration", type=float, default=10.0)
+    parser.add_argument("--rates", default="50,100,200,300,400,500,600,800,1000,1300")
+    parser.add_argument("--baseline-rates", default="250,500,1000,2000,3000,4000")
+    parser.add_argument("--step", type=float, default=3.0)
+    parser.add_argument("--skip-core-knee", action="store_true", help="leave B1 RedisChannelLayer out of s2")
+    parser.add_argument("--burst-clients", type=int, default=100)
+    parser.add_argument("--burst-engineers", type=int, default=20)
+    parser.add_argument("--idle", type=int, default=5000)
+    parser.add_argument("--idle-window", type=float, default=10.0)
+    parser.add_argument("--idle-budget", type=float, default=135.0, help="seconds allowed for opening idle sockets")
+    parser.add_argument("--pages-small", default="100,2000")
+    parser.add_argument("--pages-large", default="10000,200000")
+    parser.add_argument("--page-requests", type=int, default=20)
+    parser.add_argument("--s1-runs", default="embedded1,pg1,pg2", help="which DeskChat runs s1 makes")
+    parser.add_argument("--skip-baselines", action="store_true", help="experiments: DeskChat only in s1 and s2")
+    parser.add_argument("--switch-interval", type=float, default=0.0,
+                        help="experiment: sys.setswitchinterval() in the DeskChat servers (seconds)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the DeskChat server in s1/s2 (slower)")
+    parser.add_argument("--out", default="", help="JSON path (default bench/results/<date>-<commit>.json)")
+    parser.add_argument("--markdown", default="", help="print a results JSON file as Markdown tables, run nothing")
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return
+    # A SIGTERM (a timeout, a kill) still stops the servers and removes the private cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.quick:
+        args.sessions, args.duration, args.baseline_duration = 40, 10, 8
+        args.rates, args.baseline_rates, args.step = "100,300,600", "300,1000", 3
+        args.burst_clients, args.burst_engineers, args.idle, args.idle_window = 20, 5, 500, 5
+        args.idle_budget = 30
+        args.pages_small, args.pages_large, args.page_requests = "50,500", "1000,10000", 10
+    results = Bench(args).run()
+    results["verdicts"] = [{"target": t, "result": v, "evidence": e} for t, v, e in report(results)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else RESULTS / (
+        f"{datetime.now(timezone.utc):%Y-%m-%d}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+          f"(whole run {results['meta']['wall_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
