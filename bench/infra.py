@@ -11,16 +11,12 @@ import pwd
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin",
-               "/usr/local/bin", "/usr/bin"]
 SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-not-for-production"
 LOG_DIR = ROOT / "var" / "bench"
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MIN", "DB_POOL_MAX",
@@ -28,23 +24,9 @@ SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSA
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_tcp(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process on port {port} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+# The fault tests' server helpers import neither pytest nor Django, so the benchmarks share them.
+from tests.faults.servers import free_port, wait_for_tcp  # noqa: E402
+from tests.faults.servers import pg_binary as fault_pg_binary  # noqa: E402
 
 
 def raise_fd_limit() -> None:
@@ -53,11 +35,8 @@ def raise_fd_limit() -> None:
 
 
 def pg_binary(name: str) -> str:
-    for folder in PG_BIN_DIRS:
-        path = Path(folder) / name
-        if path.exists():
-            return str(path)
-    found = shutil.which(name)
+    """Find a PostgreSQL server binary, or say plainly that the benchmark needs one."""
+    found = fault_pg_binary(name)
     if not found:
         raise RuntimeError(f"{name} is not installed; the benchmark needs a PostgreSQL server binary")
     return found
