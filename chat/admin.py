@@ -86,26 +86,27 @@ class ChatRequestAdmin(ReadOnlyAdmin):
     date_hierarchy = "requested_at"
 
 
-class ParticipantInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """List a room's records inside its page, without adding, editing or deleting any."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ParticipantInline(ReadOnlyInline):
     model = ChatParticipant
     fields = ["display_name", "role", "joined_at", "left_at", "last_read_seq"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(ReadOnlyInline):
     model = ChatMessage
     fields = ["seq", "created", "author_name", "kind", "body"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ChatRoom)
