@@ -27,6 +27,7 @@ from chat.models import ChatParticipant
 clients = list(ChatParticipant.objects.filter(role="client").select_related("user")[:10])
 contact = Contact.objects.select_related("user", "company").get(user=clients[0].user)
 engineer = Engineer.objects.filter(user__username__startswith="k-e").first()
+engineer_ids = list(Engineer.objects.values_list("pk", flat=True)[:20])
 
 def timed(fn, n=200):
     times = []
@@ -49,8 +50,8 @@ calls = {
     "send_message": lambda i: services.send_message(room_id=clients[i % 10].room_id, user=clients[i % 10].user,
                                                     body="cost", client_msg_id=f"cost-{i}-{time.monotonic_ns()}"),
     "client_state (fragment)": lambda i: fragments.client_state_context(contact),
-    "staff_queue (fragment)": lambda i: (engineer.refresh_from_db(), selectors.queue_summary(engineer=engineer),
-                                         selectors.is_alertable(engineer)),
+    "staff_queue (one engineer)": lambda i: selectors.queue_summary(engineer=engineer),
+    "queue_snapshot (20 engineers)": lambda i: selectors.queue_snapshot(engineer_ids=engineer_ids),
     "contact_for": lambda i: selectors.contact_for(clients[0].user),
     "rooms_for_socket": lambda i: selectors.rooms_for_socket(user=clients[0].user),
     "messages_after (catch-up)": lambda i: selectors.messages_after(room_id=clients[0].room_id, seq=0),

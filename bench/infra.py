@@ -25,7 +25,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # The fault tests' server helpers import neither pytest nor Django, so the benchmarks share them.
-from tests.faults.servers import free_port, wait_for_tcp  # noqa: E402
+from tests.faults.servers import WEBSOCKET_MAX_MESSAGE_SIZE, free_port, wait_for_tcp  # noqa: E402
 from tests.faults.servers import pg_binary as fault_pg_binary  # noqa: E402
 
 
@@ -242,7 +242,7 @@ class Server:
 
 def daphne(name: str, env: dict, app: str = "deskchat.asgi:application") -> Server:
     return Server(name, [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}",
-                         "--websocket-max-message-size", "65536", app], env)
+                         "--websocket-max-message-size", WEBSOCKET_MAX_MESSAGE_SIZE, app], env)
 
 
 def run_python(module: str, *args: str, env: dict, timeout: float = 600, prefix: tuple = ()) -> str:

@@ -24,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from deskchat.events import STAFF_GROUP, queue_group, room_group, user_group
+from deskchat.events import STAFF_GROUP, call_service, queue_group, room_group, user_group
 
 from . import fragments, presence, selectors, services
 from .services import ChatError
@@ -240,25 +240,32 @@ class ChatSocket(AsyncWebsocketConsumer):
         except ChatError:
             return  # never tell a socket about a room it was not in
         messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=seq)
-        if messages:
-            await self.send(text_data=await fragments.messages(messages, viewer=self.user))
+        await self.send_messages(messages)
         await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
 
     async def room_panel(self, room_id: int) -> str:
         raise NotImplementedError
 
     async def catch_up(self, room_id: int, after: int) -> None:
-        messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=after)
-        if messages:
-            await self.send(text_data=await fragments.messages(messages, viewer=self.user))
-            after = messages[-1]["seq"]
+        """Send every message after `after`, a page at a time, and go live from the last one."""
+        while True:
+            messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=after)
+            await self.send_messages(messages)
+            if messages:
+                after = messages[-1]["seq"]
+            if len(messages) < selectors.MESSAGES_PAGE:
+                break
         self.rooms[room_id] = after
+
+    async def send_messages(self, messages: list[dict]) -> None:
+        for frame in fragments.message_frames(messages, viewer=self.user):
+            await self.send(text_data=frame)
 
     async def do_send(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        message, created = await database_sync_to_async(services.send_message)(
-            room_id=room_id, user=self.user, body=payload.get("body"),
+        message, created = await call_service(
+            services.send_message, room_id=room_id, user=self.user, body=payload.get("body"),
             client_msg_id=as_text(payload, "client_msg_id", limit=64), kind=self.message_kind(payload),
         )
         # The message itself comes back through the room group, after commit: that is the ack.
@@ -274,19 +281,18 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def do_typing(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await database_sync_to_async(services.notify_typing)(
-            room_id=room_id, user=self.user, typing=bool(payload.get("typing", True))
-        )
+        await call_service(services.notify_typing, room_id=room_id, user=self.user,
+                           typing=bool(payload.get("typing", True)))
 
     async def do_read(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await database_sync_to_async(services.mark_read)(room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
+        await call_service(services.mark_read, room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
 
     async def do_leave(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await database_sync_to_async(services.leave_room)(room_id=room_id, user=self.user)
+        await call_service(services.leave_room, room_id=room_id, user=self.user)
 
     def require_room(self, room_id: int) -> None:
         if room_id not in self.rooms:
@@ -304,7 +310,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             return  # not synced yet (the sync will read it), or already sent
         if message["seq"] == last + 1:
             self.rooms[room_id] = message["seq"]
-            await self.send(text_data=await fragments.messages([message], viewer=self.user))
+            await self.send_messages([message])
         else:
             await self.catch_up(room_id, last)
         if message["kind"] == "system":
@@ -391,29 +397,27 @@ class ClientChatConsumer(ChatSocket):
             ticket = await database_sync_to_async(get_ticket_for_user)(user=self.user, ticket_id=ticket_id)
         except Exception:  # Http404: never say whether another company's ticket exists
             raise ChatError("not_found", "No such ticket.") from None
-        await database_sync_to_async(services.request_chat)(contact=self.contact, ticket=ticket)
+        await call_service(services.request_chat, contact=self.contact, ticket=ticket)
         await self.send(text_data=await fragments.client_state(self.contact))
 
     async def do_cancel(self, payload):
-        await database_sync_to_async(services.cancel_request)(contact=self.contact, request_id=as_int(payload, "request_id"))
+        await call_service(services.cancel_request, contact=self.contact,
+                           request_id=as_int(payload, "request_id"))
 
     async def do_callback(self, payload):
-        await database_sync_to_async(services.request_callback)(
-            contact=self.contact, request_id=as_int(payload, "request_id"), text=as_text(payload, "body")
-        )
+        await call_service(services.request_callback, contact=self.contact,
+                           request_id=as_int(payload, "request_id"), text=as_text(payload, "body"))
         await self.send(text_data=fragments.notice("callback", "Thanks. An engineer will call you back; it is noted on your ticket."))
 
     async def do_accept_invitation(self, payload):
-        room = await database_sync_to_async(services.accept_invitation)(
-            contact=self.contact, request_id=as_int(payload, "request_id")
-        )
+        room = await call_service(services.accept_invitation, contact=self.contact,
+                                  request_id=as_int(payload, "request_id"))
         await self.open_room(room.pk)
         await self.send(text_data=await fragments.client_state(self.contact))
 
     async def do_reject_invitation(self, payload):
-        await database_sync_to_async(services.reject_invitation)(
-            contact=self.contact, request_id=as_int(payload, "request_id")
-        )
+        await call_service(services.reject_invitation, contact=self.contact,
+                           request_id=as_int(payload, "request_id"))
 
     async def request_changed(self, event):
         """The contact's request moved on (answered, expired …): watch its room, redraw."""
@@ -453,6 +457,7 @@ class StaffChatConsumer(ChatSocket):
         self.queue_redraw: asyncio.Task | None = None
         self.queue_dirty = False
         self.queue_changes: set[int] = set()  # requests whose change the next redraw reports
+        self.queue_changed_at = time.monotonic()  # when the latest queue change reached this socket
         self.queue_shown: set[int] = set()  # requests in the queue as last drawn
         await self.send(text_data=await fragments.staff_queue(self.engineer, shown=self.queue_shown))
 
@@ -480,15 +485,14 @@ class StaffChatConsumer(ChatSocket):
         return kind if kind in ("text", "greeting", "farewell") else "invalid"
 
     async def do_answer(self, payload):
-        room = await database_sync_to_async(services.answer_request)(
-            engineer=self.engineer, request_id=as_int(payload, "request_id")
-        )
+        room = await call_service(services.answer_request, engineer=self.engineer,
+                                  request_id=as_int(payload, "request_id"))
         await self.open_room(room.pk)
 
     async def do_end(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await database_sync_to_async(services.end_room)(room_id=room_id, engineer=self.engineer)
+        await call_service(services.end_room, room_id=room_id, engineer=self.engineer)
 
     async def do_invite_engineer(self, payload):
         room_id = as_int(payload, "room_id")
@@ -496,15 +500,13 @@ class StaffChatConsumer(ChatSocket):
         other = await database_sync_to_async(selectors.engineer_by_id)(as_int(payload, "engineer_id"))
         if other is None:
             raise ChatError("not_found", "No such engineer.")
-        await database_sync_to_async(services.invite_engineer)(
-            room_id=room_id, by=self.engineer, engineer=other, transfer=bool(payload.get("transfer"))
-        )
+        await call_service(services.invite_engineer, room_id=room_id, by=self.engineer, engineer=other,
+                           transfer=bool(payload.get("transfer")))
         await self.send(text_data=fragments.notice("invited", f"Invited {other.display_name}."))
 
     async def do_join(self, payload):
-        participant = await database_sync_to_async(services.join_room)(
-            room_id=as_int(payload, "room_id"), engineer=self.engineer
-        )
+        participant = await call_service(services.join_room, room_id=as_int(payload, "room_id"),
+                                         engineer=self.engineer)
         await self.open_room(participant.room_id)
 
     async def do_invite_contact(self, payload):
@@ -516,17 +518,15 @@ class StaffChatConsumer(ChatSocket):
             raise
         except Exception:
             raise ChatError("not_found", "No such ticket.") from None
-        await database_sync_to_async(services.invite_contact)(engineer=self.engineer, ticket=ticket)
+        await call_service(services.invite_contact, engineer=self.engineer, ticket=ticket)
 
     async def do_cancel_invitation(self, payload):
-        await database_sync_to_async(services.cancel_invitation)(
-            engineer=self.engineer, request_id=as_int(payload, "request_id")
-        )
+        await call_service(services.cancel_invitation, engineer=self.engineer,
+                           request_id=as_int(payload, "request_id"))
 
     async def do_set_availability(self, payload):
-        await database_sync_to_async(services.set_availability)(
-            engineer=self.engineer, availability=as_text(payload, "availability", limit=20)
-        )
+        await call_service(services.set_availability, engineer=self.engineer,
+                           availability=as_text(payload, "availability", limit=20))
 
     async def room_panel(self, room_id: int) -> str:
         return await fragments.session(room_id, viewer=self.user)
@@ -534,9 +534,10 @@ class StaffChatConsumer(ChatSocket):
     # --- Group events -----------------------------------------------------------------------
 
     async def queue_changed(self, event):
-        """Redraw the queue from the database, at most once per short burst of changes."""
+        """Redraw the queue from the process's shared read, at most once per short burst of changes."""
         if isinstance(event.get("request_id"), int):
             self.queue_changes.add(event["request_id"])
+        self.queue_changed_at = time.monotonic()
         self.queue_dirty = True
         if self.queue_redraw is None or self.queue_redraw.done():
             self.queue_redraw = asyncio.create_task(self._redraw_queue())
@@ -553,14 +554,15 @@ class StaffChatConsumer(ChatSocket):
                 self.queue_dirty = False
                 changed, self.queue_changes = self.queue_changes, set()
                 before = set(self.queue_shown)
-                await self.send(text_data=await fragments.staff_queue(self.engineer, shown=self.queue_shown))
+                await self.send(text_data=await fragments.staff_queue(
+                    self.engineer, shown=self.queue_shown, changed_at=self.queue_changed_at))
                 gone = (before - self.queue_shown) & changed
                 if gone:
                     note = await fragments.taken_notice(engineer=self.engineer, request_ids=gone)
                     if note:
                         await self.send(text_data=note)
         except Exception:  # noqa: BLE001 - the socket may have closed meanwhile
-            logger.debug("queue redraw failed", exc_info=True)
+            logger.warning("queue redraw failed", exc_info=True)
 
     async def availability_changed(self, event):
         self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)

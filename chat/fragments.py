@@ -4,10 +4,13 @@ Shared and client fragments are partials of templates/chat/ws.html; the HUD's ar
 templates/hud/ws.html. Functions that read the database are async and run the read in a thread.
 """
 
+import time
+
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.template.loader import render_to_string
 
-from . import selectors
+from . import hud_queue, selectors
 from .models import ChatRoom
 
 CLIENT = "chat/ws.html"
@@ -18,15 +21,32 @@ def _render(template: str, partial: str, context: dict) -> str:
     return render_to_string(f"{template}#{partial}", context)
 
 
-async def messages(payloads: list[dict], *, viewer) -> str:
-    """Append messages (payload dicts) to their rooms' lists."""
-    by_room: dict[int, list[dict]] = {}
+def frame_budget() -> int:
+    """Return the most a fragment may weigh: daphne refuses to send more than its message limit."""
+    return settings.WEBSOCKET_MAX_MESSAGE_SIZE // 4
+
+
+def message_frames(payloads: list[dict], *, viewer) -> list[str]:
+    """Render messages (payload dicts, of one room) as frames that append them to the room's list.
+
+    A long catch-up becomes several frames. Each message is counted at its largest (every
+    character escaped as an entity), so no frame can exceed the budget whatever the text.
+    """
+    frames, batch, weight = [], [], 0
     for payload in payloads:
-        by_room.setdefault(payload["room_id"], []).append(payload)
-    return "".join(
-        _render(CLIENT, "messages", {"room_id": room_id, "messages": items, "viewer_id": viewer.pk})
-        for room_id, items in by_room.items()
-    )
+        cost = 6 * (len(payload["body"]) + len(payload["author_name"])) + 2048
+        if batch and weight + cost > frame_budget():
+            frames.append(_messages_frame(batch, viewer))
+            batch, weight = [], 0
+        batch.append(payload)
+        weight += cost
+    if batch:
+        frames.append(_messages_frame(batch, viewer))
+    return frames
+
+
+def _messages_frame(payloads: list[dict], viewer) -> str:
+    return _render(CLIENT, "messages", {"room_id": payloads[0]["room_id"], "messages": payloads, "viewer_id": viewer.pk})
 
 
 def typing(event: dict) -> str:
@@ -89,15 +109,42 @@ def room_closed(room_id: int, *, viewer) -> str:
     return _render(CLIENT, "room_closed", {"room": room})
 
 
-@database_sync_to_async
-def staff_queue(engineer, *, shown: set | None = None) -> str:
-    """Draw the engineer's queue; `shown`, if given, is refilled with the ids of the requests drawn."""
-    engineer.refresh_from_db()
-    summary = selectors.queue_summary(engineer=engineer)
+async def staff_queue(engineer, *, shown: set | None = None, changed_at: float | None = None) -> str:
+    """Draw the engineer's queue from a shared read that began after `changed_at` (default: now).
+
+    `shown`, if given, is refilled with the ids of the requests drawn.
+    """
+    moment = time.monotonic() if changed_at is None else changed_at
+    snapshot = await hud_queue.shared_read().since(moment, engineer.pk)
+    summary = selectors.queue_summary(engineer=engineer, snapshot=snapshot)
+    request_ids = tuple(request.pk for request in summary["requests"])
     if shown is not None:
         shown.clear()
-        shown.update(request.pk for request in summary["requests"])
-    return _render(STAFF, "queue", {**summary, "engineer": engineer, "notify": selectors.is_alertable(engineer)})
+        shown.update(request_ids)
+    # Everything the queue partial shows that differs between engineers seeing the same requests.
+    engineer = summary["engineer"]
+    offered_to_me = tuple(r.pk for r in summary["requests"] if r.offered_to_id == engineer.pk and not r.offer_released)
+    key = (request_ids, offered_to_me, engineer.availability, summary["notify"])
+    if key not in snapshot["rendered"]:
+        snapshot["rendered"][key] = _fitting_queue(summary)
+    html, listed = snapshot["rendered"][key]
+    if shown is not None:
+        shown.intersection_update(listed)
+    return html
+
+
+def _fitting_queue(summary: dict) -> tuple[str, set[int]]:
+    """Render the queue, listing fewer of the newest requests until it fits in one frame.
+
+    A hundred waiting requests weigh about 80 KB; only a desk far beyond that is cut.
+    Return the HTML and the ids it lists.
+    """
+    listed = summary["requests"]
+    html = _render(STAFF, "queue", summary)
+    while len(html.encode()) > frame_budget() and listed:
+        listed = listed[: len(listed) // 2]
+        html = _render(STAFF, "queue", {**summary, "listed": listed})
+    return html, {request.pk for request in listed}
 
 
 @database_sync_to_async

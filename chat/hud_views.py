@@ -85,8 +85,6 @@ def hud(request: HtmxHttpRequest):
         closed_sessions.append(session)
     context = {
         **selectors.queue_summary(engineer=engineer),
-        "engineer": engineer,
-        "notify": selectors.is_alertable(engineer),
         "availabilities": [
             (value, label) for value, label in Engineer.Availability.choices if value != Engineer.Availability.OFFLINE
         ],

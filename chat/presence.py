@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from deskchat import events
+from deskchat.events import call_service
 
 from . import services
 
@@ -31,7 +32,7 @@ _sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 async def engineer_connected(engineer_id: int) -> None:
     """Count a HUD socket and mark the engineer seen at once."""
     _connected[engineer_id] += 1
-    await database_sync_to_async(services.touch_presence)([engineer_id])
+    await call_service(services.touch_presence, [engineer_id])
 
 
 def engineer_disconnected(engineer_id: int) -> None:
@@ -79,9 +80,9 @@ async def run_sweeper() -> None:
     last_refresh = 0.0
     while True:
         try:
-            await database_sync_to_async(services.sweep)()
+            await call_service(services.sweep)
             if time.monotonic() - last_refresh >= PRESENCE_REFRESH_SECONDS:
-                await database_sync_to_async(services.touch_presence)(connected_engineers())
+                await call_service(services.touch_presence, connected_engineers())
                 last_refresh = time.monotonic()
         except asyncio.CancelledError:
             raise

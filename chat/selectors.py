@@ -44,12 +44,17 @@ def open_session_count(engineer: Engineer) -> int:
     ).count()
 
 
-def is_alertable(engineer: Engineer) -> bool:
-    """Return whether to alert this engineer of new requests: available, online, under their limit."""
+def is_alertable(engineer: Engineer, *, open_sessions: int | None = None) -> bool:
+    """Return whether to alert this engineer of new requests: available, online, under their limit.
+
+    Pass open_sessions when it is already known (the shared queue read counts it for everyone).
+    """
+    if open_sessions is None:
+        open_sessions = open_session_count(engineer)
     return (
         engineer.availability == Engineer.Availability.AVAILABLE
         and is_online(engineer)
-        and open_session_count(engineer) < engineer.chat_limit
+        and open_sessions < engineer.chat_limit
     )
 
 
@@ -72,16 +77,15 @@ def _visible_to(engineer: Engineer) -> Q:
     return Q(offered_to=engineer) | (Q(queue__members=engineer) & ~open_offer)
 
 
-def waiting_requests_for(*, engineer: Engineer) -> QuerySet[ChatRequest]:
-    """Return the waiting client requests this engineer may answer, oldest first."""
-    return (
-        ChatRequest.objects.filter(
-            _visible_to(engineer), state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=timezone.now()
-        )
-        .select_related("ticket", "contact__user", "contact__company", "queue")
-        .distinct()
-        .order_by("requested_at", "pk")
-    )
+def _sees(engineer: Engineer, request: ChatRequest, member_of: set[int], now) -> bool:
+    """Return whether a waiting request is visible to the engineer: `_visible_to`, in Python.
+
+    The shared queue read filters one list of requests for every HUD of a process this way.
+    """
+    if request.offered_to_id == engineer.pk:
+        return True
+    offer_open = request.offered_to_id is not None and not request.offer_released and request.offer_until > now
+    return request.queue_id in member_of and not offer_open
 
 
 def get_request_for_engineer(*, engineer: Engineer, request_id: int) -> ChatRequest:
@@ -122,20 +126,53 @@ def queue_position(request: ChatRequest) -> int:
     return ahead.count() + 1
 
 
-def queue_summary(*, engineer: Engineer) -> dict:
-    """Return the engineer's waiting requests with what the HUD and its alert need."""
-    requests = list(waiting_requests_for(engineer=engineer))
+def queue_snapshot(*, engineer_ids) -> dict:
+    """Read the waiting client requests and the given engineers, in three queries for any number.
+
+    Every HUD socket of a process draws its queue from one such read (see chat.hud_queue).
+    """
     now = timezone.now()
     threshold = settings.CHAT_QUEUE_ALERT_SECONDS
+    requests = list(
+        ChatRequest.objects.filter(state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=now)
+        .select_related("ticket", "contact__user", "contact__company", "queue")
+        .order_by("requested_at", "pk")
+    )
     for request in requests:
         request.waited_seconds = max(0, int((now - request.requested_at).total_seconds()))
         request.overdue = request.waited_seconds >= threshold
+    open_sessions = Count("user__chat_participations", filter=Q(
+        user__chat_participations__left_at__isnull=True,
+        user__chat_participations__room__state=ChatRoom.State.ACTIVE,
+    ))
+    engineers = Engineer.objects.filter(pk__in=list(engineer_ids)).select_related("user").annotate(
+        open_sessions=open_sessions)
+    member_of: dict[int, set[int]] = {engineer_id: set() for engineer_id in engineer_ids}
+    for engineer_id, queue_id in ChatQueue.members.through.objects.filter(
+        engineer_id__in=list(engineer_ids)
+    ).values_list("engineer_id", "chatqueue_id"):
+        member_of[engineer_id].add(queue_id)
+    return {"now": now, "requests": requests, "engineers": {e.pk: e for e in engineers}, "member_of": member_of}
+
+
+def queue_summary(*, engineer: Engineer, snapshot: dict | None = None) -> dict:
+    """Return the engineer's waiting requests, oldest first, with what the HUD and its alert need.
+
+    From a shared `queue_snapshot` if given (it must include this engineer), else from a new read.
+    """
+    snapshot = snapshot or queue_snapshot(engineer_ids=[engineer.pk])
+    engineer = snapshot["engineers"][engineer.pk]
+    member_of = snapshot["member_of"][engineer.pk]
+    requests = [r for r in snapshot["requests"] if _sees(engineer, r, member_of, snapshot["now"])]
     return {
+        "engineer": engineer,
+        "notify": is_alertable(engineer, open_sessions=engineer.open_sessions),
         "requests": requests,
+        "listed": requests,  # what the HUD lists: fragments.staff_queue lists fewer if they would not fit a frame
         "count": len(requests),
         "longest_wait": max((r.waited_seconds for r in requests), default=0),
         "overdue": any(r.overdue for r in requests),
-        "alert_seconds": threshold,
+        "alert_seconds": settings.CHAT_QUEUE_ALERT_SECONDS,
     }
 
 
@@ -242,8 +279,11 @@ def message_payload(message: ChatMessage) -> dict:
     }
 
 
-def messages_after(*, room_id: int, seq: int, limit: int = 1000) -> list[dict]:
-    """Return the room's messages after a sequence number, in order, as payloads."""
+MESSAGES_PAGE = 1000  # the most messages_after returns at once; a catch-up asks again for more
+
+
+def messages_after(*, room_id: int, seq: int, limit: int = MESSAGES_PAGE) -> list[dict]:
+    """Return the room's messages after a sequence number, in order, as payloads (at most `limit`)."""
     messages = ChatMessage.objects.filter(room_id=room_id, seq__gt=seq).order_by("seq")[:limit]
     return [message_payload(message) for message in messages]
 

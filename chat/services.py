@@ -10,7 +10,7 @@ A refusal the user should read is a `ChatError` with a stable `code` and a plain
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -478,13 +478,14 @@ def _clean_body(body) -> str:
     return body
 
 
-@transaction.atomic
 def send_message(*, room_id: int, user, body: str, client_msg_id: str = "",
                  kind: str = ChatMessage.Kind.TEXT) -> tuple[ChatMessage, bool]:
     """Store a message and publish it after commit; return it and whether it is new.
 
     A retried send with the same client_msg_id returns the stored message instead of a second
-    one. The room's row lock makes the check and the sequence number safe under concurrency.
+    one. The room's row lock makes the sequence number safe under concurrency. Retries are rare,
+    so the unique constraint on (room, author, client_msg_id) detects one, rather than a query
+    on every send: the refused insert rolls back with its sequence number.
     """
     body = _clean_body(body)
     client_msg_id = str(client_msg_id or "")[:64]
@@ -492,15 +493,18 @@ def send_message(*, room_id: int, user, body: str, client_msg_id: str = "",
         raise ChatError("bad_frame", "Unknown message kind.")
     if kind != ChatMessage.Kind.TEXT and not hasattr(user, "engineer"):
         raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
-    room = _lock_active_room(room_id)
-    participant = _require_present(room, user)
-    if client_msg_id:
-        existing = room.messages.filter(author=user, client_msg_id=client_msg_id).first()
-        if existing:
+    try:
+        with transaction.atomic():
+            room = _lock_active_room(room_id)
+            participant = _require_present(room, user)
+            message = _append_message(room, author=user, author_name=participant.display_name, kind=kind,
+                                      body=body, client_msg_id=client_msg_id)
+        return message, True
+    except IntegrityError:
+        existing = ChatMessage.objects.filter(room_id=room_id, author=user, client_msg_id=client_msg_id).first()
+        if client_msg_id and existing:
             return existing, False
-    message = _append_message(room, author=user, author_name=participant.display_name, kind=kind,
-                              body=body, client_msg_id=client_msg_id)
-    return message, True
+        raise
 
 
 def _append_message(room: ChatRoom, *, author, author_name: str, kind: str, body: str,
@@ -510,14 +514,25 @@ def _append_message(room: ChatRoom, *, author, author_name: str, kind: str, body
     Call inside a transaction. The UPDATE … SET last_seq = last_seq + 1 holds the room's row
     lock until commit, so sequence numbers are gapless and in commit order.
     """
-    ChatRoom.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1)
-    seq = ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    seq = _next_seq(room.pk)
+    room.last_seq = seq
     message = ChatMessage.objects.create(
         room=room, seq=seq, author=author, author_name=author_name, kind=kind, body=body, client_msg_id=client_msg_id
     )
     publish_on_commit(room_group(room.pk), {"type": "chat.message", "room_id": room.pk,
                                             "message": selectors.message_payload(message)})
     return message
+
+
+def _next_seq(room_id: int) -> int:
+    """Increment the room's last_seq and return it, in one statement where the database can."""
+    if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+        ChatRoom.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1)
+        return ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room_id)
+    table = connection.ops.quote_name(ChatRoom._meta.db_table)
+    with connection.cursor() as cursor:  # the ORM has no UPDATE … RETURNING; this runs once per message
+        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq", [room_id])
+        return cursor.fetchone()[0]
 
 
 @transaction.atomic

@@ -6,6 +6,11 @@ change that was rolled back. Group names are built here and nowhere else.
 The channel layer is lossy (it drops at capacity, and Redis can restart), so an event is a
 nudge, never the data of record: receivers compare sequence numbers and read what they missed
 from the database.
+
+Sockets call services through `call_service`. A daphne process runs every ORM call in one
+database thread, so that thread must not also wait on Redis: under `call_service` the committed
+events are held and sent from the event loop once the service returns, and the database thread
+moves on to the next caller at once. Elsewhere (views, the shell, tests) they are sent at commit.
 """
 
 import logging
@@ -13,6 +18,7 @@ import threading
 from collections import deque
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -46,6 +52,13 @@ _failed: deque[list] = deque(maxlen=1000)  # [group, event, resends left]
 _failed_lock = threading.Lock()
 
 
+def _remember_failed(group: str, event: dict) -> None:
+    logger.warning("channel layer send to %s failed", group, exc_info=True)
+    if event.get("type") != "room.typing":
+        with _failed_lock:
+            _failed.append([group, event, RESENDS])
+
+
 def publish(group: str, event: dict) -> None:
     """Send one event to a group now; log and swallow a layer failure, since the DB is the truth."""
     layer = get_channel_layer()
@@ -54,10 +67,18 @@ def publish(group: str, event: dict) -> None:
     try:
         async_to_sync(layer.group_send)(group, event)
     except Exception:  # noqa: BLE001 - a lost nudge is recovered by the receivers' catch-up
-        logger.warning("channel layer send to %s failed", group, exc_info=True)
-        if event.get("type") != "room.typing":
-            with _failed_lock:
-                _failed.append([group, event, RESENDS])
+        _remember_failed(group, event)
+
+
+async def publish_async(group: str, event: dict) -> None:
+    """Send one event to a group from the event loop; a failure is kept for the sweeper to resend."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, event)
+    except Exception:  # noqa: BLE001 - a lost nudge is recovered by the receivers' catch-up
+        _remember_failed(group, event)
 
 
 async def resend_failed() -> int:
@@ -81,6 +102,42 @@ async def resend_failed() -> int:
     return sent
 
 
+_held = threading.local()  # .events: a list while call_service runs a service in this thread
+
+
 def publish_on_commit(group: str, event: dict) -> None:
     """Send an event to a group once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: publish(group, event))
+    transaction.on_commit(lambda: _publish_or_hold(group, event))
+
+
+def _publish_or_hold(group: str, event: dict) -> None:
+    held = getattr(_held, "events", None)
+    if held is None:
+        publish(group, event)
+    else:
+        held.append((group, event))
+
+
+def _run_holding_events(func, args: tuple, kwargs: dict) -> tuple:
+    """Run func, keeping the events its commits publish; return (result, events, error)."""
+    _held.events = events = []
+    try:
+        return func(*args, **kwargs), events, None
+    except Exception as error:  # noqa: BLE001 - re-raised by call_service once events are out
+        return None, events, error
+    finally:
+        _held.events = None
+
+
+async def call_service(func, /, *args, **kwargs):
+    """Run a service in the database thread, then publish what it committed from the event loop.
+
+    Events of transactions that committed go out even when the service then raised (a sweep
+    commits request by request), and in commit order.
+    """
+    result, events, error = await database_sync_to_async(_run_holding_events)(func, args, kwargs)
+    for group, event in events:
+        await publish_async(group, event)
+    if error is not None:
+        raise error
+    return result

@@ -213,6 +213,9 @@ LOGGING = {
 # --- DeskChat -------------------------------------------------------------------------------
 NOTE_MAX_LENGTH = env_int("NOTE_MAX_LENGTH", 10_000)
 CHAT_MESSAGE_MAX_LENGTH = env_int("CHAT_MESSAGE_MAX_LENGTH", 4_000)
+# daphne's --websocket-max-message-size (scripts/serve passes the same variable). Its websocket
+# layer applies it to what the server sends too, so fragments are cut to fit a quarter of it.
+WEBSOCKET_MAX_MESSAGE_SIZE = env_int("WEBSOCKET_MAX_MESSAGE_SIZE", 1_048_576)
 CHAT_PICKUP_TIMEOUT_SECONDS = env_int("CHAT_PICKUP_TIMEOUT_SECONDS", 300)
 CHAT_OFFER_WINDOW_SECONDS = env_int("CHAT_OFFER_WINDOW_SECONDS", 15)
 CHAT_DEFAULT_MAX_CONCURRENT = env_int("CHAT_DEFAULT_MAX_CONCURRENT", 3)

@@ -115,7 +115,7 @@ class DaphneServer:
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket-max-message-size", "65536", "deskchat.asgi:application"],
+             "--websocket-max-message-size", str(settings.WEBSOCKET_MAX_MESSAGE_SIZE), "deskchat.asgi:application"],
             cwd=ROOT, env=self.environment(), stdout=self._log, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.process)

@@ -77,6 +77,7 @@ async def test_a_retried_send_is_stored_once(desk):
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.wait_message(room_id, 1)  # the client's dialog unlocks once its socket has the room
     for _ in range(2):
         await client.send(action="send", room_id=room_id, body="only once", client_msg_id="same-id")
     await client.wait_message(room_id, 2)

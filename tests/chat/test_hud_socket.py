@@ -93,3 +93,35 @@ async def test_a_queue_change_that_arrives_during_a_redraw_is_drawn_too(desk, mo
     release.set()
     await dana.wait_event("queue", count=2)
     await dana.close()
+
+
+async def test_hud_sockets_of_one_process_share_one_queue_read_per_change(desk, f, monkeypatch):
+    """A new request costs one read of the queue however many HUDs watch it, and each HUD still
+    sees only what it may: an engineer outside the queue shares the read but is shown nothing."""
+    from chat import selectors
+
+    outsider = await sync_to_async(f.make_engineer)(display_name="Olga Outside")
+    reads = []
+    original = selectors.queue_snapshot
+
+    def counting_snapshot(**kwargs):
+        reads.append(set(kwargs["engineer_ids"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(selectors, "queue_snapshot", counting_snapshot)
+    engineers = [desk["dana"], desk["sam"], outsider]
+    huds = [await staff_socket(engineer.user) for engineer in engineers]
+    for hud in huds:
+        await hud.wait_event("queue", count=0)
+    reads.clear()
+
+    await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    await huds[0].wait_event("queue", count=1)
+    await huds[1].wait_event("queue", count=1)
+    for hud in huds:
+        await hud.drain()
+    assert len(reads) == 1
+    assert reads[0] >= {e.pk for e in engineers}
+    assert [e.attrs["data-count"] for e in huds[2].received if e.attrs.get("data-event") == "queue"] == ["0"]
+    for hud in huds:
+        await hud.close()

@@ -89,14 +89,14 @@ class TestQueueVisibility:
     def test_a_request_past_its_deadline_is_no_longer_listed(self, desk):
         """A due request that no sweeper has expired yet is already gone from the HUD's queue."""
         request = services.request_chat(contact=desk["contacts"][0], ticket=desk["tickets"][0])
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == [request]
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == [request]
         ChatRequest.objects.filter(pk=request.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == []
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == []
 
     def test_only_members_of_the_routed_queue_see_a_request(self, f, desk):
         outsider = f.make_engineer(display_name="Nick", queues=[f.make_queue(name="Network")])
         request = services.request_chat(contact=desk["contacts"][0], ticket=desk["tickets"][0])
-        assert list(selectors.waiting_requests_for(engineer=outsider)) == []
+        assert list(selectors.queue_summary(engineer=outsider)["requests"]) == []
         with pytest.raises(services.ChatError) as refused:
             selectors.get_request_for_engineer(engineer=outsider, request_id=request.pk)
         assert refused.value.code == "not_found"

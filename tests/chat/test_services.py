@@ -147,8 +147,8 @@ class TestFirstOffer:
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         assert request.offered_to == assigned
         assert before + timedelta(seconds=15) <= request.offer_until <= timezone.now() + timedelta(seconds=15)
-        assert list(selectors.waiting_requests_for(engineer=assigned)) == [request]
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == []
+        assert list(selectors.queue_summary(engineer=assigned)["requests"]) == [request]
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == []
 
     def test_queue_members_cannot_answer_during_the_offer_window(self, desk, assigned):
         """A member answering a request offered to someone else is told there is no such request."""
@@ -163,7 +163,7 @@ class TestFirstOffer:
         """After offer_until, every member sees and may answer it, before any sweep runs."""
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         ChatRequest.objects.filter(pk=request.pk).update(offer_until=past())
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == [request]
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == [request]
         services.answer_request(engineer=desk["sam"], request_id=request.pk)
 
     def test_release_due_offers_opens_ended_windows_to_the_queue_once(self, desk, assigned):
@@ -176,7 +176,7 @@ class TestFirstOffer:
         request.refresh_from_db()
         assert request.offer_released
         ChatRequest.objects.filter(pk=request.pk).update(offer_until=timezone.now() + timedelta(hours=1))
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == [request]  # released stays open
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == [request]  # released stays open
 
     @pytest.mark.parametrize("why", ["away", "busy", "offline", "long_gone", "at_limit"])
     def test_the_assigned_engineer_is_not_offered_it_when_not_alertable(self, f, desk, assigned, why):
@@ -195,13 +195,13 @@ class TestFirstOffer:
         desk["ticket"].refresh_from_db()
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         assert request.offered_to is None and request.offer_until is None
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == [request]
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == [request]
 
     def test_an_unassigned_ticket_goes_straight_to_the_queue(self, desk):
         """With no assigned engineer there is no offer window."""
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         assert request.offered_to is None
-        assert list(selectors.waiting_requests_for(engineer=desk["sam"])) == [request]
+        assert list(selectors.queue_summary(engineer=desk["sam"])["requests"]) == [request]
 
 
 # --- Client requests ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class TestRequests:
         services.cancel_request(contact=desk["contact"], request_id=request.pk)
         request.refresh_from_db()
         assert request.state == "cancelled" and request.ended_at is not None
-        assert list(selectors.waiting_requests_for(engineer=desk["dana"])) == []
+        assert list(selectors.queue_summary(engineer=desk["dana"])["requests"]) == []
         with pytest.raises(ChatError) as refused:
             services.cancel_request(contact=desk["contact"], request_id=request.pk)
         assert refused.value.code == "not_waiting"

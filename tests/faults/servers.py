@@ -27,6 +27,9 @@ SECRET = "faults-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 TEMPLATE_DB = "deskchat_template"
 _databases = itertools.count(1)
 
+# scripts/serve's default, as the settings' WEBSOCKET_MAX_MESSAGE_SIZE (this module runs without Django).
+WEBSOCKET_MAX_MESSAGE_SIZE = "1048576"
+
 # The variables that select backends or could leak another run's settings into the servers.
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MIN", "DB_POOL_MAX")
 
@@ -190,7 +193,7 @@ class FaultServer:
         self._log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket-max-message-size", "65536", "deskchat.asgi:application"],
+             "--websocket-max-message-size", WEBSOCKET_MAX_MESSAGE_SIZE, "deskchat.asgi:application"],
             cwd=ROOT, env=dict(self.env), stdout=self._log, stderr=subprocess.STDOUT,
         )
         return self

@@ -11,6 +11,7 @@ import json
 
 import pytest
 import websockets
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from asgiref.sync import sync_to_async
 
@@ -19,7 +20,7 @@ from tests.chat.wsutil import client_socket, connect, parse, session_cookie, sta
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_MESSAGE_SIZE = 65536  # what tests/conftest.py's DaphneServer passes to daphne
+MAX_MESSAGE_SIZE = settings.WEBSOCKET_MAX_MESSAGE_SIZE  # what tests/conftest.py's DaphneServer passes to daphne
 
 
 def _room(world):
