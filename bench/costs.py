@@ -28,6 +28,15 @@ clients = list(ChatParticipant.objects.filter(role="client").select_related("use
 contact = Contact.objects.select_related("user", "company").get(user=clients[0].user)
 engineer = Engineer.objects.filter(user__username__startswith="k-e").first()
 engineer_ids = list(Engineer.objects.values_list("pk", flat=True)[:20])
+from django.conf import settings
+from tickets.models import Ticket
+settings.CHAT_REQUEST_RATE_PER_MINUTE = 0  # the same contact asks 200 times here
+waiting = Contact.objects.select_related("user", "company").get(user__username="k-qc0")
+waiting_ticket = Ticket.objects.filter(contact=waiting).first()
+
+def request_and_cancel(i):
+    request = services.request_chat(contact=waiting, ticket=waiting_ticket)
+    services.cancel_request(contact=waiting, request_id=request.pk)
 
 def timed(fn, n=200):
     times = []
@@ -49,6 +58,7 @@ def queries(fn):
 calls = {
     "send_message": lambda i: services.send_message(room_id=clients[i % 10].room_id, user=clients[i % 10].user,
                                                     body="cost", client_msg_id=f"cost-{i}-{time.monotonic_ns()}"),
+    "request_chat + cancel_request": request_and_cancel,
     "client_state (fragment)": lambda i: fragments.client_state_context(contact),
     "staff_queue (one engineer)": lambda i: selectors.queue_summary(engineer=engineer),
     "queue_snapshot (20 engineers)": lambda i: selectors.queue_snapshot(engineer_ids=engineer_ids),
@@ -66,7 +76,8 @@ def main() -> None:
         pg.create_database("bench_costs")
         env = django_env(database_url=pg.url("bench_costs"))
         run_python("django", "migrate", "--noinput", "-v", "0", env=env)
-        run_python("bench.seed", json.dumps({"tag": "k", "chats": 10, "per_engineer": 3}), env=env)
+        run_python("bench.seed", json.dumps({"tag": "k", "chats": 10, "per_engineer": 3, "burst_clients": 1,
+                                                    "burst_engineers": 1}), env=env)
         out = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env=env, capture_output=True, text=True,
                              check=True).stdout
         results = json.loads(out.strip().splitlines()[-1])

@@ -328,17 +328,23 @@ class Burst:
     """100 clients press Join Chat within a second while engineers watch the HUD; then they race."""
 
     def __init__(self, clients: list[dict], engineers: list[dict]):
-        self.clients = [Conn(c["url"], cookie=c["cookie"], name=f"qc{n}") for n, c in enumerate(clients)]
+        self.clients = [Conn(c["url"], cookie=c["cookie"], name=f"qc{n}", on_frame=self._client_frame)
+                        for n, c in enumerate(clients)]
         self.ticket_of = {conn.name: c["ticket_id"] for conn, c in zip(self.clients, clients)}
         self.engineers = [Conn(e["url"], cookie=e["cookie"], name=f"qe{n}", on_frame=self._hud_frame)
                           for n, e in enumerate(engineers)]
         self.requested_at: dict[int, float] = {}  # ticket -> when its client sent request_chat
+        self.dialog_at: dict[int, float] = {}  # ticket -> when its client's dialog first showed it waiting
         self.first_seen: dict[tuple[str, int], float] = {}  # (engineer, ticket) -> first queue frame showing it
         self.visible: dict[str, dict[int, int]] = {e.name: {} for e in self.engineers}  # engineer -> request -> ticket
         self.sessions: dict[int, list[str]] = defaultdict(list)  # ticket -> engineers who got its session panel
         self.session_at: dict[int, float] = {}
         self.won: Counter[str] = Counter()
         self.changed = asyncio.Event()
+
+    def _client_frame(self, conn: Conn, frame: str, now: float) -> None:
+        if 'data-event="client_state"' in frame and 'data-state="waiting"' in frame:
+            self.dialog_at.setdefault(self.ticket_of[conn.name], now)
 
     def _hud_frame(self, conn: Conn, frame: str, now: float) -> None:
         if 'data-event="queue"' in frame:
@@ -380,6 +386,8 @@ class Burst:
         result = {"requests": len(tickets), "engineers": len(self.engineers),
                   "hud_counts_at_end": sorted(self.last_count.values()),
                   "request_to_hud_ms": summary_ms(latencies), "never_shown": len(expected - self.first_seen.keys()),
+                  "request_to_own_dialog_ms": summary_ms([self.dialog_at[t] - self.requested_at[t]
+                                                          for t in self.dialog_at if t in self.requested_at]),
                   **meter.report()}
 
         # The race: each engineer answers one request at a time, picked at random from what their

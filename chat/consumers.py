@@ -23,13 +23,18 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.http import Http404
 
-from deskchat.events import STAFF_GROUP, call_service, queue_group, room_group, user_group
+from deskchat.events import call_service, queue_group, room_group, user_group
 
-from . import fragments, presence, selectors, services
+from . import fragments, presence, selectors, services, shared_queue
 from .services import ChatError
 
 logger = logging.getLogger(__name__)
+
+# Wait this long after a queue change before reading the queue, so that the nudges of one change
+# (one per socket) and of a burst of changes share one read (see chat.shared_queue).
+QUEUE_REDRAW_DELAY = 0.05
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -351,9 +356,6 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def queue_changed(self, event):
         pass
 
-    async def stats_changed(self, event):
-        pass
-
     async def queue_position(self, event):
         pass
 
@@ -373,11 +375,12 @@ class ClientChatConsumer(ChatSocket):
     PARTICIPANTS_CLASS = "chat-participants"
 
     async def authorize(self) -> bool:
+        self.client_state: dict = {}  # the context of the dialog as last drawn
         self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
         return self.contact is not None
 
     async def on_connected(self):
-        await self.send(text_data=await fragments.client_state(self.contact))
+        await self.send_client_state()
 
     def actions(self) -> dict:
         return {
@@ -390,15 +393,22 @@ class ClientChatConsumer(ChatSocket):
         }
 
     async def do_request_chat(self, payload):
+        html, self.client_state = await call_service(self.ask_for_chat, as_int(payload, "ticket_id"))
+        await self.send(text_data=html)
+
+    def ask_for_chat(self, ticket_id: int) -> tuple[str, dict]:
+        """Find the ticket, ask for the chat and draw the dialog, in one trip to the database thread.
+
+        A burst of clients pressing Join Chat queues up on that one thread, so each trip counts.
+        """
         from tickets.selectors import get_ticket_for_user
 
-        ticket_id = as_int(payload, "ticket_id")
         try:
-            ticket = await database_sync_to_async(get_ticket_for_user)(user=self.user, ticket_id=ticket_id)
-        except Exception:  # Http404: never say whether another company's ticket exists
+            ticket = get_ticket_for_user(user=self.user, ticket_id=ticket_id)
+        except Http404:  # never say whether another company's ticket exists
             raise ChatError("not_found", "No such ticket.") from None
-        await call_service(services.request_chat, contact=self.contact, ticket=ticket)
-        await self.send(text_data=await fragments.client_state(self.contact))
+        request = services.request_chat(contact=self.contact, ticket=ticket)
+        return fragments.render_client_state(self.contact, waiting=request)
 
     async def do_cancel(self, payload):
         await call_service(services.cancel_request, contact=self.contact,
@@ -413,21 +423,47 @@ class ClientChatConsumer(ChatSocket):
         room = await call_service(services.accept_invitation, contact=self.contact,
                                   request_id=as_int(payload, "request_id"))
         await self.open_room(room.pk)
-        await self.send(text_data=await fragments.client_state(self.contact))
+        await self.send_client_state()
 
     async def do_reject_invitation(self, payload):
         await call_service(services.reject_invitation, contact=self.contact,
                            request_id=as_int(payload, "request_id"))
 
+    async def send_client_state(self) -> None:
+        html, self.client_state = await fragments.client_state(self.contact)
+        await self.send(text_data=html)
+
     async def request_changed(self, event):
-        """The contact's request moved on (answered, expired …): watch its room, redraw."""
+        """The contact's request moved on (answered, expired …): watch its room, redraw.
+
+        The socket that asked for the chat has drawn it waiting already; its own nudge is skipped.
+        """
+        shown = self.client_state
+        request = shown.get("request")
+        if event.get("state") == "waiting" and shown.get("state") == "waiting" and request and \
+                request.pk == event.get("request_id"):
+            return
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
             await self.open_room(room_id)
-        await self.send(text_data=await fragments.client_state(self.contact))
+        await self.send_client_state()
 
     async def queue_position(self, event):
-        """Someone ahead of the contact left the queue: redraw their place in it."""
-        await self.send(text_data=await fragments.client_state(self.contact))
+        """Someone ahead of the contact left the queue: redraw their place in it.
+
+        Every client behind gets this nudge at once, so the place comes from the process's shared
+        queue read rather than a read of this socket's own; waiting a moment lets the nudges of
+        one change, and of a burst of changes, share one read.
+        """
+        shown = self.client_state
+        if shown.get("state") != "waiting" or shown["request"].queue_id != event.get("queue_id"):
+            return
+        arrived = time.monotonic()
+        await asyncio.sleep(QUEUE_REDRAW_DELAY)
+        snapshot = await shared_queue.shared_read().since(arrived)
+        position = snapshot["positions"].get(shown["request"].pk)
+        if position is not None and position != shown.get("position"):  # None: it left; request.changed redraws
+            shown["position"] = position
+            await self.send(text_data=fragments.client_position(shown, position))
 
     async def room_panel(self, room_id: int) -> str:
         return await fragments.client_room(room_id, viewer=self.user)
@@ -442,7 +478,6 @@ class ClientChatConsumer(ChatSocket):
 class StaffChatConsumer(ChatSocket):
     """An engineer's HUD socket: the live queue and every session they are in."""
 
-    QUEUE_RENDER_DELAY = 0.05  # coalesce bursts of queue events into one redraw
     PARTICIPANTS_CLASS = "participants-box"
 
     async def authorize(self) -> bool:
@@ -452,7 +487,6 @@ class StaffChatConsumer(ChatSocket):
     async def on_connected(self):
         for queue_id in await database_sync_to_async(selectors.queue_ids_for)(engineer=self.engineer):
             await self.join(queue_group(queue_id))
-        await self.join(STAFF_GROUP)
         await presence.engineer_connected(self.engineer.pk)
         self.queue_redraw: asyncio.Task | None = None
         self.queue_dirty = False
@@ -550,7 +584,7 @@ class StaffChatConsumer(ChatSocket):
         """
         try:
             while self.queue_dirty:
-                await asyncio.sleep(self.QUEUE_RENDER_DELAY)
+                await asyncio.sleep(QUEUE_REDRAW_DELAY)
                 self.queue_dirty = False
                 changed, self.queue_changes = self.queue_changes, set()
                 before = set(self.queue_shown)

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from . import hud_queue, selectors
+from . import selectors, shared_queue
 from .models import ChatRoom
 
 CLIENT = "chat/ws.html"
@@ -79,22 +79,38 @@ def participants(room_id: int, *, css_class: str = "") -> str:
                                             "css_class": css_class})
 
 
-def client_state_context(contact) -> dict:
-    """Return what the client's dialog shows now (also used to render it into pages)."""
-    chat = selectors.current_chat_for_contact(contact=contact)
+def client_state_context(contact, *, waiting=None) -> dict:
+    """Return what the client's dialog shows now (also used to render it into pages).
+
+    `waiting` is a request the caller has just made or found waiting, which spares two reads.
+    """
+    if waiting is not None:
+        chat = {"request": waiting, "room": None, "state": "waiting", "position": selectors.queue_position(waiting)}
+    else:
+        chat = selectors.current_chat_for_contact(contact=contact)
     room = chat["room"]
+    participants = selectors.participants(room.pk) if room else []
     return {
         **chat,
         "contact": contact,
-        "participants": selectors.participants(room.pk) if room else [],
-        "engineer_present": bool(room) and any(p.role == "engineer" for p in selectors.participants(room.pk)),
+        "participants": participants,
+        "engineer_present": any(p.role == "engineer" for p in participants),
         "invitation": selectors.pending_invitation_for(contact=contact),
     }
 
 
-@database_sync_to_async
-def client_state(contact) -> str:
-    return _render(CLIENT, "client_state", client_state_context(contact))
+def render_client_state(contact, *, waiting=None) -> tuple[str, dict]:
+    """Render the client's dialog; return it and its context, which `client_position` reuses."""
+    context = client_state_context(contact, waiting=waiting)
+    return _render(CLIENT, "client_state", context), context
+
+
+client_state = database_sync_to_async(render_client_state)
+
+
+def client_position(context: dict, position: int) -> str:
+    """Redraw only the status line of a waiting client's dialog, with their new place in the queue."""
+    return _render(CLIENT, "status", {**context, "position": position})
 
 
 @database_sync_to_async
@@ -115,7 +131,7 @@ async def staff_queue(engineer, *, shown: set | None = None, changed_at: float |
     `shown`, if given, is refilled with the ids of the requests drawn.
     """
     moment = time.monotonic() if changed_at is None else changed_at
-    snapshot = await hud_queue.shared_read().since(moment, engineer.pk)
+    snapshot = await shared_queue.shared_read().since(moment, engineer.pk)
     summary = selectors.queue_summary(engineer=engineer, snapshot=snapshot)
     request_ids = tuple(request.pk for request in summary["requests"])
     if shown is not None:
@@ -171,18 +187,19 @@ def session_context(room_id: int, *, viewer) -> dict:
     engineer = selectors.engineer_for(viewer)
     present = selectors.participants(room_id)
     me = next((p for p in present if p.user_id == viewer.pk), None)
-    colleagues = colleagues_for(engineer)
+    closed = me is None or not room.is_active
+    # A closed session hides the Invite menu and the templates (a rejoin sends a fresh panel).
     return {
         "room": room,
         "participants": present,
-        "templates": [
+        "templates": [] if closed else [
             {"template": t, "text": selectors.render_template(t, room=room, engineer=engineer)}
             for t in selectors.templates_for(engineer=engineer)
         ],
-        "colleagues": colleagues,
+        "colleagues": [] if closed else colleagues_for(engineer),
         "viewer_id": viewer.pk,
         "read_seq": me.last_read_seq if me else room.last_seq,
-        "closed": me is None or not room.is_active,
+        "closed": closed,
     }
 
 

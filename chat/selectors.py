@@ -69,18 +69,12 @@ def engineers_for_invite(*, exclude: Engineer) -> list[Engineer]:
 # --- Requests and the queue -----------------------------------------------------------------
 
 
-def _visible_to(engineer: Engineer) -> Q:
-    """A waiting request is visible to its queue's members once the first offer is over, and
-    to the engineer it is offered to from the start."""
-    now = timezone.now()
-    open_offer = Q(offered_to__isnull=False) & Q(offer_until__gt=now) & Q(offer_released=False)
-    return Q(offered_to=engineer) | (Q(queue__members=engineer) & ~open_offer)
-
-
 def _sees(engineer: Engineer, request: ChatRequest, member_of: set[int], now) -> bool:
-    """Return whether a waiting request is visible to the engineer: `_visible_to`, in Python.
+    """Return whether a request is visible to an engineer who is a member of the queues `member_of`.
 
-    The shared queue read filters one list of requests for every HUD of a process this way.
+    Its queue's members see it once the first offer is over; the engineer it is offered to sees
+    it from the start. The one rule for the HUD's list and for answering: the shared queue read
+    filters one list of requests for every HUD of a process with it.
     """
     if request.offered_to_id == engineer.pk:
         return True
@@ -91,16 +85,18 @@ def _sees(engineer: Engineer, request: ChatRequest, member_of: set[int], now) ->
 def get_request_for_engineer(*, engineer: Engineer, request_id: int) -> ChatRequest:
     """Return a client request the engineer may answer (any state), or refuse."""
     request = (
-        ChatRequest.objects.filter(_visible_to(engineer), pk=request_id, kind=ChatRequest.Kind.CLIENT)
+        ChatRequest.objects.filter(pk=request_id, kind=ChatRequest.Kind.CLIENT)
         .select_related("ticket", "contact__user", "queue")
         .first()
     )
     if request is None:
-        existing = ChatRequest.objects.filter(pk=request_id, kind=ChatRequest.Kind.CLIENT).first()
-        if existing is not None and existing.state != Waiting:
-            raise _error("taken" if existing.state == ChatRequest.State.ANSWERED else "not_waiting",
-                         "A colleague already answered this chat." if existing.state == ChatRequest.State.ANSWERED
-                         else "This request is no longer waiting.")
+        raise _error("not_found", "No such chat request in your queues.")
+    member_of = set(engineer.chat_queues.values_list("pk", flat=True))
+    if not _sees(engineer, request, member_of, timezone.now()):
+        if request.state == ChatRequest.State.ANSWERED:
+            raise _error("taken", "A colleague already answered this chat.")
+        if request.state != Waiting:
+            raise _error("not_waiting", "This request is no longer waiting.")
         raise _error("not_found", "No such chat request in your queues.")
     return request
 
@@ -129,7 +125,8 @@ def queue_position(request: ChatRequest) -> int:
 def queue_snapshot(*, engineer_ids) -> dict:
     """Read the waiting client requests and the given engineers, in three queries for any number.
 
-    Every HUD socket of a process draws its queue from one such read (see chat.hud_queue).
+    Every HUD socket of a process draws its queue from one such read, and every waiting client
+    its place in the queue (see chat.shared_queue).
     """
     now = timezone.now()
     threshold = settings.CHAT_QUEUE_ALERT_SECONDS
@@ -152,7 +149,12 @@ def queue_snapshot(*, engineer_ids) -> dict:
         engineer_id__in=list(engineer_ids)
     ).values_list("engineer_id", "chatqueue_id"):
         member_of[engineer_id].add(queue_id)
-    return {"now": now, "requests": requests, "engineers": {e.pk: e for e in engineers}, "member_of": member_of}
+    places: dict[int | None, int] = {}
+    positions = {}  # request id -> place in its queue, as queue_position counts it
+    for request in requests:
+        places[request.queue_id] = positions[request.pk] = places.get(request.queue_id, 0) + 1
+    return {"now": now, "requests": requests, "engineers": {e.pk: e for e in engineers}, "member_of": member_of,
+            "positions": positions}
 
 
 def queue_summary(*, engineer: Engineer, snapshot: dict | None = None) -> dict:

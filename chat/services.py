@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
-from deskchat.events import STAFF_GROUP, publish_on_commit, queue_group, room_group, user_group
+from deskchat.events import publish_on_commit, queue_group, room_group, user_group
 from tickets.models import Ticket
 from tickets.services import add_system_note
 
@@ -39,15 +39,28 @@ class ChatError(Exception):
 
 
 def route_queue(ticket: Ticket) -> ChatQueue | None:
-    """Return the first queue whose rules all match the ticket, else the default queue."""
-    queues = ChatQueue.objects.prefetch_related("companies", "boards")
+    """Return the first queue whose rules all match the ticket, else the default queue.
+
+    One query (a row per queue, company and board) rather than one per relation: this runs on
+    every chat request.
+    """
+    queues: dict[int, ChatQueue] = {}  # in the queues' order
+    rows = ChatQueue.objects.values_list("pk", "name", "is_default", "order", "priorities", "companies", "boards")
+    for pk, name, is_default, order, priorities, company_id, board_id in rows:
+        if pk not in queues:
+            queues[pk] = ChatQueue.from_db("default", ["id", "name", "is_default", "order", "priorities"],
+                                           [pk, name, is_default, order, priorities])
+            queues[pk].company_ids, queues[pk].board_ids = set(), set()
+        if company_id:
+            queues[pk].company_ids.add(company_id)
+        if board_id:
+            queues[pk].board_ids.add(board_id)
     default = None
-    for queue in queues:
+    for queue in queues.values():
+        companies, boards = queue.company_ids, queue.board_ids
         if queue.is_default:
             default = default or queue
             continue
-        companies = {company.pk for company in queue.companies.all()}
-        boards = {board.pk for board in queue.boards.all()}
         if not (companies or boards or queue.priorities):
             continue  # a queue with no rules only takes requests as the default
         if companies and ticket.company_id not in companies:
@@ -218,18 +231,19 @@ def _publish_queue_change(request: ChatRequest) -> None:
         publish_on_commit(queue_group(request.queue_id), event)
     if request.offered_to_id:
         publish_on_commit(user_group(Engineer.objects.values_list("user_id", flat=True).get(pk=request.offered_to_id)), event)
-    publish_on_commit(user_group(request.contact.user_id), {"type": "request.changed", "request_id": request.pk})
-    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
+    publish_on_commit(user_group(request.contact.user_id),
+                      {"type": "request.changed", "request_id": request.pk, "state": request.state})
     _publish_positions_behind(request)
 
 
 def _publish_positions_behind(request: ChatRequest) -> None:
     """Tell the contacts queued behind a request that left the queue that their place moved up.
 
-    Only a request leaving the queue moves anyone (a new one joins at the end), so this reads the
-    state as written in this transaction and nudges nobody while the request is still waiting.
+    Only a request leaving the queue moves anyone (a new one joins at the end), so nobody is
+    nudged while the request is still waiting. Every caller hands over the request with the state
+    this transaction wrote.
     """
-    if request.queue_id is None or ChatRequest.objects.filter(pk=request.pk, state=Waiting).exists():
+    if request.queue_id is None or request.state == Waiting:
         return
     behind = ChatRequest.objects.filter(
         queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT, requested_at__gte=request.requested_at
@@ -260,9 +274,11 @@ def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
         if request.state == ChatRequest.State.ANSWERED:
             raise ChatError("taken", "A colleague already answered this chat.")
         raise ChatError("not_waiting", f"This request is no longer waiting ({request.get_state_display().lower()}).")
+    request.state, request.answered_by, request.answered_at = ChatRequest.State.ANSWERED, engineer, now
     room = ChatRoom.objects.create(ticket_id=request.ticket_id, request=request)
-    _add_participant(room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False)
-    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name)
+    _add_participant(room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False,
+                     new_room=True)
+    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, new_room=True)
     _publish_queue_change(request)
     publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
     return room
@@ -311,8 +327,9 @@ def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
         raise ChatError("not_waiting", "This invitation is no longer open.")
     engineer = invitation.invited_by
     room = ChatRoom.objects.create(ticket_id=invitation.ticket_id, request=invitation)
-    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, announce=False)
-    _add_participant(room, contact.user, ChatParticipant.Role.CLIENT, contact.name)
+    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, announce=False,
+                     new_room=True)
+    _add_participant(room, contact.user, ChatParticipant.Role.CLIENT, contact.name, new_room=True)
     invitation.refresh_from_db()
     _publish_invitation_change(invitation)
     publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
@@ -429,18 +446,25 @@ def _end(room: ChatRoom, *, ended_by: str | None) -> None:
     author = room.request.answered_by.user if room.request.answered_by_id else room.request.contact.user
     add_system_note(ticket=room.ticket, author=author, text=selectors.transcript_text(room), internal=True)
     publish_on_commit(room_group(room.pk), {"type": "room.ended", "room_id": room.pk})
-    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
 
 
-def _add_participant(room: ChatRoom, user, role: str, name: str, *, announce: bool = True) -> ChatParticipant:
-    participant, created = ChatParticipant.objects.get_or_create(
-        room=room, user=user, defaults={"role": role, "display_name": name}
-    )
-    if not created:
-        if participant.left_at is None:
-            return participant
-        participant.left_at = None
-        participant.save(update_fields=["left_at"])
+def _add_participant(room: ChatRoom, user, role: str, name: str, *, announce: bool = True,
+                     new_room: bool = False) -> ChatParticipant:
+    """Put the user in the room (again, if they left), announcing it unless told not to.
+
+    In a room created in this transaction nobody can be in it yet, so skip the lookup.
+    """
+    if new_room:
+        participant = ChatParticipant.objects.create(room=room, user=user, role=role, display_name=name)
+    else:
+        participant, created = ChatParticipant.objects.get_or_create(
+            room=room, user=user, defaults={"role": role, "display_name": name}
+        )
+        if not created:
+            if participant.left_at is None:
+                return participant
+            participant.left_at = None
+            participant.save(update_fields=["left_at"])
     if announce:
         _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=f"{name} joined.")
     return participant
@@ -572,7 +596,6 @@ def set_availability(*, engineer: Engineer, availability: str) -> Engineer:
     Engineer.objects.filter(pk=engineer.pk).update(availability=availability)
     engineer.availability = availability
     publish_on_commit(user_group(engineer.user_id), {"type": "availability.changed"})
-    publish_on_commit(STAFF_GROUP, {"type": "stats.changed"})
     return engineer
 
 

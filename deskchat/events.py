@@ -40,8 +40,6 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-STAFF_GROUP = "staff"  # every HUD socket: presence and supervisor figures
-
 # Nudges whose send failed (Redis down). Each process's sweeper sends them again once the layer
 # works: a message stored during the outage otherwise reaches a quiet room only with the next
 # message or reconnect. A receiver still resubscribing misses the first resend, so each goes out

@@ -125,3 +125,36 @@ async def test_hud_sockets_of_one_process_share_one_queue_read_per_change(desk, 
     assert [e.attrs["data-count"] for e in huds[2].received if e.attrs.get("data-event") == "queue"] == ["0"]
     for hud in huds:
         await hud.close()
+
+
+async def test_clients_behind_a_request_that_leaves_move_up_from_one_shared_read(desk, f, monkeypatch):
+    """When the first in the queue leaves, everyone behind is told their new place, at the cost of
+    one queue read for all of them; the socket that asked is not redrawn twice for its own request."""
+    from chat import selectors
+
+    @sync_to_async
+    def third_contact():
+        zoe = f.make_contact(company=desk["carol"].company, first_name="Zoe")
+        return zoe, f.make_ticket(contact=zoe)
+
+    zoe, zoes_ticket = await third_contact()
+    sockets = [await client_socket(c.user) for c in (desk["carol"], desk["nina"], zoe)]
+    for socket, ticket in zip(sockets, (desk["ticket"], desk["other"], zoes_ticket)):
+        await socket.send(action="request_chat", ticket_id=ticket.pk)
+        await socket.wait_event("client_state", state="waiting")
+    for socket in sockets:
+        await socket.drain()
+    states = [[e for e in s.received if e.attrs.get("data-event") == "client_state"] for s in sockets]
+    assert [len(drawn) for drawn in states] == [2, 2, 2]  # on connect, and after asking: not again for the nudge
+    assert [drawn[-1].attrs["data-position"] for drawn in states] == ["1", "2", "3"]
+
+    reads = []
+    original = selectors.queue_snapshot
+    monkeypatch.setattr(selectors, "queue_snapshot", lambda **kw: reads.append(1) or original(**kw))
+    carol_request = int(states[0][-1].attrs["data-request-id"])
+    await sockets[0].send(action="cancel", request_id=carol_request)
+    await sockets[1].wait_event("client_state", position=1)
+    await sockets[2].wait_event("client_state", position=2)
+    assert len(reads) == 1
+    for socket in sockets:
+        await socket.close()
