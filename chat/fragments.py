@@ -181,10 +181,14 @@ def colleagues_for(engineer) -> list:
     return colleagues
 
 
-def session_context(room_id: int, *, viewer) -> dict:
-    """Return what an engineer's session panel shows (the HUD page renders it for reloads too)."""
-    room = selectors.get_room_for_participant(user=viewer, room_id=room_id)
-    engineer = selectors.engineer_for(viewer)
+def session_context(room_id: int, *, viewer, room=None, engineer=None) -> dict:
+    """Return what an engineer's session panel shows (the HUD page renders it for reloads too).
+
+    The HUD page passes the room (one of the viewer's own, read with what the panel shows) and
+    the engineer it has read already.
+    """
+    room = room or selectors.get_room_for_participant(user=viewer, room_id=room_id)
+    engineer = engineer or selectors.engineer_for(viewer)
     present = selectors.participants(room_id)
     me = next((p for p in present if p.user_id == viewer.pk), None)
     closed = me is None or not room.is_active

@@ -80,7 +80,7 @@ def hud(request: HtmxHttpRequest):
     for room in selectors.rooms_left_since(engineer=engineer, since=now - timedelta(hours=RECENT_SESSIONS_HOURS)):
         if room.pk in active:
             continue  # rejoined since: the socket sends it live
-        session = fragments.session_context(room.pk, viewer=request.user)
+        session = fragments.session_context(room.pk, viewer=request.user, room=room, engineer=engineer)
         session["messages"] = selectors.messages_after(room_id=room.pk, seq=0)
         closed_sessions.append(session)
     context = {

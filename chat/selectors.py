@@ -408,7 +408,7 @@ def rooms_left_since(*, engineer: Engineer, since, limit: int = 5) -> list[ChatR
     participations = (
         ChatParticipant.objects.filter(user_id=engineer.user_id, left_at__gte=since)
         .exclude(Exists(wrapped_up))
-        .select_related("room")
+        .select_related("room__ticket__company", "room__ticket__contact__user", "room__request")
         .order_by("-left_at")[:limit]
     )
     return [participation.room for participation in participations]
