@@ -519,10 +519,17 @@ def send_message(*, room_id: int, user, body: str, client_msg_id: str = "",
         raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
     try:
         with transaction.atomic():
-            room = _lock_active_room(room_id)
-            participant = _require_present(room, user)
-            message = _append_message(room, author=user, author_name=participant.display_name, kind=kind,
-                                      body=body, client_msg_id=client_msg_id)
+            # Taking the next seq locks the room's row first, so the presence check below sees
+            # any leave that committed before it (leave_room takes the same lock).
+            seq = _next_seq(room_id, active_only=True)
+            if seq is None:
+                _lock_active_room(room_id)  # raises the reason: no such chat, or it has ended
+            name = ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True).values_list(
+                "display_name", flat=True).first()
+            if name is None:
+                raise ChatError("not_participant", "You are not in this chat.")
+            message = _store_message(room_id, seq, author=user, author_name=name, kind=kind, body=body,
+                                     client_msg_id=client_msg_id)
         return message, True
     except IntegrityError:
         existing = ChatMessage.objects.filter(room_id=room_id, author=user, client_msg_id=client_msg_id).first()
@@ -538,25 +545,37 @@ def _append_message(room: ChatRoom, *, author, author_name: str, kind: str, body
     Call inside a transaction. The UPDATE … SET last_seq = last_seq + 1 holds the room's row
     lock until commit, so sequence numbers are gapless and in commit order.
     """
-    seq = _next_seq(room.pk)
-    room.last_seq = seq
-    message = ChatMessage.objects.create(
-        room=room, seq=seq, author=author, author_name=author_name, kind=kind, body=body, client_msg_id=client_msg_id
-    )
-    publish_on_commit(room_group(room.pk), {"type": "chat.message", "room_id": room.pk,
+    room.last_seq = _next_seq(room.pk)
+    return _store_message(room.pk, room.last_seq, author=author, author_name=author_name, kind=kind, body=body,
+                          client_msg_id=client_msg_id)
+
+
+def _store_message(room_id: int, seq: int, **fields) -> ChatMessage:
+    """Insert a message under the sequence number taken for it, and publish it after commit."""
+    message = ChatMessage.objects.create(room_id=room_id, seq=seq, **fields)
+    publish_on_commit(room_group(room_id), {"type": "chat.message", "room_id": room_id,
                                             "message": selectors.message_payload(message)})
     return message
 
 
-def _next_seq(room_id: int) -> int:
-    """Increment the room's last_seq and return it, in one statement where the database can."""
+def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
+    """Increment the room's last_seq and return it (None if active_only and the room is not active).
+
+    One statement where the database can (UPDATE … RETURNING); it holds the room's row lock until
+    commit. The ORM has no UPDATE … RETURNING, and this runs once per message.
+    """
+    rooms = ChatRoom.objects.filter(pk=room_id, **({"state": ChatRoom.State.ACTIVE} if active_only else {}))
     if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
-        ChatRoom.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1)
+        if not rooms.update(last_seq=F("last_seq") + 1):
+            return None
         return ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room_id)
     table = connection.ops.quote_name(ChatRoom._meta.db_table)
-    with connection.cursor() as cursor:  # the ORM has no UPDATE … RETURNING; this runs once per message
-        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq", [room_id])
-        return cursor.fetchone()[0]
+    condition = " AND state = %s" if active_only else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s{condition} RETURNING last_seq",
+                       [room_id, ChatRoom.State.ACTIVE] if active_only else [room_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @transaction.atomic
