@@ -376,6 +376,8 @@ class ClientChatConsumer(ChatSocket):
 
     async def authorize(self) -> bool:
         self.client_state: dict = {}  # the context of the dialog as last drawn
+        self.position_redraw: asyncio.Task | None = None
+        self.position_changed_at = 0.0  # when the latest queue.position nudge reached this socket
         self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
         return self.contact is not None
 
@@ -457,13 +459,32 @@ class ClientChatConsumer(ChatSocket):
         shown = self.client_state
         if shown.get("state") != "waiting" or shown["request"].queue_id != event.get("queue_id"):
             return
-        arrived = time.monotonic()
-        await asyncio.sleep(QUEUE_REDRAW_DELAY)
-        snapshot = await shared_queue.shared_read().since(arrived)
-        position = snapshot["positions"].get(shown["request"].pk)
-        if position is not None and position != shown.get("position"):  # None: it left; request.changed redraws
-            shown["position"] = position
-            await self.send(text_data=fragments.client_position(shown, position))
+        self.position_changed_at = time.monotonic()
+        if self.position_redraw is None or self.position_redraw.done():
+            # A task, so that a burst of nudges never holds up this socket's other events.
+            self.position_redraw = asyncio.create_task(self._redraw_position())
+
+    async def _redraw_position(self):
+        """Redraw the place in the queue until no nudge is left undrawn."""
+        try:
+            while True:
+                await asyncio.sleep(QUEUE_REDRAW_DELAY)
+                moment = self.position_changed_at
+                snapshot = await shared_queue.shared_read().since(moment)
+                shown = self.client_state  # read after the wait: the dialog may have moved on
+                position = snapshot["positions"].get(shown["request"].pk) if shown.get("state") == "waiting" else None
+                if position is not None and position != shown.get("position"):  # None: request.changed redraws
+                    shown["position"] = position
+                    await self.send(text_data=fragments.client_position(shown, position))
+                if self.position_changed_at == moment:
+                    return
+        except Exception:  # noqa: BLE001 - the socket may have closed meanwhile
+            logger.warning("queue position redraw failed", exc_info=True)
+
+    async def disconnect(self, code):
+        if getattr(self, "position_redraw", None):
+            self.position_redraw.cancel()
+        await super().disconnect(code)
 
     async def room_panel(self, room_id: int) -> str:
         return await fragments.client_room(room_id, viewer=self.user)
