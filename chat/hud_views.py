@@ -137,7 +137,7 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
     return render(request, "hud/ticket_panel.html", {
         "ticket": ticket,
         "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
-        "chat_history": selectors.chat_history(ticket=ticket)[:10],
+        "chat_history": selectors.chat_history(ticket=ticket, limit=10),
     })
 
 

@@ -302,10 +302,15 @@ def transcript_text(room: ChatRoom) -> str:
     return "\n".join(lines)
 
 
-def chat_history(*, ticket) -> QuerySet[ChatRoom]:
+def chat_history(*, ticket, limit: int | None = None) -> list[ChatRoom]:
     """Return a ticket's chats, newest first, with participants, counts, durations and each
-    transcript (`room.transcript`, in seq order) in three queries however many chats there are."""
-    return (
+    transcript in three queries however many chats there are.
+
+    `room.transcript` holds the messages as payloads (`message_payload`, in seq order), the form
+    the live chat renders: their times are formatted once here, not by a template filter per
+    message, which was a tenth of the history tab's time.
+    """
+    rooms = (
         ticket.chat_rooms.prefetch_related(
             "participants", Prefetch("messages", queryset=ChatMessage.objects.order_by("seq"), to_attr="transcript")
         )
@@ -315,6 +320,10 @@ def chat_history(*, ticket) -> QuerySet[ChatRoom]:
         )
         .order_by("-started_at")
     )
+    rooms = list(rooms[:limit] if limit else rooms)
+    for room in rooms:
+        room.transcript = [message_payload(message) for message in room.transcript]
+    return rooms
 
 
 def chat_context_for_ticket(*, user, ticket) -> dict:
