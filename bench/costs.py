@@ -71,7 +71,7 @@ print(json.dumps({name: {**timed(fn), "queries": queries(fn)} for name, fn in ca
 
 
 def main() -> None:
-    pg = PrivatePostgres().start()
+    pg = PrivatePostgres().launch()
     try:
         pg.create_database("bench_costs")
         env = django_env(database_url=pg.url("bench_costs"))
@@ -85,7 +85,7 @@ def main() -> None:
         for name, r in results.items():
             print(f"{name:28} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['queries']:>8}")
     finally:
-        pg.stop()
+        pg.destroy()
 
 
 if __name__ == "__main__":

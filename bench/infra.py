@@ -7,7 +7,6 @@ port, and throws both away at the end. The cluster keeps PostgreSQL's default du
 """
 
 import os
-import pwd
 import resource
 import shutil
 import signal
@@ -27,6 +26,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The fault tests' server helpers import neither pytest nor Django, so the benchmarks share them.
 from tests.faults.servers import WEBSOCKET_MAX_MESSAGE_SIZE, free_port, wait_for_tcp  # noqa: E402
 from tests.faults.servers import pg_binary as fault_pg_binary  # noqa: E402
+from tests.faults import servers as fault_servers  # noqa: E402
 
 
 def raise_fd_limit() -> None:
@@ -83,23 +83,13 @@ def cpu_pressure() -> str:
     return " ".join(field.replace("avg", "") for field in some[1:4])
 
 
-class PrivateRedis:
-    """A redis-server of our own on a free port: no persistence, no other users."""
+class PrivateRedis(fault_servers.PrivateRedis):
+    """A redis-server of our own on a free port, in its own folder, for thousands of clients."""
+
+    EXTRA_ARGS = ("--maxclients", "20000")
 
     def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = Path(tempfile.mkdtemp(prefix="deskchat-bench-redis-"))
-        self.process = None
-
-    def start(self) -> "PrivateRedis":
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--loglevel", "warning", "--maxclients", "20000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for_tcp(self.port, process=self.process)
-        return self
+        super().__init__(Path(tempfile.mkdtemp(prefix="deskchat-bench-redis-")))
 
     def flush(self) -> None:
         subprocess.run(["redis-cli", "-p", str(self.port), "flushall"], capture_output=True, check=False)
@@ -108,45 +98,24 @@ class PrivateRedis:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster in a temporary directory (run as the postgres user if root)."""
+class PrivatePostgres(fault_servers.PrivatePostgres):
+    """The fault tests' throwaway cluster, with PostgreSQL's default durability (fsync and
+    synchronous commit on), as in production, and room for the benchmark's connections."""
 
-    def __init__(self):
-        self.root = Path(tempfile.mkdtemp(prefix="deskchat-bench-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
+    PREFIX = "deskchat-bench-pg-"
+    INITDB_ARGS = ()
+    SETTINGS = "-c max_connections=300 -c shared_buffers=256MB"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        command = list(args)
-        if self.as_root:  # PostgreSQL refuses to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=180)
-
-    def start(self) -> "PrivatePostgres":
-        if self.as_root:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-        self._run(pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-instructions")
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 "
-                   "-c shared_buffers=256MB")
-        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "pg.log"),
-                  "-w", "-t", "60", "start")
+    def launch(self) -> "PrivatePostgres":
+        """Create the cluster and start it (saying plainly if PostgreSQL's binaries are missing)."""
+        for name in ("initdb", "pg_ctl"):
+            pg_binary(name)  # raises with a plain message if it is missing
+        self.init()
+        self.start()
         return self
-
-    def url(self, dbname: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def execute(self, sql: str, dbname: str = "postgres"):
-        import psycopg
-
-        with psycopg.connect(self.url(dbname), autocommit=True) as connection:
-            cursor = connection.execute(sql)
-            return cursor.fetchall() if cursor.description else None
 
     def create_database(self, name: str, template: str | None = None) -> str:
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -169,10 +138,6 @@ class PrivatePostgres:
                 if ppid == master:
                     pids.append(int(entry.name))
         return pids
-
-    def stop(self) -> None:
-        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "-t", "60", "stop", check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def django_env(*, database_url: str = "", sqlite_path: str = "", redis_url: str = "", **extra) -> dict:

@@ -53,7 +53,7 @@ class Bench:
 
     def start_backends(self) -> None:
         log("starting a private PostgreSQL cluster and redis-server")
-        self.pg = PrivatePostgres().start()
+        self.pg = PrivatePostgres().launch()
         self.redis = PrivateRedis().start()
         self.template = "bench_template"
         self.pg.create_database(self.template)
@@ -327,7 +327,7 @@ class Bench:
             if self.redis:
                 self.redis.stop()
             if self.pg:
-                self.pg.stop()
+                self.pg.destroy()
         self.results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
         self.results["meta"]["loadavg_after"] = loadavg()
         self.results["meta"]["cpu_pressure_after"] = cpu_pressure()

@@ -128,24 +128,21 @@ def room_closed(room_id: int, *, viewer) -> str:
 async def staff_queue(engineer, *, shown: set | None = None, changed_at: float | None = None) -> str:
     """Draw the engineer's queue from a shared read that began after `changed_at` (default: now).
 
-    `shown`, if given, is refilled with the ids of the requests drawn.
+    `shown`, if given, is refilled with the ids of the requests listed.
     """
     moment = time.monotonic() if changed_at is None else changed_at
     snapshot = await shared_queue.shared_read().since(moment, engineer.pk)
     summary = selectors.queue_summary(engineer=engineer, snapshot=snapshot)
-    request_ids = tuple(request.pk for request in summary["requests"])
-    if shown is not None:
-        shown.clear()
-        shown.update(request_ids)
     # Everything the queue partial shows that differs between engineers seeing the same requests.
     engineer = summary["engineer"]
     offered_to_me = tuple(r.pk for r in summary["requests"] if r.offered_to_id == engineer.pk and not r.offer_released)
-    key = (request_ids, offered_to_me, engineer.availability, summary["notify"])
+    key = (tuple(r.pk for r in summary["requests"]), offered_to_me, engineer.availability, summary["notify"])
     if key not in snapshot["rendered"]:
         snapshot["rendered"][key] = _fitting_queue(summary)
     html, listed = snapshot["rendered"][key]
     if shown is not None:
-        shown.intersection_update(listed)
+        shown.clear()
+        shown.update(listed)
     return html
 
 

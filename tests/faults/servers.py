@@ -72,6 +72,8 @@ def wait_for_tcp(port: int, timeout: float = 20.0, process: subprocess.Popen | N
 class PrivateRedis:
     """A redis-server of our own: no persistence, killable and restartable on the same port."""
 
+    EXTRA_ARGS: tuple[str, ...] = ()
+
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -81,10 +83,10 @@ class PrivateRedis:
     def start(self) -> "PrivateRedis":
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.workdir), "--loglevel", "warning"],
+             "--daemonize", "no", "--dir", str(self.workdir), "--loglevel", "warning", *self.EXTRA_ARGS],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for_tcp(self.port)
+        wait_for_tcp(self.port, process=self.process)
         return self
 
     def kill(self) -> None:
@@ -100,8 +102,14 @@ class PrivateRedis:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster in a temporary directory, run as the postgres user."""
 
+    PREFIX = "deskchat-faults-pg-"
+    INITDB_ARGS: tuple[str, ...] = ("--no-sync",)
+    # fsync=off is safe here: only the server process dies, never the machine. Commits stay
+    # synchronous, or an immediate stop would forget transactions it had already confirmed.
+    SETTINGS = "-c fsync=off -c full_page_writes=off -c max_connections=200"
+
     def __init__(self):
-        self.root = Path(tempfile.mkdtemp(prefix="deskchat-faults-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=self.PREFIX))
         self.data = self.root / "data"
         self.port = free_port()
         self.log = self.root / "postgres.log"
@@ -111,20 +119,17 @@ class PrivatePostgres:
         command = list(args)
         if self.as_root:  # PostgreSQL refuses to run as root
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=180)
 
     def init(self) -> None:
         if self.as_root:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._run(pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--no-sync", "--no-instructions")
+                  *self.INITDB_ARGS, "--no-instructions")
 
     def start(self) -> None:
-        # fsync=off is safe here: only the server process dies, never the machine. Commits stay
-        # synchronous, or an immediate stop would forget transactions it had already confirmed.
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=200")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {self.SETTINGS}"
         self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60",
                   "start")
 
@@ -137,11 +142,13 @@ class PrivatePostgres:
     def url(self, dbname: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def execute(self, sql: str, dbname: str = "postgres") -> None:
+    def execute(self, sql: str, dbname: str = "postgres") -> list | None:
+        """Run one statement in autocommit; return its rows, if it has any."""
         import psycopg
 
         with psycopg.connect(self.url(dbname), autocommit=True) as connection:
-            connection.execute(sql)
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else None
 
     def make_template(self) -> None:
         """Create and migrate the template database every test's database is copied from."""
