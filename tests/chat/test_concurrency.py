@@ -15,7 +15,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from chat import services
-from chat.models import ChatParticipant, ChatRequest, ChatRoom
+from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
 from chat.services import ChatError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -141,3 +141,86 @@ def test_an_answer_racing_the_expiry_has_one_outcome(waiting, events):
         assert request.state == ChatRequest.State.EXPIRED and rooms == []
     assert ChatRoom.objects.filter(request_id=request.pk).count() == len(rooms)
     assert len([e for g, e in events if e["type"] == "request.changed"]) == 1
+
+
+@pytest.fixture
+def chat(waiting):
+    """An active room: the waiting request answered by the first engineer."""
+    room = services.answer_request(engineer=waiting["engineers"][0], request_id=waiting["request"].pk)
+    return {"room": room, "contact": waiting["contact"], "engineer": waiting["engineers"][0]}
+
+
+def test_a_message_is_one_statement_and_one_commit(chat, events):
+    """Outside a transaction, a message costs one round trip: the chat_send_message call, committed alone.
+
+    Every ORM call of a daphne process shares one thread, so each round trip of the hottest write
+    holds up every socket of the process (docs/benchmarks.md).
+    """
+    from django.test.utils import CaptureQueriesContext
+
+    user = chat["contact"].user
+    with CaptureQueriesContext(connection) as queries:
+        message, created = services.send_message(room_id=chat["room"].pk, user=user, body="Hello", client_msg_id="m1")
+    assert [q["sql"].split("(")[0] for q in queries.captured_queries] == ["SELECT * FROM chat_send_message"]
+    assert created and message.author_name == ChatParticipant.objects.get(room=chat["room"], user=user).display_name
+    assert events[-1][1]["message"]["seq"] == message.seq
+    stored = ChatMessage.objects.get(pk=message.pk)
+    assert (stored.seq, stored.body, stored.author_id, stored.created) == (message.seq, "Hello", user.pk, message.created)
+
+
+def test_a_refused_message_gives_its_sequence_number_back(f, chat, events):
+    """A send by someone not in the room, and a retried one, take no seq: the next message follows on."""
+    room, user = chat["room"], chat["contact"].user
+    first, _ = services.send_message(room_id=room.pk, user=user, body="one", client_msg_id="a")
+    with pytest.raises(ChatError) as refused:
+        services.send_message(room_id=room.pk, user=f.make_contact().user, body="intruder", client_msg_id="x")
+    assert refused.value.code == "not_participant"
+    again, created = services.send_message(room_id=room.pk, user=user, body="one", client_msg_id="a")
+    assert (again.pk, created) == (first.pk, False)
+    second, _ = services.send_message(room_id=room.pk, user=user, body="two", client_msg_id="b")
+    assert second.seq == first.seq + 1
+    room.refresh_from_db()
+    assert room.last_seq == second.seq
+
+
+def test_a_message_racing_its_authors_leave_is_refused_once_the_leave_commits(chat, events):
+    """A send that waits for the room's lock while its author leaves sees the leave, not the old presence.
+
+    The send's statement starts while the leave holds the room's row lock; once the leave commits,
+    the author is no longer in the room, so the message is refused and no seq is lost.
+    """
+    from django.db import transaction
+
+    room, engineer = chat["room"], chat["engineer"]
+    left = threading.Event()
+    outcome: dict = {}
+
+    def leave():
+        try:
+            with transaction.atomic():
+                services.leave_room(room_id=room.pk, user=engineer.user)
+                left.set()
+                time.sleep(0.5)  # hold the room's lock while the send below waits for it
+        finally:
+            connection.close()
+
+    def send():
+        left.wait(10)
+        try:
+            services.send_message(room_id=room.pk, user=engineer.user, body="late", client_msg_id="late")
+        except ChatError as error:
+            outcome["error"] = error.code
+        finally:
+            connection.close()
+
+    connection.close()
+    threads = [threading.Thread(target=leave), threading.Thread(target=send)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    close_old_connections()
+    assert outcome == {"error": "not_participant"}
+    seqs = list(ChatMessage.objects.filter(room=room).order_by("seq").values_list("seq", "body"))
+    assert [s for s, _ in seqs] == list(range(1, len(seqs) + 1))
+    assert seqs[-1][1] == f"{engineer.display_name} left."
