@@ -182,6 +182,24 @@ def main(spec: dict) -> dict:
                          "p95_ms": round(times[max(0, int(round(0.95 * len(times))) - 1)] * 1000, 2)}
         return out
 
+    def profile(directory: str, n: int = 20) -> None:
+        """Write where each page's time goes (cProfile, by cumulative time) to <directory>/<page>.txt."""
+        import cProfile
+        import io
+        import pstats
+
+        os.makedirs(directory, exist_ok=True)
+        for name, (browser, url) in pages.items():
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(n):
+                browser.get(url)
+            profiler.disable()
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+            with open(os.path.join(directory, name.replace(" ", "-").replace("+", "and") + ".txt"), "w") as file:
+                file.write(f"{n} requests of {url}\n{out.getvalue()}")
+
     result = {"sizes": []}
     for tickets, messages in spec["sizes"]:
         started = time.perf_counter()
@@ -190,6 +208,8 @@ def main(spec: dict) -> dict:
         result["sizes"].append({"tickets": Ticket.objects.count(),
                                 "messages": ChatMessage.objects.count(),
                                 "seed_s": round(seeded_s, 1), "pages": measure(spec.get("requests", 40))})
+        if spec.get("profile_dir"):
+            profile(os.path.join(spec["profile_dir"], f"{tickets}-tickets"))
     return result
 
 

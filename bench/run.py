@@ -301,12 +301,9 @@ class Bench:
         log(f"s5: pages at {a.pages_small} and {a.pages_large} (tickets, messages)")
         spec = {"sizes": [list(map(int, a.pages_small.split(","))), list(map(int, a.pages_large.split(",")))],
                 "requests": a.page_requests}
-        prefix = ()
-        if a.profile:
-            (LOG_DIR / "profiles").mkdir(parents=True, exist_ok=True)
-            prefix = (str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--format", "raw",
-                      "-o", str(LOG_DIR / "profiles" / "s5-pages.txt"), "--")
-        printed = run_python("bench.pages", json.dumps(spec), env=env, timeout=900, prefix=prefix)
+        if a.profile:  # after measuring, each page alone under cProfile (py-spy would mix in the seeding)
+            spec["profile_dir"] = str(LOG_DIR / "profiles" / "s5")
+        printed = run_python("bench.pages", json.dumps(spec), env=env, timeout=900)
         self.results["s5"] = json.loads([line for line in printed.splitlines() if line.startswith("{")][-1])
         for size in self.results["s5"]["sizes"]:
             log(f"    {size['tickets']} tickets, {size['messages']} messages: {size['pages']}")

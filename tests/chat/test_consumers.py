@@ -114,6 +114,37 @@ async def test_a_socket_catches_up_after_reconnecting(desk):
     await dana.close()
 
 
+async def test_a_live_message_reaches_a_socket_while_the_database_thread_is_busy(desk):
+    """Delivering a message that arrives over the channel layer needs no trip to the database thread.
+
+    Every ORM call of a process runs in that one thread, so a delivery that queued behind other
+    sockets' queries would be as slow as the slowest of them (Channels' own dispatch makes such
+    a trip before every handler; ChatSocket.dispatch does not).
+    """
+    import time
+
+    from channels.db import database_sync_to_async
+
+    client = await client_socket(desk["contact"].user)
+    dana = await staff_socket(desk["dana"].user)
+    await client.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.wait_message(room_id, 1)
+
+    busy = asyncio.ensure_future(database_sync_to_async(time.sleep)(4))
+    await asyncio.sleep(0.1)  # the database thread is now asleep for 4 s
+    store = sync_to_async(services.send_message, thread_sensitive=False)  # another thread stores it
+    await store(room_id=room_id, user=desk["dana"].user, body="while busy", client_msg_id="busy")
+    await client.wait_message(room_id, 2)
+    assert not busy.done(), "the message waited for the database thread"
+    await busy
+    await client.close()
+    await dana.close()
+
+
 async def test_second_answer_to_a_taken_request_is_refused(desk):
     """When two engineers answer, the second is told a colleague took it."""
     client = await client_socket(desk["contact"].user)
