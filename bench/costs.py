@@ -1,6 +1,7 @@
 """What one call of the hot paths costs the database thread, measured alone (no sockets, no load).
 
     python -m bench.costs            # starts its own private PostgreSQL, about 30 seconds
+    python -m bench.costs --profile "send_message"   # also: where that call's time goes (cProfile)
 
 A daphne process runs every ORM call of every socket in one thread (Channels'
 `database_sync_to_async`), so these per-call times, added up, are what bounds a process: at
@@ -38,6 +39,15 @@ def request_and_cancel(i):
     request = services.request_chat(contact=waiting, ticket=waiting_ticket)
     services.cancel_request(contact=waiting, request_id=request.pk)
 
+from chat.consumers import ClientChatConsumer
+join_socket = ClientChatConsumer()
+join_socket.user, join_socket.contact = waiting.user, waiting
+
+def join_chat_and_cancel(i):
+    """What one Join Chat costs the database thread (ClientChatConsumer.ask_for_chat), then a cancel."""
+    html, state = join_socket.ask_for_chat(waiting_ticket.pk)
+    services.cancel_request(contact=waiting, request_id=state["request"].pk)
+
 def timed(fn, n=200):
     times = []
     for i in range(n):
@@ -59,6 +69,7 @@ calls = {
     "send_message": lambda i: services.send_message(room_id=clients[i % 10].room_id, user=clients[i % 10].user,
                                                     body="cost", client_msg_id=f"cost-{i}-{time.monotonic_ns()}"),
     "request_chat + cancel_request": request_and_cancel,
+    "Join Chat trip + cancel_request": join_chat_and_cancel,
     "client_state (fragment)": lambda i: fragments.client_state_context(contact),
     "staff_queue (one engineer)": lambda i: selectors.queue_summary(engineer=engineer),
     "queue_snapshot (20 engineers)": lambda i: selectors.queue_snapshot(engineer_ids=engineer_ids),
@@ -66,11 +77,27 @@ calls = {
     "rooms_for_socket": lambda i: selectors.rooms_for_socket(user=clients[0].user),
     "messages_after (catch-up)": lambda i: selectors.messages_after(room_id=clients[0].room_id, seq=0),
 }
-print(json.dumps({name: {**timed(fn), "queries": queries(fn)} for name, fn in calls.items()}))
+results = {name: {**timed(fn), "queries": queries(fn)} for name, fn in calls.items()}
+import os
+if os.environ.get("COSTS_PROFILE"):  # where one call's time goes, by cumulative time
+    import cProfile, pstats, sys  # noqa: E401
+    fn = calls[os.environ["COSTS_PROFILE"]]
+    seen = []
+    with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
+        fn(0)
+    print("\n".join(f"{n + 1:3}. {sql[:400]}" for n, sql in enumerate(seen)), file=sys.stderr)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(200):
+        fn(i)
+    profiler.disable()
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+print(json.dumps(results))
 '''
 
 
 def main() -> None:
+    profile = sys.argv[sys.argv.index("--profile") + 1] if "--profile" in sys.argv else ""
     pg = PrivatePostgres().launch()
     try:
         pg.create_database("bench_costs")
@@ -78,8 +105,11 @@ def main() -> None:
         run_python("django", "migrate", "--noinput", "-v", "0", env=env)
         run_python("bench.seed", json.dumps({"tag": "k", "chats": 10, "per_engineer": 3, "burst_clients": 1,
                                                     "burst_engineers": 1}), env=env)
-        out = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env=env, capture_output=True, text=True,
-                             check=True).stdout
+        run = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env={**env, "COSTS_PROFILE": profile},
+                             capture_output=True, text=True, check=True)
+        out = run.stdout
+        if profile:
+            print(run.stderr)
         results = json.loads(out.strip().splitlines()[-1])
         print(f"{'call':28} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
         for name, r in results.items():

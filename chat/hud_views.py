@@ -75,14 +75,18 @@ def hud(request: HtmxHttpRequest):
     """
     engineer = _engineer(request)
     now = timezone.now()
-    closed_sessions = []
     active = set(selectors.rooms_for_socket(user=request.user))
-    for room in selectors.rooms_left_since(engineer=engineer, since=now - timedelta(hours=RECENT_SESSIONS_HOURS)):
-        if room.pk in active:
-            continue  # rejoined since: the socket sends it live
-        session = fragments.session_context(room.pk, viewer=request.user, room=room, engineer=engineer)
-        session["messages"] = selectors.messages_after(room_id=room.pk, seq=0)
-        closed_sessions.append(session)
+    rooms = [room for room in selectors.rooms_left_since(engineer=engineer,
+                                                         since=now - timedelta(hours=RECENT_SESSIONS_HOURS))
+             if room.pk not in active]  # one rejoined since is sent live by the socket
+    # Every closed session's participants and transcript in two queries, not two per session.
+    present = selectors.participants_of_rooms([room.pk for room in rooms])
+    messages = selectors.messages_of_rooms([room.pk for room in rooms])
+    closed_sessions = [
+        {**fragments.session_context(room.pk, viewer=request.user, room=room, engineer=engineer,
+                                     present=present[room.pk]), "messages": messages[room.pk]}
+        for room in rooms
+    ]
     context = {
         **selectors.queue_summary(engineer=engineer),
         "availabilities": [

@@ -8,7 +8,8 @@ import statistics
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -138,12 +139,8 @@ def queue_snapshot(*, engineer_ids) -> dict:
     for request in requests:
         request.waited_seconds = max(0, int((now - request.requested_at).total_seconds()))
         request.overdue = request.waited_seconds >= threshold
-    open_sessions = Count("user__chat_participations", filter=Q(
-        user__chat_participations__left_at__isnull=True,
-        user__chat_participations__room__state=ChatRoom.State.ACTIVE,
-    ))
     engineers = Engineer.objects.filter(pk__in=list(engineer_ids)).select_related("user").annotate(
-        open_sessions=open_sessions)
+        open_sessions=_open_session_count())
     member_of: dict[int, set[int]] = {engineer_id: set() for engineer_id in engineer_ids}
     for engineer_id, queue_id in ChatQueue.members.through.objects.filter(
         engineer_id__in=list(engineer_ids)
@@ -155,6 +152,17 @@ def queue_snapshot(*, engineer_ids) -> dict:
         places[request.queue_id] = positions[request.pk] = places.get(request.queue_id, 0) + 1
     return {"now": now, "requests": requests, "engineers": {e.pk: e for e in engineers}, "member_of": member_of,
             "positions": positions}
+
+
+def _open_session_count():
+    """Count an engineer's active chats in a subquery on the (user, left_at) index.
+
+    A COUNT over a join of all their participations grew with every chat they ever had.
+    """
+    active = ChatParticipant.objects.filter(
+        user_id=OuterRef("user_id"), left_at__isnull=True, room__state=ChatRoom.State.ACTIVE
+    ).order_by().values("user_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(active), 0)
 
 
 def queue_summary(*, engineer: Engineer, snapshot: dict | None = None) -> dict:
@@ -261,8 +269,16 @@ def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
 
 def participants(room_id: int) -> list[ChatParticipant]:
     """Return who is in the room right now, engineers first."""
-    present = ChatParticipant.objects.filter(room_id=room_id, left_at__isnull=True).order_by("-role", "joined_at")
-    return list(present)
+    return participants_of_rooms([room_id])[room_id]
+
+
+def participants_of_rooms(room_ids) -> dict[int, list[ChatParticipant]]:
+    """Return who is in each of the rooms right now, engineers first, in one query."""
+    present: dict[int, list[ChatParticipant]] = {room_id: [] for room_id in room_ids}
+    for participant in ChatParticipant.objects.filter(room_id__in=list(present), left_at__isnull=True).order_by(
+            "-role", "joined_at"):
+        present[participant.room_id].append(participant)
+    return present
 
 
 def message_payload(message: ChatMessage) -> dict:
@@ -288,6 +304,14 @@ def messages_after(*, room_id: int, seq: int, limit: int = MESSAGES_PAGE) -> lis
     """Return the room's messages after a sequence number, in order, as payloads (at most `limit`)."""
     messages = ChatMessage.objects.filter(room_id=room_id, seq__gt=seq).order_by("seq")[:limit]
     return [message_payload(message) for message in messages]
+
+
+def messages_of_rooms(room_ids) -> dict[int, list[dict]]:
+    """Return every message of each of the rooms, in order, as payloads, in one query (for closed rooms)."""
+    messages: dict[int, list[dict]] = {room_id: [] for room_id in room_ids}
+    for message in ChatMessage.objects.filter(room_id__in=list(messages)).order_by("room_id", "seq"):
+        messages[message.room_id].append(message_payload(message))
+    return messages
 
 
 def transcript_text(room: ChatRoom) -> str:
@@ -475,11 +499,7 @@ def supervisor_overview() -> dict:
         median = _median(row.pop("waits"))
         row["median_wait"] = None if median is None else int(round(median))
     engineers = list(
-        Engineer.objects.select_related("user").annotate(open_sessions=Count(
-            "user__chat_participations",
-            filter=Q(user__chat_participations__left_at__isnull=True,
-                     user__chat_participations__room__state=ChatRoom.State.ACTIVE),
-        )).order_by("display_name")
+        Engineer.objects.select_related("user").annotate(open_sessions=_open_session_count()).order_by("display_name")
     )
     for engineer in engineers:
         engineer.online = is_online(engineer)

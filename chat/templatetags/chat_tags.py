@@ -43,3 +43,11 @@ def chat_duration(value: timedelta | None) -> str:
 def chat_limit(name: str) -> int:
     """Return a length limit from settings, so a form's maxlength matches what the server accepts."""
     return {"note": settings.NOTE_MAX_LENGTH, "message": settings.CHAT_MESSAGE_MAX_LENGTH}[name]
+
+
+@register.simple_tag
+def chat_messages(messages, viewer_id=None, history=False):
+    """Render a list of message payloads with chat.fragments.message_html, the one markup of a message."""
+    from chat.fragments import messages_html
+
+    return messages_html(messages, viewer_id=viewer_id, history=history)

@@ -216,6 +216,28 @@ def test_a_left_session_comes_back_after_a_reload_until_time_is_entered(client, 
     assert f'id="session-{room.pk}"' not in client.get(reverse("hud")).content.decode()
 
 
+def test_the_hud_reads_its_closed_sessions_in_the_same_queries_however_many_there_are(client, desk, f):
+    """One closed session or four: the HUD page makes the same number of queries (no query per session)."""
+    client.force_login(desk["dana"].user)
+
+    def hud_queries() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(reverse("hud")).content.decode()
+        return len(queries), html.count('data-state="closed"')
+
+    chat_between(desk)
+    one = hud_queries()
+    for n in range(3):
+        contact = f.make_contact(company=desk["company"], first_name=f"Other{n}")
+        chat_between({**desk, "contact": contact, "ticket": f.make_ticket(contact=contact, summary=f"Another {n}")})
+    four = hud_queries()
+    assert (one[1], four[1]) == (1, 4)
+    assert four[0] == one[0]
+
+
 # --- Inviting a colleague -------------------------------------------------------------------
 
 
