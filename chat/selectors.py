@@ -14,7 +14,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
-from accounts.permissions import CHAT, contact_may
+from accounts.permissions import CHAT, annotate_feature_access, contact_may, decide
 from tickets.models import TimeEntry
 
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
@@ -213,6 +213,33 @@ def active_room_for_contact(*, contact: Contact) -> ChatRoom | None:
         .order_by("-started_at")
         .first()
     )
+
+
+def request_standing(*, contact: Contact, since) -> dict:
+    """Return what a new chat request must check of the contact, in two queries.
+
+    Whether they may chat (every permission level), whether they are in an active room, how many
+    client requests they made since `since` (the rate limit), and their waiting request, if any.
+    Join Chat asks this on the one database thread, where it used to take five queries.
+    """
+    in_active_room = Exists(ChatParticipant.objects.filter(
+        user_id=OuterRef("user_id"), left_at__isnull=True, room__state=ChatRoom.State.ACTIVE))
+    recent = ChatRequest.objects.filter(contact=OuterRef("pk"), kind=ChatRequest.Kind.CLIENT,
+                                        requested_at__gt=since).order_by().values("contact").annotate(
+        n=Count("pk")).values("n")
+    levels = annotate_feature_access(Contact.objects.filter(pk=contact.pk), CHAT).annotate(
+        in_active_room=in_active_room, recent_requests=Coalesce(Subquery(recent), 0)).values(
+        "contact_access", "company_access", "master_switch", "global_enabled", "in_active_room",
+        "recent_requests").first() or {}
+    waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+    return {
+        "may_chat": bool(levels) and decide(
+            contact_access=levels["contact_access"], company_access=levels["company_access"],
+            master_switch=bool(levels["master_switch"]), global_enabled=levels["global_enabled"]).allowed,
+        "in_active_room": bool(levels.get("in_active_room")),
+        "recent_requests": levels.get("recent_requests", 0),
+        "waiting": waiting,
+    }
 
 
 def current_chat_for_contact(*, contact: Contact) -> dict:

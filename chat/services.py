@@ -86,35 +86,39 @@ def _first_offer_for(ticket: Ticket) -> Engineer | None:
 # --- Client requests ------------------------------------------------------------------------
 
 
-def _check_may_chat(contact: Contact, ticket: Ticket) -> None:
+def _check_may_chat(contact: Contact, ticket: Ticket, *, allowed: bool | None = None) -> None:
+    """Refuse a ticket of another company, or a contact without chat (`allowed`, if already resolved)."""
     if ticket.company_id != contact.company_id:
         raise ChatError("not_found", "No such ticket.")
-    if not resolve_feature(contact, CHAT):
+    if not (resolve_feature(contact, CHAT) if allowed is None else allowed):
         raise ChatError("not_allowed", "Chat is not enabled for your account.")
 
 
-def _check_request_rate(contact: Contact) -> None:
-    """Refuse a new request once the contact made CHAT_REQUEST_RATE_PER_MINUTE in the last minute.
-
-    Requests are rows, so counting them limits request/cancel cycles per contact across every
-    socket, tab and daphne process, with no counter to keep elsewhere.
-    """
-    limit = settings.CHAT_REQUEST_RATE_PER_MINUTE
-    since = timezone.now() - timedelta(minutes=1)
-    recent = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, requested_at__gt=since)
-    if limit and recent.count() >= limit:
-        raise ChatError("rate_limited", f"You have asked for a chat {limit} times in the last minute. "
-                                        "Please wait a minute before asking again.")
-
-
-@transaction.atomic
 def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     """Put the contact in the queue for a chat about one of their company's tickets.
 
     Asking again for the same ticket returns the request already waiting.
     """
-    _check_may_chat(contact, ticket)
-    waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+    try:
+        return _request_chat(contact=contact, ticket=ticket)
+    except IntegrityError:  # a second tab asked at the same moment; its request has committed
+        waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+        if waiting and waiting.ticket_id == ticket.pk:
+            return waiting
+        raise ChatError("already_waiting", "You are already waiting for a chat.") from None
+
+
+@transaction.atomic
+def _request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
+    """Check, route and insert the request; the unique waiting-request constraint may refuse the insert.
+
+    No savepoint around the insert: a refused insert rolls this whole transaction back, and
+    request_chat reads the request that won. A Join Chat burst queues on the one database thread,
+    so each of its round trips counts (docs/benchmarks.md).
+    """
+    standing = selectors.request_standing(contact=contact, since=timezone.now() - timedelta(minutes=1))
+    _check_may_chat(contact, ticket, allowed=standing["may_chat"])
+    waiting = standing["waiting"]
     if waiting and waiting.expires_at <= timezone.now():
         # Past its deadline but not swept yet: it can never be answered, so it must not block
         # (or be handed back for) a new request.
@@ -124,32 +128,37 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
         if waiting.ticket_id == ticket.pk:
             return waiting
         raise ChatError("already_waiting", f"You are already waiting for a chat about ticket #{waiting.ticket_id}.")
-    if selectors.active_room_for_contact(contact=contact):
+    if standing["in_active_room"]:
         raise ChatError("already_chatting", "You are already in a chat. Leave it before starting another.")
-    _check_request_rate(contact)
+    _check_request_rate(standing["recent_requests"])
     queue = route_queue(ticket)
     if queue is None:
         raise ChatError("no_queue", "Chat is not staffed right now. Please leave a note on the ticket instead.")
     now = timezone.now()
     offered_to = _first_offer_for(ticket)
-    try:
-        with transaction.atomic():
-            request = ChatRequest.objects.create(
-                kind=ChatRequest.Kind.CLIENT,
-                ticket=ticket,
-                contact=contact,
-                queue=queue,
-                expires_at=now + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
-                offered_to=offered_to,
-                offer_until=now + timedelta(seconds=settings.CHAT_OFFER_WINDOW_SECONDS) if offered_to else None,
-            )
-    except IntegrityError:  # a second tab asked at the same moment; its request has committed
-        waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
-        if waiting and waiting.ticket_id == ticket.pk:
-            return waiting
-        raise ChatError("already_waiting", "You are already waiting for a chat.") from None
+    request = ChatRequest.objects.create(
+        kind=ChatRequest.Kind.CLIENT,
+        ticket=ticket,
+        contact=contact,
+        queue=queue,
+        expires_at=now + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
+        offered_to=offered_to,
+        offer_until=now + timedelta(seconds=settings.CHAT_OFFER_WINDOW_SECONDS) if offered_to else None,
+    )
     _publish_queue_change(request)
     return request
+
+
+def _check_request_rate(recent: int) -> None:
+    """Refuse a new request once the contact made CHAT_REQUEST_RATE_PER_MINUTE in the last minute.
+
+    Requests are rows, so counting them limits request/cancel cycles per contact across every
+    socket, tab and daphne process, with no counter to keep elsewhere.
+    """
+    limit = settings.CHAT_REQUEST_RATE_PER_MINUTE
+    if limit and recent >= limit:
+        raise ChatError("rate_limited", f"You have asked for a chat {limit} times in the last minute. "
+                                        "Please wait a minute before asking again.")
 
 
 @transaction.atomic
