@@ -125,15 +125,7 @@ async def test_a_live_message_reaches_a_socket_while_the_database_thread_is_busy
 
     from channels.db import database_sync_to_async
 
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
-    await client.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
-    state = await client.wait_event("client_state", state="waiting")
-    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
-    room_id = int((await dana.wait_event("session")).attrs["data-room"])
-    await client.wait_message(room_id, 1)
-
+    client, dana, room_id = await open_chat(desk)
     busy = asyncio.ensure_future(database_sync_to_async(time.sleep)(4))
     await asyncio.sleep(0.1)  # the database thread is now asleep for 4 s
     store = sync_to_async(services.send_message, thread_sensitive=False)  # another thread stores it
