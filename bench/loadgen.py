@@ -28,6 +28,7 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import websockets
 
@@ -141,6 +142,19 @@ async def open_all(conns: list[Conn], *, concurrency: int = 50, sync: bool = Tru
     return time.perf_counter() - started
 
 
+def io_stalled_us() -> int | None:
+    """Return the kernel's running total of microseconds in which every busy task waited for the disk.
+
+    PSI's io "full" line. Over a window it tells a slow disk (each commit's WAL flush waits on
+    it) from slow code; None where the kernel has no PSI.
+    """
+    try:
+        full = Path("/proc/pressure/io").read_text().splitlines()[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(full[4].removeprefix("total="))
+
+
 class CpuMeter:
     """CPU seconds of this process and of the servers under test, over one window."""
 
@@ -152,6 +166,7 @@ class CpuMeter:
         self.own = time.process_time()
         self.server = [s.cpu() for s in self.servers]
         self.waited = [s.runqueue_wait() for s in self.servers]
+        self.io_stalled = io_stalled_us()
         return self
 
     def __exit__(self, *exc):
@@ -159,12 +174,17 @@ class CpuMeter:
         self.own = time.process_time() - self.own
         self.server = [s.cpu() - before for s, before in zip(self.servers, self.server)]
         self.waited = [s.runqueue_wait() - before for s, before in zip(self.servers, self.waited)]
+        now_stalled = io_stalled_us()
+        self.io_stalled = None if None in (now_stalled, self.io_stalled) else now_stalled - self.io_stalled
 
     def report(self) -> dict:
         return {"generator_cpu_pct": round(100 * self.own / self.wall, 1),
                 "server_cpu_pct": [round(100 * c / self.wall, 1) for c in self.server],
                 # Time the server's threads spent runnable but waiting for a CPU (starved).
-                "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited]}
+                "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited],
+                # Time in which every busy task of the machine waited for the disk (PSI io full):
+                # a commit's WAL flush waits on it, so a stall here is a stall of every message.
+                "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1)}
 
 
 class Chat:

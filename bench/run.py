@@ -385,7 +385,8 @@ def report(results: dict) -> list[tuple[str, str, str]]:
         b0 = s1.get("B0 websockets", {}).get("latency_ms", {})
         print(f"\nScenario 1, steady chat: {s1['sessions']} sessions, each side sends every {s1['interval_s']} s")
         print(f"{'run':34} {'msg/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
-              f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}")
+              f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}"
+              f" {'disk stall':>10}")
         for name, r in s1.items():
             if not isinstance(r, dict):
                 continue
@@ -394,7 +395,8 @@ def report(results: dict) -> list[tuple[str, str, str]]:
                   f"{r['lost']:>5} {r['duplicated']:>4} {r['reordered']:>5} {r['undelivered']:>5} "
                   f"{ratio(lat['p99'], b1.get('p99', 0)):>7} {ratio(lat['p99'], b0.get('p99', 0)):>7} "
                   f"{r['generator_cpu_pct']:>6}% {','.join(f'{c}%' for c in r['server_cpu_pct']):>12} "
-                  f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12}")
+                  f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12} "
+                  f"{disk_stall(r):>10}")
         for name in ("DeskChat PG+Redis, 1 process", "DeskChat PG+Redis, 2 processes"):
             r = s1.get(name)
             if not r:
@@ -423,7 +425,8 @@ def report(results: dict) -> list[tuple[str, str, str]]:
             best[name] = r["highest_holding_msg_per_s"]
             fail = next((s for s in r["steps"] if not s["holds"]), None)
             failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undel {fail['undelivered']},"
-                       f" reord {fail['reordered']}, gen {fail['generator_cpu_pct']}%" if fail else "none (ran out of steps)")
+                       f" reord {fail['reordered']}, gen {fail['generator_cpu_pct']}%, disk {disk_stall(fail)}"
+                       if fail else "none (ran out of steps)")
             print(f"{name:34} {r['highest_holding_msg_per_s']:>15} {failing:>45}")
         d = best.get("DeskChat PG+Redis, 1 process")
         if d is not None:
@@ -518,8 +521,8 @@ def markdown(results: dict) -> str:
         add(f"**Scenario 1, steady chat** ({s1['sessions']} sessions, each side sends every {s1['interval_s']} s; "
             "latency in ms)\n")
         add("| run | msg/s | p50 | p95 | p99 | max | lost | dup | reordered | undelivered | p99 / B1 | p99 / B0 "
-            "| server CPU | server starved |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "| server CPU | server starved | disk stalled |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, r in s1.items():
             if isinstance(r, dict):
                 lat = r["latency_ms"]
@@ -527,7 +530,7 @@ def markdown(results: dict) -> str:
                     f"{r['lost']} | {r['duplicated']} | {r['reordered']} | {r['undelivered']} | "
                     f"{ratio(lat['p99'], b1.get('p99', 0))} | {ratio(lat['p99'], b0.get('p99', 0))} | "
                     f"{' + '.join(f'{c}%' for c in r['server_cpu_pct'])} | "
-                    f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} |")
+                    f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} | {disk_stall(r)} |")
         add("")
     if "s2" in results:
         s2 = results["s2"]
@@ -541,7 +544,8 @@ def markdown(results: dict) -> str:
                 failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undelivered "
                            f"{fail['undelivered']}, lost {fail['lost']}, dup {fail['duplicated']}, reordered "
                            f"{fail['reordered']}, server CPU {fail['server_cpu_pct']}%, "
-                           f"generator CPU {fail['generator_cpu_pct']}%" if fail else "none")
+                           f"generator CPU {fail['generator_cpu_pct']}%, disk stalled {disk_stall(fail)}"
+                           if fail else "none")
                 add(f"| {name} | {r['highest_holding_msg_per_s']} | {steps} | {failing} |")
         add("")
     if "s3" in results:
@@ -560,7 +564,7 @@ def markdown(results: dict) -> str:
                 + f"Race: {r['answered']} answered in "
                 f"{r['race_s']} s with {r['answer_attempts']} attempts (errors {r['answer_errors']}); answered twice: "
                 f"{r['answered_twice']}; database: {r['db']}. Server CPU {r['server_cpu_pct']}%, starved "
-                f"{r.get('server_runqueue_wait_pct')}%.\n")
+                f"{r.get('server_runqueue_wait_pct')}%, disk stalled {disk_stall(r)}.\n")
     if "s4" in results:
         add("**Scenario 4, idle sockets on one process**\n")
         add("| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU |")
@@ -589,6 +593,12 @@ def markdown(results: dict) -> str:
         for v in results["verdicts"]:
             add(f"| {v['target']} | {v['result']} | {v['evidence']} |")
     return "\n".join(lines)
+
+
+def disk_stall(run: dict) -> str:
+    """Show the share of a run's wall time in which every busy task waited for the disk (PSI io full)."""
+    value = run.get("disk_stalled_pct")
+    return "-" if value is None else f"{value}%"
 
 
 def main() -> None:
