@@ -107,7 +107,17 @@ class PrivatePostgres(fault_servers.PrivatePostgres):
 
     PREFIX = "deskchat-bench-pg-"
     INITDB_ARGS = ()
-    SETTINGS = "-c max_connections=300 -c shared_buffers=256MB"
+    # Statements over 100 ms and checkpoints go to its log, kept as var/bench/postgres.log: a slow
+    # commit (its WAL flush) shows there with its time, which tells a slow disk from slow code.
+    SETTINGS = ("-c max_connections=300 -c shared_buffers=256MB -c log_min_duration_statement=100 "
+                "-c log_checkpoints=on")
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.log.exists():
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.log, LOG_DIR / "postgres.log")
+        super().destroy()
 
     def launch(self) -> "PrivatePostgres":
         """Create the cluster and start it (saying plainly if PostgreSQL's binaries are missing)."""

@@ -145,8 +145,8 @@ async def open_all(conns: list[Conn], *, concurrency: int = 50, sync: bool = Tru
 def io_stalled_us() -> int | None:
     """Return the kernel's running total of microseconds in which every busy task waited for the disk.
 
-    PSI's io "full" line. Over a window it tells a slow disk (each commit's WAL flush waits on
-    it) from slow code; None where the kernel has no PSI.
+    PSI's io "full" line: over a window, how long the machine did nothing but wait for the disk
+    (every acknowledged message waits for its commit's WAL flush); None without PSI.
     """
     try:
         full = Path("/proc/pressure/io").read_text().splitlines()[1].split()
@@ -182,8 +182,8 @@ class CpuMeter:
                 "server_cpu_pct": [round(100 * c / self.wall, 1) for c in self.server],
                 # Time the server's threads spent runnable but waiting for a CPU (starved).
                 "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited],
-                # Time in which every busy task of the machine waited for the disk (PSI io full):
-                # a commit's WAL flush waits on it, so a stall here is a stall of every message.
+                # Time in which every busy task of the machine waited for the disk (PSI io full),
+                # our own commits' WAL flushes included: 0 for a server that writes nothing.
                 "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1)}
 
 
