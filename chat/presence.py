@@ -14,7 +14,6 @@ import logging
 import time
 from collections import Counter
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from deskchat import events

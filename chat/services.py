@@ -7,11 +7,10 @@ nudges (ids and a message's payload); receivers read anything they missed from t
 A refusal the user should read is a `ChatError` with a stable `code` and a plain message.
 """
 
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from contextlib import nullcontext
-
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
