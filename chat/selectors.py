@@ -14,7 +14,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
-from accounts.permissions import CHAT, annotate_feature_access, contact_may, decide
+from accounts.permissions import CHAT, annotate_feature_access, contact_may, decision_from_annotations
 from tickets.models import TimeEntry
 
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
@@ -38,11 +38,14 @@ def is_online(engineer: Engineer) -> bool:
     return engineer.last_seen_at >= timezone.now() - timedelta(seconds=settings.CHAT_PRESENCE_TIMEOUT_SECONDS)
 
 
+def _present_in_active_rooms(**who) -> QuerySet:
+    """Return the participations, of the user `who` names, in rooms that are active and not left."""
+    return ChatParticipant.objects.filter(left_at__isnull=True, room__state=ChatRoom.State.ACTIVE, **who)
+
+
 def open_session_count(engineer: Engineer) -> int:
     """Return how many active chats the engineer is in."""
-    return ChatParticipant.objects.filter(
-        user_id=engineer.user_id, left_at__isnull=True, room__state=ChatRoom.State.ACTIVE
-    ).count()
+    return _present_in_active_rooms(user_id=engineer.user_id).count()
 
 
 def is_alertable(engineer: Engineer, *, open_sessions: int | None = None) -> bool:
@@ -159,9 +162,8 @@ def _open_session_count():
 
     A COUNT over a join of all their participations grew with every chat they ever had.
     """
-    active = ChatParticipant.objects.filter(
-        user_id=OuterRef("user_id"), left_at__isnull=True, room__state=ChatRoom.State.ACTIVE
-    ).order_by().values("user_id").annotate(n=Count("pk")).values("n")
+    active = _present_in_active_rooms(user_id=OuterRef("user_id")).order_by().values("user_id").annotate(
+        n=Count("pk")).values("n")
     return Coalesce(Subquery(active), 0)
 
 
@@ -222,22 +224,17 @@ def request_standing(*, contact: Contact, since) -> dict:
     client requests they made since `since` (the rate limit), and their waiting request, if any.
     Join Chat asks this on the one database thread, where it used to take five queries.
     """
-    in_active_room = Exists(ChatParticipant.objects.filter(
-        user_id=OuterRef("user_id"), left_at__isnull=True, room__state=ChatRoom.State.ACTIVE))
     recent = ChatRequest.objects.filter(contact=OuterRef("pk"), kind=ChatRequest.Kind.CLIENT,
                                         requested_at__gt=since).order_by().values("contact").annotate(
         n=Count("pk")).values("n")
-    levels = annotate_feature_access(Contact.objects.filter(pk=contact.pk), CHAT).annotate(
-        in_active_room=in_active_room, recent_requests=Coalesce(Subquery(recent), 0)).values(
-        "contact_access", "company_access", "master_switch", "global_enabled", "in_active_room",
-        "recent_requests").first() or {}
+    levels = annotate_feature_access(Contact.objects.filter(pk=contact.pk).only("pk"), CHAT).annotate(
+        in_active_room=Exists(_present_in_active_rooms(user_id=OuterRef("user_id"))),
+        recent_requests=Coalesce(Subquery(recent), 0)).first()
     waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
     return {
-        "may_chat": bool(levels) and decide(
-            contact_access=levels["contact_access"], company_access=levels["company_access"],
-            master_switch=bool(levels["master_switch"]), global_enabled=levels["global_enabled"]).allowed,
-        "in_active_room": bool(levels.get("in_active_room")),
-        "recent_requests": levels.get("recent_requests", 0),
+        "may_chat": levels is not None and decision_from_annotations(levels).allowed,
+        "in_active_room": levels is not None and levels.in_active_room,
+        "recent_requests": levels.recent_requests if levels is not None else 0,
         "waiting": waiting,
     }
 
@@ -276,10 +273,7 @@ def pending_invitation_for(*, contact: Contact) -> ChatRequest | None:
 
 def rooms_for_socket(*, user) -> list[int]:
     """Return the ids of the active rooms the user is in now: the rooms a socket subscribes to."""
-    return list(
-        ChatParticipant.objects.filter(user=user, left_at__isnull=True, room__state=ChatRoom.State.ACTIVE)
-        .values_list("room_id", flat=True)
-    )
+    return list(_present_in_active_rooms(user=user).values_list("room_id", flat=True))
 
 
 def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
