@@ -417,10 +417,10 @@ class ClientChatConsumer(ChatSocket):
 
         A burst of clients pressing Join Chat queues up on that one thread, so each trip counts.
         """
-        from tickets.selectors import get_ticket_for_user
+        from tickets.selectors import get_ticket_for_contact
 
         try:
-            ticket = get_ticket_for_user(user=self.user, ticket_id=ticket_id)
+            ticket = get_ticket_for_contact(contact=self.contact, ticket_id=ticket_id)
         except Http404:  # never say whether another company's ticket exists
             raise ChatError("not_found", "No such ticket.") from None
         request = services.request_chat(contact=self.contact, ticket=ticket)

@@ -121,12 +121,16 @@ def participants(room_id: int, *, css_class: str = "") -> str:
 def client_state_context(contact, *, waiting=None) -> dict:
     """Return what the client's dialog shows now (also used to render it into pages).
 
-    `waiting` is a request the caller has just made or found waiting, which spares two reads.
+    `waiting` is a request the caller has just made or found waiting (Join Chat). It spares the
+    reads of the contact's chat and of their invitations: asking for a chat leaves invitations as
+    they were, so the dialog keeps the invitation box it shows.
     """
     if waiting is not None:
-        chat = {"request": waiting, "room": None, "state": "waiting", "position": selectors.queue_position(waiting)}
+        chat = {"request": waiting, "room": None, "state": "waiting", "position": selectors.queue_position(waiting),
+                "invitation_unchanged": True}
     else:
         chat = selectors.current_chat_for_contact(contact=contact)
+        chat["invitation"] = selectors.pending_invitation_for(contact=contact)
     room = chat["room"]
     participants = selectors.participants(room.pk) if room else []
     return {
@@ -134,7 +138,6 @@ def client_state_context(contact, *, waiting=None) -> dict:
         "contact": contact,
         "participants": participants,
         "engineer_present": any(p.role == "engineer" for p in participants),
-        "invitation": selectors.pending_invitation_for(contact=contact),
     }
 
 

@@ -226,6 +226,47 @@ async def test_a_contact_cannot_ask_to_chat_about_another_companys_ticket(desk, 
     await close_all(client, dana)
 
 
+async def test_join_chat_leaves_a_pending_invitation_on_screen(desk, f):
+    """Asking for a chat redraws the dialog without touching the invitation box beside it."""
+    second = await sync_to_async(f.make_ticket)(contact=desk["contact"], summary="Second ticket")
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=second)
+    client = await client_socket(desk["contact"].user)
+    await client.wait_event("invitation", request_id=invitation.pk)
+
+    mark = len(client.received)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.wait_event("client_state", state="waiting", since=mark)
+    await client.drain()
+
+    boxes = [e for e in client.received if e.attrs.get("data-event") == "invitation"]
+    assert boxes[-1].attrs["data-request-id"] == str(invitation.pk)
+    await close_all(client)
+
+
+def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
+    """The ticket, the contact's standing, the route, the insert and the place in the queue; no more.
+
+    Join Chat is one trip to each process's one database thread, where a burst of them queues
+    (docs/benchmarks.md). A pending invitation and past requests add nothing.
+    """
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.consumers import ClientChatConsumer
+
+    services.invite_contact(engineer=desk["dana"], ticket=f.make_ticket(contact=desk["contact"]))
+    services.cancel_request(contact=desk["contact"], request_id=services.request_chat(
+        contact=desk["contact"], ticket=desk["ticket"]).pk)
+    socket = ClientChatConsumer()
+    socket.user, socket.contact = desk["contact"].user, desk["contact"]
+    with CaptureQueriesContext(connection) as queries:
+        html, state = events._run_holding_events(socket.ask_for_chat, (desk["ticket"].pk,), {})[0]
+    statements = [q["sql"] for q in queries.captured_queries
+                  if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))]
+    assert state["state"] == "waiting" and 'data-state="waiting"' in html
+    assert len(statements) == 5, "\n".join(s[:100] for s in statements)
+
+
 async def test_a_contact_cannot_accept_an_invitation_sent_to_someone_else(desk, f):
     """An invitation to another company's contact is not_found to Carol, and stays waiting for its contact."""
     other = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))

@@ -208,8 +208,8 @@ class TestFirstOffer:
 
 
 class TestRequests:
-    def test_a_request_costs_four_queries_however_long_the_contacts_history(self, desk, settings):
-        """Join Chat reads the contact's standing (two queries), routes and inserts: nothing per past request.
+    def test_a_request_costs_three_queries_however_long_the_contacts_history(self, desk, settings):
+        """Join Chat reads the contact's standing (one query), routes and inserts: nothing per past request.
 
         A burst of Join Chats queues on each process's one database thread (docs/benchmarks.md).
         """
@@ -224,7 +224,7 @@ class TestRequests:
             request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
         assert request.state == "waiting"
-        assert len(statements) == 4, statements
+        assert len(statements) == 3, statements
 
     def test_a_request_waits_in_its_queue_with_its_timestamps(self, desk, settings):
         """Join Chat stores a waiting request with requested_at and the pickup deadline."""
