@@ -387,11 +387,17 @@ def chat_history(*, ticket, limit: int | None = None) -> list[ChatRoom]:
     return rooms
 
 
-def chat_context_for_ticket(*, user, ticket) -> dict:
-    """Return what a ticket page needs about chat: the Join Chat button and the history."""
+def chat_context_for_ticket(*, user, ticket, with_history: bool) -> dict:
+    """Return what a ticket page needs about chat: the Join Chat button, how many past chats, and
+    (only `with_history`, for the Chat history tab) the chats with their transcripts.
+
+    The Notes tab shows only the count, so it reads no transcript.
+    """
+    history = chat_history(ticket=ticket) if with_history else []
     return {
         "may_chat": contact_may(user, CHAT).allowed,
-        "chat_history": chat_history(ticket=ticket),
+        "chat_count": len(history) if with_history else ticket.chat_rooms.count(),
+        "chat_history": history,
     }
 
 

@@ -60,20 +60,22 @@ def ticket_create(request):
 @login_required
 def ticket_detail(request, ticket_id: int):
     ticket = selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
-    context = _detail_context(request, ticket, NoteForm())
-    context["tab"] = "history" if request.GET.get("tab") == "history" and context["chat_history"] else "notes"
+    context = _detail_context(request, ticket, NoteForm(), tab=request.GET.get("tab", "notes"))
     template = "tickets/detail.html#tabs" if request.htmx else "tickets/detail.html"
     return render(request, template, context)
 
 
-def _detail_context(request, ticket, form) -> dict:
+def _detail_context(request, ticket, form, *, tab: str = "notes") -> dict:
+    """Return the ticket page's context, on the Chat history tab only if asked and there is a chat."""
     from chat.selectors import chat_context_for_ticket  # chat builds on tickets, not the reverse
 
+    chat = chat_context_for_ticket(user=request.user, ticket=ticket, with_history=tab == "history")
     return {
         "ticket": ticket,
         "notes": selectors.list_notes_for_user(user=request.user, ticket=ticket),
         "note_form": form,
-        **chat_context_for_ticket(user=request.user, ticket=ticket),
+        **chat,
+        "tab": "history" if tab == "history" and chat["chat_count"] else "notes",
     }
 
 

@@ -4,14 +4,13 @@ import re
 
 import pytest
 from django.contrib import admin
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Access, Company, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions
 from accounts.permissions import CHAT, CREATE_TICKET
 from chat.models import ChatQueue
 from tickets.models import Board, Ticket, TimeEntry
+from tests.queries import statements_run
 
 pytestmark = pytest.mark.django_db
 
@@ -237,10 +236,10 @@ def test_contact_changelist_query_count_does_not_grow_with_contacts(admin_client
             f.make_contact(company=company, chat=[None, Access.ALLOW, Access.DENY][n % 3])
 
     def count_queries() -> tuple[int, str]:
-        with CaptureQueriesContext(connection) as queries:
+        with statements_run() as statements:
             response = admin_client.get(url)
         assert response.status_code == 200
-        return len(queries), response.content.decode()
+        return len(statements), response.content.decode()
 
     add_contacts(3)
     few, html = count_queries()

@@ -11,6 +11,7 @@ from chat import services
 from chat.hud_views import rounded_hours
 from chat.models import ChatParticipant, ChatRequest
 from tickets.models import TimeEntry
+from tests.queries import statements_run
 
 pytestmark = pytest.mark.django_db
 
@@ -221,12 +222,9 @@ def test_the_hud_reads_its_closed_sessions_in_the_same_queries_however_many_ther
     client.force_login(desk["dana"].user)
 
     def hud_queries() -> int:
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
-        with CaptureQueriesContext(connection) as queries:
+        with statements_run() as statements:
             html = client.get(reverse("hud")).content.decode()
-        return len(queries), html.count('data-state="closed"')
+        return len(statements), html.count('data-state="closed"')
 
     chat_between(desk)
     one = hud_queries()

@@ -5,13 +5,12 @@ import re
 import pytest
 from django.conf import settings
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
-from django.db import connection
 from django.urls import reverse
 
 from accounts.models import Access, CompanyPermission, ContactPermission
 from accounts.permissions import CREATE_TICKET
 from tickets.models import Ticket, TicketNote
+from tests.queries import statements_run
 
 pytestmark = pytest.mark.django_db
 
@@ -533,9 +532,9 @@ def test_list_query_count_does_not_grow_with_tickets(client, f):
     client.force_login(engineer.user)
 
     def count_queries() -> int:
-        with CaptureQueriesContext(connection) as queries:
+        with statements_run() as statements:
             assert client.get(list_url()).status_code == 200
-        return len(queries)
+        return len(statements)
 
     for _ in range(3):
         f.make_note(ticket=f.make_ticket(board=f.make_board()))
@@ -545,3 +544,29 @@ def test_list_query_count_does_not_grow_with_tickets(client, f):
     many = count_queries()
 
     assert many == few
+
+
+def test_the_notes_tab_counts_past_chats_without_reading_their_transcripts(client, f):
+    """Notes shows how many chats the ticket had; only the Chat history tab reads what was said."""
+    from chat import services as chat_services
+
+    contact = f.make_contact(company=f.make_company(chat="allow"))
+    ticket = f.make_ticket(contact=contact)
+    engineer = f.make_engineer(queues=[f.make_queue(is_default=True)])
+    request = chat_services.request_chat(contact=contact, ticket=ticket)
+    room = chat_services.answer_request(engineer=engineer, request_id=request.pk)
+    chat_services.send_message(room_id=room.pk, user=contact.user, body="The toner is smoking", client_msg_id="m1")
+    chat_services.end_room(room_id=room.pk, engineer=engineer)
+    quiet = f.make_ticket(contact=contact)
+    client.force_login(contact.user)
+
+    with statements_run() as statements:
+        notes = client.get(detail_url(ticket)).content.decode()
+    history = client.get(detail_url(ticket) + "?tab=history").content.decode()
+    no_chats = client.get(detail_url(quiet) + "?tab=history").content.decode()
+
+    assert 'Chat history <span class="count">1</span>' in notes and "The toner is smoking" not in notes
+    assert statements and not [sql for sql in statements if "chat_chatmessage" in sql]
+    assert "The toner is smoking" in history
+    assert 'id="tab-history" href="?tab=history" aria-controls="tab-panel" aria-selected="true"' in history
+    assert 'id="tab-history"' not in no_chats and 'aria-selected="true"' in no_chats
