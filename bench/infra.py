@@ -7,6 +7,7 @@ port, and throws both away at the end. The cluster keeps PostgreSQL's default du
 """
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -150,12 +151,18 @@ class PrivatePostgres(fault_servers.PrivatePostgres):
         return pids
 
 
+# What deskchat/gc_pauses.py logs; every server of the benchmark logs pauses from this length up.
+GC_PAUSE_RE = re.compile(r"gc pause: generation \d, ([\d.]+) ms")
+GC_PAUSE_LOG_MS = "5"
+
+
 def django_env(*, database_url: str = "", sqlite_path: str = "", redis_url: str = "", **extra) -> dict:
     """Environment for a DeskChat process (daphne, seed, pages) on the given backends."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env.update({
         "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "SECRET_KEY": SECRET,
         "LOG_LEVEL": "WARNING", "DESKCHAT_TEST_DB_SUFFIX": "", "REDIS_PREFIX": "dc_bench",
+        "GC_PAUSE_LOG_MS": GC_PAUSE_LOG_MS,
     })
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -202,6 +209,18 @@ class Server:
 
     def rss_kib(self) -> int:
         return proc_rss_kib(self.pid)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def gc_pauses_since(self, offset: int) -> list[float]:
+        """Return the collector pauses (ms) the server logged after `offset` bytes of its log, longest first.
+
+        Every server of the benchmark logs pauses of GC_PAUSE_LOG_MS (5 ms) or more (deskchat/gc_pauses.py).
+        """
+        with open(self.log_path, errors="replace") as log:
+            log.seek(offset)
+            return sorted((float(ms) for ms in GC_PAUSE_RE.findall(log.read())), reverse=True)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -167,6 +167,7 @@ class CpuMeter:
         self.server = [s.cpu() for s in self.servers]
         self.waited = [s.runqueue_wait() for s in self.servers]
         self.io_stalled = io_stalled_us()
+        self.log_sizes = [s.log_size() for s in self.servers]
         return self
 
     def __exit__(self, *exc):
@@ -176,6 +177,7 @@ class CpuMeter:
         self.waited = [s.runqueue_wait() - before for s, before in zip(self.servers, self.waited)]
         now_stalled = io_stalled_us()
         self.io_stalled = None if None in (now_stalled, self.io_stalled) else now_stalled - self.io_stalled
+        self.gc_pauses = [s.gc_pauses_since(size) for s, size in zip(self.servers, self.log_sizes)]
 
     def report(self) -> dict:
         return {"generator_cpu_pct": round(100 * self.own / self.wall, 1),
@@ -184,7 +186,10 @@ class CpuMeter:
                 "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited],
                 # Time in which every busy task of the machine waited for the disk (PSI io full),
                 # our own commits' WAL flushes included: 0 for a server that writes nothing.
-                "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1)}
+                "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1),
+                # The collector's pauses of 5 ms or more in the window, in which all of a server's sockets wait.
+                "gc_pause_max_ms": [max(p, default=0.0) for p in self.gc_pauses],
+                "gc_pauses": [len(p) for p in self.gc_pauses]}
 
 
 class Chat:
@@ -459,6 +464,7 @@ async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s
     """
     conns: list[Conn] = []
     loop = asyncio.get_running_loop()
+    log_size = server.log_size()
     # Warm up: the first sockets load code and fill caches; memory per socket is measured after.
     warm = [Conn(s["url"], cookie=s.get("cookie", "")) for s in conns_spec[:20]]
     await open_all(warm, sync=False, concurrency=20)
@@ -511,7 +517,10 @@ async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s
     own = time.process_time()
     await asyncio.sleep(idle_s)
     wall = time.perf_counter() - wall
+    pauses = server.gc_pauses_since(log_size)
     result = {"points": points, "idle_cpu_pct": round(100 * (server.cpu() - cpu_before) / wall, 2),
+              # Opening and idling: the collector's pauses of 5 ms or more, in which every socket waited.
+              "gc_pause_max_ms": max(pauses, default=0.0), "gc_pauses": len(pauses),
               "target_sockets": checkpoints[-1], "opening_s": round(opening_s, 1),
               "generator_idle_cpu_pct": round(100 * (time.process_time() - own) / wall, 2),
               "idle_window_s": idle_s, "closed": sum(1 for c in conns if c.closed)}

@@ -26,6 +26,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.relay_ws import PONG, message_html  # noqa: E402
+from deskchat import gc_pauses  # noqa: E402
+
+gc_pauses.watch(float(os.environ.get("GC_PAUSE_LOG_MS", "0")))
 
 _seqs: dict[int, itertools.count] = defaultdict(lambda: itertools.count(1))
 

@@ -9,6 +9,7 @@ Same frames and markup as bench/relay_asgi.py: sockets name their rooms in the q
 import asyncio
 import itertools
 import json
+import os
 import sys
 from collections import defaultdict
 from html import escape
@@ -55,4 +56,7 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
+    from deskchat import gc_pauses
+
+    gc_pauses.watch(float(os.environ.get("GC_PAUSE_LOG_MS", "0")))
     asyncio.run(main(int(sys.argv[1])))

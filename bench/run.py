@@ -7,7 +7,7 @@
 It starts a private PostgreSQL cluster and a private redis-server on free ports (never the
 machine's shared ones), a fresh SQLite file under var/bench/ for the embedded run, and daphne
 processes on them. Everything is thrown away at the end; the results go to
-bench/results/<date>-<commit>.json. docs/benchmarks.md explains every figure.
+bench/results/<date>-<time>-<commit>.json. docs/benchmarks.md explains every figure.
 """
 
 import argparse
@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import loadgen
-from bench.infra import (LOG_DIR, ROOT, PrivatePostgres, PrivateRedis, Server, cpu_pressure, daphne, django_env,
-                         loadavg, run_python)
+from bench.infra import (GC_PAUSE_LOG_MS, LOG_DIR, ROOT, PrivatePostgres, PrivateRedis, Server, cpu_pressure,
+                         daphne, django_env, loadavg, run_python)
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS_TEXT = {
@@ -125,7 +125,7 @@ class Bench:
 
     def baseline_servers(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
-        env.update({"REDIS_URL": self.redis.url, "REDIS_PREFIX": "dc_bench"})
+        env.update({"REDIS_URL": self.redis.url, "REDIS_PREFIX": "dc_bench", "GC_PAUSE_LOG_MS": GC_PAUSE_LOG_MS})
         return {
             "B1 RedisChannelLayer": lambda: daphne("b1-core", {**env, "RELAY_LAYER": "core",
                                                                "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
@@ -386,7 +386,7 @@ def report(results: dict) -> list[tuple[str, str, str]]:
         print(f"\nScenario 1, steady chat: {s1['sessions']} sessions, each side sends every {s1['interval_s']} s")
         print(f"{'run':34} {'msg/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
               f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}"
-              f" {'disk stall':>10}")
+              f" {'disk stall':>10} {'GC max':>9}")
         for name, r in s1.items():
             if not isinstance(r, dict):
                 continue
@@ -396,7 +396,7 @@ def report(results: dict) -> list[tuple[str, str, str]]:
                   f"{ratio(lat['p99'], b1.get('p99', 0)):>7} {ratio(lat['p99'], b0.get('p99', 0)):>7} "
                   f"{r['generator_cpu_pct']:>6}% {','.join(f'{c}%' for c in r['server_cpu_pct']):>12} "
                   f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12} "
-                  f"{disk_stall(r):>10}")
+                  f"{disk_stall(r):>10} {gc_max(r):>9}")
         for name in ("DeskChat PG+Redis, 1 process", "DeskChat PG+Redis, 2 processes"):
             r = s1.get(name)
             if not r:
@@ -449,6 +449,7 @@ def report(results: dict) -> list[tuple[str, str, str]]:
                 print(f"request -> the client's own dialog showing it waiting: p50 {own['p50']} ms, p99 {own['p99']} ms")
             print(f"race: {r['answered']} answered in {r['race_s']} s, {r['answer_attempts']} attempts, errors "
                   f"{r['answer_errors']}, answered twice {r['answered_twice']}, database {r['db']}")
+            print(f"longest GC pause in the burst: {gc_max(r)}")
             once = r["db"]["exactly_once"] and r["answered_twice"] == 0 and r["answered"] == r["requests"]
             verdicts += [(f"S3 {label}: request->HUD p99 <= 200 ms",
                           verdict(lat["p99"] <= 200 and r["never_shown"] == 0), f"{lat['p99']} ms"),
@@ -459,11 +460,12 @@ def report(results: dict) -> list[tuple[str, str, str]]:
     if "s4" in results:
         s4 = results["s4"]
         print("\nScenario 4, idle sockets on one process")
-        print(f"{'run':34} {'sockets':>7} {'KiB/socket':>10} {'RSS MiB':>8} {'ping p99':>9} {'conn/s':>7} {'idle cpu':>8}")
+        print(f"{'run':34} {'sockets':>7} {'KiB/socket':>10} {'RSS MiB':>8} {'ping p99':>9} {'conn/s':>7} {'idle cpu':>8}"
+              f" {'GC max':>9}")
         for name, r in s4.items():
             last = r["points"][-1]
             print(f"{name:34} {last['sockets']:>7} {last['rss_kib_per_socket']:>10} {last['rss_mib']:>8} "
-                  f"{last['ping_ms']['p99']:>8}ms {last['connect_per_s']:>7} {r['idle_cpu_pct']:>7}%")
+                  f"{last['ping_ms']['p99']:>8}ms {last['connect_per_s']:>7} {r['idle_cpu_pct']:>7}% {gc_max(r):>9}")
         d = s4.get("DeskChat PG+Redis, 1 process")
         b0 = s4.get("B0 websockets")
         b1 = s4.get("B1 RedisPubSubChannelLayer")
@@ -521,8 +523,8 @@ def markdown(results: dict) -> str:
         add(f"**Scenario 1, steady chat** ({s1['sessions']} sessions, each side sends every {s1['interval_s']} s; "
             "latency in ms)\n")
         add("| run | msg/s | p50 | p95 | p99 | max | lost | dup | reordered | undelivered | p99 / B1 | p99 / B0 "
-            "| server CPU | server starved | disk stalled |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "| server CPU | server starved | disk stalled | longest GC pause |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, r in s1.items():
             if isinstance(r, dict):
                 lat = r["latency_ms"]
@@ -530,7 +532,8 @@ def markdown(results: dict) -> str:
                     f"{r['lost']} | {r['duplicated']} | {r['reordered']} | {r['undelivered']} | "
                     f"{ratio(lat['p99'], b1.get('p99', 0))} | {ratio(lat['p99'], b0.get('p99', 0))} | "
                     f"{' + '.join(f'{c}%' for c in r['server_cpu_pct'])} | "
-                    f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} | {disk_stall(r)} |")
+                    f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} | {disk_stall(r)} | "
+                    f"{gc_max(r)} |")
         add("")
     if "s2" in results:
         s2 = results["s2"]
@@ -564,16 +567,17 @@ def markdown(results: dict) -> str:
                 + f"Race: {r['answered']} answered in "
                 f"{r['race_s']} s with {r['answer_attempts']} attempts (errors {r['answer_errors']}); answered twice: "
                 f"{r['answered_twice']}; database: {r['db']}. Server CPU {r['server_cpu_pct']}%, starved "
-                f"{r.get('server_runqueue_wait_pct')}%, disk stalled {disk_stall(r)}.\n")
+                f"{r.get('server_runqueue_wait_pct')}%, disk stalled {disk_stall(r)}, longest GC pause {gc_max(r)}.\n")
     if "s4" in results:
         add("**Scenario 4, idle sockets on one process**\n")
-        add("| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU |")
-        add("|---|---:|---:|---:|---:|---:|---:|")
+        add("| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU "
+            "| longest GC pause |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, r in results["s4"].items():
             last = r["points"][-1]
             add(f"| {name} | {last['sockets'] - r['closed']} of {r.get('target_sockets', last['sockets'])} | "
                 f"{last['rss_kib_per_socket']} | {last['rss_mib']} | {last['ping_ms']['p50']} / {last['ping_ms']['p99']} "
-                f"| {last['connect_per_s']} | {r['idle_cpu_pct']}% |")
+                f"| {last['connect_per_s']} | {r['idle_cpu_pct']}% | {gc_max(r)} |")
         add("")
     if "s5" in results:
         sizes = results["s5"]["sizes"]
@@ -593,6 +597,14 @@ def markdown(results: dict) -> str:
         for v in results["verdicts"]:
             add(f"| {v['target']} | {v['result']} | {v['evidence']} |")
     return "\n".join(lines)
+
+
+def gc_max(run: dict) -> str:
+    """Show the longest collector pause of a run's servers (its sockets all waited through it)."""
+    value = run.get("gc_pause_max_ms")
+    if value is None:
+        return "-"  # a result from before the benchmark read the pauses
+    return f"{max(value) if isinstance(value, list) else value:.0f} ms"
 
 
 def disk_stall(run: dict) -> str:
@@ -627,7 +639,7 @@ def main() -> None:
     parser.add_argument("--switch-interval", type=float, default=0.0,
                         help="experiment: sys.setswitchinterval() in the DeskChat servers (seconds)")
     parser.add_argument("--profile", action="store_true", help="py-spy the DeskChat server in s1/s2 (slower)")
-    parser.add_argument("--out", default="", help="JSON path (default bench/results/<date>-<commit>.json)")
+    parser.add_argument("--out", default="", help="JSON path (default bench/results/<date>-<time>[-<scenarios>]-<commit>.json)")
     parser.add_argument("--markdown", default="", help="print a results JSON file as Markdown tables, run nothing")
     args = parser.parse_args()
     if args.markdown:
@@ -644,8 +656,11 @@ def main() -> None:
     results = Bench(args).run()
     results["verdicts"] = [{"target": t, "result": v, "evidence": e} for t, v, e in report(results)]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # The start time is in the name, so a second run of the same commit on the same day keeps the first.
+    started = datetime.strptime(results["meta"]["date"], "%Y-%m-%d %H:%M UTC")
+    only = f"-{args.only.replace(',', '')}" if args.only else ""
     out = Path(args.out) if args.out else RESULTS / (
-        f"{datetime.now(timezone.utc):%Y-%m-%d}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
+        f"{started:%Y-%m-%d-%H%M}{only}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
           f"(whole run {results['meta']['wall_s']} s)")

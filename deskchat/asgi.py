@@ -43,9 +43,13 @@ def close_oversized_frames_with_1009() -> None:
 
 close_oversized_frames_with_1009()
 
+from django.conf import settings  # noqa: E402
+
 from chat.presence import start_sweeper_with_daphne  # noqa: E402
+from deskchat import gc_pauses  # noqa: E402
 
 start_sweeper_with_daphne()
+gc_pauses.watch(settings.GC_PAUSE_LOG_MS)
 
 application = ProtocolTypeRouter(
     {

@@ -1,0 +1,35 @@
+"""The collector's pauses, which every socket of a daphne process waits through, reach the log."""
+
+import gc
+import logging
+
+import pytest
+
+from deskchat import gc_pauses
+
+
+@pytest.fixture
+def watching():
+    yield gc_pauses.watch
+    gc_pauses.watch(0)  # as the test process started: log none
+
+
+def test_a_pause_at_or_over_the_threshold_is_logged_with_its_generation_and_length(watching, caplog):
+    """A full collection that takes at least the threshold is a warning naming generation 2 and its length."""
+    watching(0.000_001)
+    with caplog.at_level(logging.WARNING, logger="deskchat.gc"):
+        gc.collect()
+
+    pauses = [r.getMessage() for r in caplog.records if r.name == "deskchat.gc"]
+    assert pauses and pauses[-1].startswith("gc pause: generation 2, ") and " ms, " in pauses[-1]
+
+
+def test_shorter_pauses_and_a_threshold_of_zero_log_nothing(watching, caplog):
+    """Pauses under the threshold stay out of the log, and 0 turns the logging off."""
+    with caplog.at_level(logging.WARNING, logger="deskchat.gc"):
+        watching(60_000)
+        gc.collect()
+        watching(0)
+        gc.collect()
+
+    assert not [r for r in caplog.records if r.name == "deskchat.gc"]
