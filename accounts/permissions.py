@@ -49,17 +49,17 @@ def decide(*, contact_access: str | None, company_access: str | None,
 
 def resolve_feature(contact: Contact, feature: str) -> Decision:
     """Return whether this contact may use the feature, and the level that decided."""
-    levels_sql, params = feature_levels_sql(feature, contact="c")
+    levels_sql, params = feature_levels_sql(feature, contact_alias="c")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {levels_sql} FROM accounts_contact c WHERE c.id = %s", [*params, contact.pk])
         row = cursor.fetchone()
     return decision_from_levels(row) if row else Decision(False, "default")
 
 
-def feature_levels_sql(feature: str, *, contact: str) -> tuple[str, list]:
+def feature_levels_sql(feature: str, *, contact_alias: str) -> tuple[str, list]:
     """Return four select expressions (master switch, global, contact, company) for one feature, and their parameters.
 
-    `contact` is the alias of an accounts_contact row in the caller's FROM clause. This is the
+    `contact_alias` names the accounts_contact row in the caller's FROM clause (a constant, never input). This is the
     hand-written twin of annotate_feature_access for reads of one contact on the hot path (every
     Join Chat): Django compiling the four subqueries cost as much as PostgreSQL running them
     (docs/benchmarks.md). Read the row's first four columns with decision_from_levels.
@@ -69,8 +69,8 @@ def feature_levels_sql(feature: str, *, contact: str) -> tuple[str, list]:
     sql = (
         "(SELECT master_switch FROM accounts_globalpermissions WHERE id = 1), "
         "(SELECT enabled FROM accounts_globalfeature WHERE settings_id = 1 AND feature = %s), "
-        f"(SELECT access FROM accounts_contactpermission WHERE contact_id = {contact}.id AND feature = %s), "
-        f"(SELECT access FROM accounts_companypermission WHERE company_id = {contact}.company_id AND feature = %s)"
+        f"(SELECT access FROM accounts_contactpermission WHERE contact_id = {contact_alias}.id AND feature = %s), "
+        f"(SELECT access FROM accounts_companypermission WHERE company_id = {contact_alias}.company_id AND feature = %s)"
     )
     return sql, [feature, feature, feature]
 

@@ -218,6 +218,8 @@ class Server:
 
         Every server of the benchmark logs pauses of GC_PAUSE_LOG_MS (5 ms) or more (deskchat/gc_pauses.py).
         """
+        if not self.log_path.exists():
+            return []
         with open(self.log_path, errors="replace") as log:
             log.seek(offset)
             return sorted((float(ms) for ms in GC_PAUSE_RE.findall(log.read())), reverse=True)

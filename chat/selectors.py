@@ -227,7 +227,7 @@ def request_standing(*, contact: Contact, since) -> dict:
     the ORM spelling cost more to compile than PostgreSQL took to run it (docs/benchmarks.md).
     The room test is _present_in_active_rooms, spelled in SQL.
     """
-    levels_sql, params = feature_levels_sql(CHAT, contact="c")
+    levels_sql, params = feature_levels_sql(CHAT, contact_alias="c")
     sql = f"""
         SELECT {levels_sql},
                EXISTS (SELECT 1 FROM chat_chatparticipant p JOIN chat_chatroom r ON r.id = p.room_id
@@ -250,8 +250,9 @@ def request_standing(*, contact: Contact, since) -> dict:
         "may_chat": decision_from_levels(row).allowed,
         "in_active_room": bool(in_active_room),
         "recent_requests": recent_requests,
-        # Only a second tab or a retry finds one waiting: read it whole then.
-        "waiting": ChatRequest.objects.select_related("ticket", "queue").get(pk=waiting_id) if waiting_id else None,
+        # Only a second tab or a retry finds one waiting: read it whole then, unless it has just left the queue.
+        "waiting": ChatRequest.objects.select_related("ticket", "queue").filter(pk=waiting_id, state=Waiting).first()
+        if waiting_id else None,
     }
 
 

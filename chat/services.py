@@ -240,7 +240,8 @@ def _publish_queue_change(request: ChatRequest) -> None:
     if request.queue_id:
         publish_on_commit(queue_group(request.queue_id), event)
     if request.offered_to_id:
-        publish_on_commit(user_group(Engineer.objects.values_list("user_id", flat=True).get(pk=request.offered_to_id)), event)
+        # Already loaded where the request was just offered (Join Chat); one query otherwise.
+        publish_on_commit(user_group(request.offered_to.user_id), event)
     publish_on_commit(user_group(request.contact.user_id),
                       {"type": "request.changed", "request_id": request.pk, "state": request.state})
     _publish_positions_behind(request)

@@ -35,10 +35,16 @@ def _on_collection(phase: str, info: dict) -> None:
                        info["collected"])
 
 
+def watch(threshold_ms: float) -> float:
+    """Log every collector pause of at least threshold_ms from now on (0 or less: log none).
 
-def watch(threshold_ms: float) -> None:
-    """Log every collector pause of at least threshold_ms from now on (0 or less: log none)."""
+    Return the threshold it replaces (infinite when none was set).
+    """
     global _threshold_ms
-    _threshold_ms = threshold_ms if threshold_ms > 0 else float("inf")
-    if _on_collection not in gc.callbacks:
+    previous, _threshold_ms = _threshold_ms, threshold_ms if threshold_ms > 0 else float("inf")
+    if _threshold_ms == float("inf"):
+        if _on_collection in gc.callbacks:
+            gc.callbacks.remove(_on_collection)
+    elif _on_collection not in gc.callbacks:
         gc.callbacks.append(_on_collection)
+    return previous

@@ -46,12 +46,13 @@ def get_ticket_for_user(*, user, ticket_id: int) -> Ticket:
 
 
 def get_ticket_for_contact(*, contact, ticket_id: int) -> Ticket:
-    """Return one of the contact's company's tickets, with no related rows; raise Http404 otherwise.
+    """Return one of the contact's company's tickets with its assigned engineer; raise Http404 otherwise.
 
-    For Join Chat, which reads only the ticket's own columns, on the busy database thread.
+    For Join Chat, on the busy database thread: it reads the ticket's own columns, and the
+    assigned engineer for a first offer, and none of the other related rows.
     """
     try:
-        return Ticket.objects.get(pk=ticket_id, company_id=contact.company_id)
+        return Ticket.objects.select_related("assigned_engineer").get(pk=ticket_id, company_id=contact.company_id)
     except (Ticket.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such ticket.") from None
 

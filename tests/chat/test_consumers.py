@@ -243,28 +243,49 @@ async def test_join_chat_leaves_a_pending_invitation_on_screen(desk, f):
     await close_all(client)
 
 
+def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
+    """Make a Join Chat's trip to the database thread as the client socket does; return the dialog and the SQL."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.consumers import ClientChatConsumer
+
+    socket = ClientChatConsumer()
+    socket.user, socket.contact = desk["contact"].user, desk["contact"]
+    with CaptureQueriesContext(connection) as queries:
+        result, _, error = events._run_holding_events(socket.ask_for_chat, (ticket.pk,), {})
+    assert error is None, error
+    statements = [q["sql"] for q in queries.captured_queries
+                  if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))]
+    return result[0], statements
+
+
 def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
     """The ticket, the contact's standing, the route, the insert and the place in the queue; no more.
 
     Join Chat is one trip to each process's one database thread, where a burst of them queues
     (docs/benchmarks.md). A pending invitation and past requests add nothing.
     """
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from chat.consumers import ClientChatConsumer
-
     services.invite_contact(engineer=desk["dana"], ticket=f.make_ticket(contact=desk["contact"]))
     services.cancel_request(contact=desk["contact"], request_id=services.request_chat(
         contact=desk["contact"], ticket=desk["ticket"]).pk)
-    socket = ClientChatConsumer()
-    socket.user, socket.contact = desk["contact"].user, desk["contact"]
-    with CaptureQueriesContext(connection) as queries:
-        html, state = events._run_holding_events(socket.ask_for_chat, (desk["ticket"].pk,), {})[0]
-    statements = [q["sql"] for q in queries.captured_queries
-                  if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))]
-    assert state["state"] == "waiting" and 'data-state="waiting"' in html
+
+    html, statements = join_chat_statements(desk, desk["ticket"])
+
+    assert 'data-state="waiting"' in html
     assert len(statements) == 5, "\n".join(s[:100] for s in statements)
+
+
+def test_a_first_offer_to_the_tickets_engineer_costs_one_query_more(desk, f):
+    """The ticket comes with its engineer; only their open chats are counted, to see if they may be offered it."""
+    Engineer.objects.filter(pk=desk["dana"].pk).update(last_seen_at=timezone.now())
+    ticket = f.make_ticket(contact=desk["contact"], assigned_engineer=desk["dana"])
+
+    html, statements = join_chat_statements(desk, ticket)
+
+    assert ChatRequest.objects.get(ticket=ticket).offered_to_id == desk["dana"].pk
+    assert 'data-state="waiting"' in html
+    assert len(statements) == 6, "\n".join(s[:100] for s in statements)
 
 
 async def test_a_contact_cannot_accept_an_invitation_sent_to_someone_else(desk, f):
