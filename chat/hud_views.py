@@ -130,6 +130,9 @@ def invite_options(request: HtmxHttpRequest, room_id: int):
     return render(request, "hud/ws.html#colleague_options", {"colleagues": fragments.colleagues_for(engineer)})
 
 
+TICKET_PANEL_CHATS = 10
+
+
 @require_GET
 @login_required
 def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
@@ -141,7 +144,9 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
     return render(request, "hud/ticket_panel.html", {
         "ticket": ticket,
         "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
-        "chat_history": selectors.chat_history(ticket=ticket, limit=10),
+        # The panel lists the latest chats with links to their logs; the ticket page has them all.
+        "chat_history": selectors.chat_history(ticket=ticket, limit=TICKET_PANEL_CHATS, transcripts=False),
+        "chat_count": ticket.chat_rooms.count(),
     })
 
 

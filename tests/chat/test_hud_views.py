@@ -294,6 +294,24 @@ def test_the_ticket_panel_shows_details_notes_and_chat_history(client, desk, f):
     assert plain.status_code == 302 and plain["Location"] == reverse("tickets:detail", args=[desk["ticket"].pk])
 
 
+def test_the_ticket_panel_lists_the_ten_latest_chats_counts_all_and_reads_no_transcript(client, desk, settings):
+    """Eleven chats: the count says 11, ten are listed with a link to the rest, and no message is read."""
+    settings.CHAT_REQUEST_RATE_PER_MINUTE = 0
+    for _ in range(11):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+        services.end_room(room_id=room.pk, engineer=desk["dana"])
+    client.force_login(desk["dana"].user)
+
+    with statements_run() as statements:
+        html = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX).content.decode()
+
+    assert 'Chat history <span class="count">11</span>' in html
+    assert html.count("Chat log</a>") == 10 and "The 10 latest of 11 chats are listed" in html
+    assert reverse("tickets:detail", args=[desk["ticket"].pk]) + "?tab=history" in html
+    assert statements and not [sql for sql in statements if "FROM \"chat_chatmessage\"" in sql]
+
+
 # --- Inviting a ticket's contact ------------------------------------------------------------
 
 
