@@ -13,6 +13,7 @@ so an operator sees it beside a latency spike, and the benchmark reads the longe
 server's log.
 """
 
+import atexit
 import gc
 import logging
 import time
@@ -47,4 +48,6 @@ def watch(threshold_ms: float) -> float:
             gc.callbacks.remove(_on_collection)
     elif _on_collection not in gc.callbacks:
         gc.callbacks.append(_on_collection)
+        # The collections of the interpreter's shutdown come after the log's streams are closed.
+        atexit.register(watch, 0)
     return previous

@@ -35,3 +35,28 @@ def test_shorter_pauses_and_a_threshold_of_zero_log_nothing(watching, caplog):
 
     assert not [r for r in caplog.records if r.name == "deskchat.gc"]
     assert gc_pauses._on_collection not in gc.callbacks
+
+
+def test_the_collections_of_shutdown_are_not_logged_to_closed_streams():
+    """A process that exits with the watcher on prints no logging errors: it stops watching at exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import gc, logging, os, sys\n"
+        "logging.basicConfig(stream=open(os.devnull, 'w'))\n"
+        "from deskchat import gc_pauses\n"
+        "gc_pauses.watch(0.000001)\n"
+        "junk = []\n"
+        "for _ in range(50_000):\n"
+        "    cycle = []\n"
+        "    cycle.append(cycle)\n"
+        "    junk.append(cycle)\n"
+        "logging.getLogger().handlers[0].stream.close()\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60)
+
+    assert run.returncode == 0, run.stderr
+    assert "Logging error" not in run.stderr
