@@ -146,7 +146,7 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
         "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
         # The panel lists the latest chats with links to their logs; the ticket page has them all.
         "chat_history": selectors.chat_history(ticket=ticket, limit=TICKET_PANEL_CHATS, transcripts=False),
-        "chat_count": ticket.chat_rooms.count(),
+        "chat_count": selectors.chat_count(ticket=ticket),
     })
 
 

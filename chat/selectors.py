@@ -389,6 +389,11 @@ def chat_history(*, ticket, limit: int | None = None, transcripts: bool = True) 
     return rooms
 
 
+def chat_count(*, ticket) -> int:
+    """Return how many chats the ticket has had, live ones included (what chat_history would list)."""
+    return ticket.chat_rooms.count()
+
+
 def chat_context_for_ticket(*, user, ticket, with_history: bool) -> dict:
     """Return what a ticket page needs about chat: the Join Chat button, how many past chats, and
     (only `with_history`, for the Chat history tab) the chats with their transcripts.
@@ -398,7 +403,7 @@ def chat_context_for_ticket(*, user, ticket, with_history: bool) -> dict:
     history = chat_history(ticket=ticket) if with_history else []
     return {
         "may_chat": contact_may(user, CHAT).allowed,
-        "chat_count": len(history) if with_history else ticket.chat_rooms.count(),
+        "chat_count": len(history) if with_history else chat_count(ticket=ticket),
         "chat_history": history,
     }
 

@@ -2,7 +2,7 @@
 
 CPython 3.11's collector is not incremental: a full (generation 2) collection walks every
 tracked object of the process, and every socket of the process waits while it runs. A socket
-costs about 200 tracked objects (daphne, Twisted, autobahn, Channels and ours), so the pause
+costs about 185 tracked objects, most of them daphne's, Twisted's and Channels', so the pause
 grows with the sockets a process holds: about 50 ms at 200 chats and 600 ms at 5,000 idle
 sockets on the benchmark machine (docs/benchmarks.md). An incremental collector for CPython,
 which would cut such pauses, is still a draft (PEP 848); until one ships, the way to keep them
@@ -48,6 +48,8 @@ def watch(threshold_ms: float) -> float:
             gc.callbacks.remove(_on_collection)
     elif _on_collection not in gc.callbacks:
         gc.callbacks.append(_on_collection)
-        # The collections of the interpreter's shutdown come after the log's streams are closed.
-        atexit.register(watch, 0)
     return previous
+
+
+# The collections of the interpreter's shutdown come after the log's streams are closed.
+atexit.register(watch, 0)
