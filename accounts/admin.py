@@ -5,7 +5,16 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from .forms import CompanyPermissionForm, ContactPermissionForm, GlobalFeatureForm
-from .models import Company, CompanyPermission, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions, LoginFailure
+from .models import (
+    Company,
+    CompanyPermission,
+    Contact,
+    ContactPermission,
+    Engineer,
+    GlobalFeature,
+    GlobalPermissions,
+    LoginFailure,
+)
 from .permissions import CHAT, annotate_feature_access, decision_from_annotations, resolve_feature
 
 

@@ -34,8 +34,9 @@ class Decision:
         return f"{verdict} (by {self.level})"
 
 
-def decide(*, contact_access: str | None, company_access: str | None,
-           master_switch: bool, global_enabled: bool | None) -> Decision:
+def decide(
+    *, contact_access: str | None, company_access: str | None, master_switch: bool, global_enabled: bool | None
+) -> Decision:
     """Combine the levels' settings into one decision; pure, so it can be tested exhaustively."""
     for level, access in (("contact", contact_access), ("company", company_access)):
         if access == Access.ALLOW:
@@ -79,8 +80,12 @@ def decision_from_levels(row) -> Decision:
     """Decide from the first four columns of a row selected with feature_levels_sql."""
     master_switch, global_enabled, contact_access, company_access = row[:4]
     # SQLite hands booleans back as 0 and 1.
-    return decide(contact_access=contact_access, company_access=company_access, master_switch=bool(master_switch),
-                  global_enabled=None if global_enabled is None else bool(global_enabled))
+    return decide(
+        contact_access=contact_access,
+        company_access=company_access,
+        master_switch=bool(master_switch),
+        global_enabled=None if global_enabled is None else bool(global_enabled),
+    )
 
 
 def contact_may(user, feature: str) -> Decision:
@@ -97,9 +102,7 @@ def annotate_feature_access(queryset, feature: str):
 
     return queryset.annotate(
         master_switch=Subquery(GlobalPermissions.objects.filter(pk=1).values("master_switch")[:1]),
-        global_enabled=Subquery(
-            GlobalFeature.objects.filter(settings_id=1, feature=feature).values("enabled")[:1]
-        ),
+        global_enabled=Subquery(GlobalFeature.objects.filter(settings_id=1, feature=feature).values("enabled")[:1]),
         contact_access=Subquery(
             ContactPermission.objects.filter(contact=OuterRef("pk"), feature=feature).values("access")[:1]
         ),

@@ -30,7 +30,8 @@ def lockout_remaining(*, username: str, address: str) -> int:
         return 0
     recent = list(
         LoginFailure.objects.filter(username=_key(username), address=address, created__gt=_window_start())
-        .order_by("-created").values_list("created", flat=True)[:limit]
+        .order_by("-created")
+        .values_list("created", flat=True)[:limit]
     )
     if len(recent) < limit:
         return 0

@@ -31,8 +31,9 @@ class LoginView(auth_views.LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        services.clear_login_failures(username=form.cleaned_data.get("username", ""),
-                                      address=client_address(self.request))
+        services.clear_login_failures(
+            username=form.cleaned_data.get("username", ""), address=client_address(self.request)
+        )
         return super().form_valid(form)
 
     def form_invalid(self, form):
@@ -46,8 +47,10 @@ class LoginView(auth_views.LoginView):
 
     def locked_out(self, seconds: int):
         minutes = max(1, -(-seconds // 60))
-        message = (f"Too many failed sign-in attempts for this username. For your security, sign-in is "
-                   f"paused; try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        message = (
+            f"Too many failed sign-in attempts for this username. For your security, sign-in is "
+            f"paused; try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
         form = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")[:150]})
         context = self.get_context_data(form=form, lockout=message)
         response = self.render_to_response(context, status=429)

@@ -117,10 +117,19 @@ def main() -> None:
         pg.create_database("bench_costs")
         env = django_env(database_url=pg.url("bench_costs"))
         run_python("django", "migrate", "--noinput", "-v", "0", env=env)
-        run_python("bench.seed", json.dumps({"tag": "k", "chats": 10, "per_engineer": 3, "burst_clients": 1,
-                                                    "burst_engineers": 1}), env=env)
-        run = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, env={**env, "COSTS_PROFILE": profile},
-                             capture_output=True, text=True, check=True)
+        run_python(
+            "bench.seed",
+            json.dumps({"tag": "k", "chats": 10, "per_engineer": 3, "burst_clients": 1, "burst_engineers": 1}),
+            env=env,
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", CODE],
+            cwd=ROOT,
+            env={**env, "COSTS_PROFILE": profile},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out = run.stdout
         if profile:
             print(run.stderr)

@@ -19,15 +19,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-not-for-production"
 LOG_DIR = ROOT / "var" / "bench"
-SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MIN", "DB_POOL_MAX",
-            "DJANGO_SETTINGS_MODULE", "DEBUG", "REDIS_PREFIX")
+SCRUBBED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SQLITE_PATH",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DB_POOL_MIN",
+    "DB_POOL_MAX",
+    "DJANGO_SETTINGS_MODULE",
+    "DEBUG",
+    "REDIS_PREFIX",
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # The fault tests' server helpers import neither pytest nor Django, so the benchmarks share them.
+from tests.faults import servers as fault_servers  # noqa: E402
 from tests.faults.servers import WEBSOCKET_MAX_MESSAGE_SIZE, free_port, wait_for_tcp  # noqa: E402
 from tests.faults.servers import pg_binary as fault_pg_binary  # noqa: E402
-from tests.faults import servers as fault_servers  # noqa: E402
 
 
 def raise_fd_limit() -> None:
@@ -110,8 +119,7 @@ class PrivatePostgres(fault_servers.PrivatePostgres):
     INITDB_ARGS = ()
     # Statements over 100 ms and checkpoints go to its log, kept as var/bench/postgres.log: a slow
     # commit (its WAL flush) shows there with its time, which tells a slow disk from slow code.
-    SETTINGS = ("-c max_connections=300 -c shared_buffers=256MB -c log_min_duration_statement=100 "
-                "-c log_checkpoints=on")
+    SETTINGS = "-c max_connections=300 -c shared_buffers=256MB -c log_min_duration_statement=100 -c log_checkpoints=on"
 
     def destroy(self) -> None:
         self.stop()
@@ -159,11 +167,17 @@ GC_PAUSE_LOG_MS = "5"
 def django_env(*, database_url: str = "", sqlite_path: str = "", redis_url: str = "", **extra) -> dict:
     """Environment for a DeskChat process (daphne, seed, pages) on the given backends."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "SECRET_KEY": SECRET,
-        "LOG_LEVEL": "WARNING", "DESKCHAT_TEST_DB_SUFFIX": "", "REDIS_PREFIX": "dc_bench",
-        "GC_PAUSE_LOG_MS": GC_PAUSE_LOG_MS,
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "deskchat.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": SECRET,
+            "LOG_LEVEL": "WARNING",
+            "DESKCHAT_TEST_DB_SUFFIX": "",
+            "REDIS_PREFIX": "dc_bench",
+            "GC_PAUSE_LOG_MS": GC_PAUSE_LOG_MS,
+        }
+    )
     if database_url:
         env["DATABASE_URL"] = database_url
     if sqlite_path:
@@ -196,8 +210,9 @@ class Server:
     def start(self) -> "Server":
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, preexec_fn=raise_fd_limit)
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=raise_fd_limit
+        )
         wait_for_tcp(self.port, timeout=60, process=self.process)
         return self
 
@@ -237,14 +252,34 @@ class Server:
 
 
 def daphne(name: str, env: dict, app: str = "deskchat.asgi:application") -> Server:
-    return Server(name, [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}",
-                         "--websocket-max-message-size", WEBSOCKET_MAX_MESSAGE_SIZE, app], env)
+    return Server(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            "{port}",
+            "--websocket-max-message-size",
+            WEBSOCKET_MAX_MESSAGE_SIZE,
+            app,
+        ],
+        env,
+    )
 
 
 def run_python(module: str, *args: str, env: dict, timeout: float = 600, prefix: tuple = ()) -> str:
     """Run `python -m module args…` in the checkout; return its stdout, fail loudly otherwise."""
-    result = subprocess.run([*prefix, sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{module} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     return result.stdout

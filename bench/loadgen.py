@@ -50,9 +50,13 @@ def percentile(values, pct: float) -> float:
 
 
 def summary_ms(values: list[float]) -> dict:
-    return {"n": len(values), "p50": round(percentile(values, 50) * 1000, 2),
-            "p95": round(percentile(values, 95) * 1000, 2), "p99": round(percentile(values, 99) * 1000, 2),
-            "max": round(max(values, default=0) * 1000, 2)}
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50) * 1000, 2),
+        "p95": round(percentile(values, 95) * 1000, 2),
+        "p99": round(percentile(values, 99) * 1000, 2),
+        "max": round(max(values, default=0) * 1000, 2),
+    }
 
 
 class Conn:
@@ -76,8 +80,14 @@ class Conn:
         headers = {"Origin": ORIGIN}
         if self.cookie:
             headers["Cookie"] = f"sessionid={self.cookie}"
-        self.ws = await websockets.connect(self.url, additional_headers=headers, open_timeout=timeout,
-                                           close_timeout=2, max_size=None, ping_interval=None)
+        self.ws = await websockets.connect(
+            self.url,
+            additional_headers=headers,
+            open_timeout=timeout,
+            close_timeout=2,
+            max_size=None,
+            ping_interval=None,
+        )
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -180,16 +190,18 @@ class CpuMeter:
         self.gc_pauses = [s.gc_pauses_since(size) for s, size in zip(self.servers, self.log_sizes)]
 
     def report(self) -> dict:
-        return {"generator_cpu_pct": round(100 * self.own / self.wall, 1),
-                "server_cpu_pct": [round(100 * c / self.wall, 1) for c in self.server],
-                # Time the server's threads spent runnable but waiting for a CPU (starved).
-                "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited],
-                # Time in which every busy task of the machine waited for the disk (PSI io full),
-                # our own commits' WAL flushes included: 0 for a server that writes nothing.
-                "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1),
-                # The collector's pauses of 5 ms or more in the window, in which all of a server's sockets wait.
-                "gc_pause_max_ms": [max(p, default=0.0) for p in self.gc_pauses],
-                "gc_pauses": [len(p) for p in self.gc_pauses]}
+        return {
+            "generator_cpu_pct": round(100 * self.own / self.wall, 1),
+            "server_cpu_pct": [round(100 * c / self.wall, 1) for c in self.server],
+            # Time the server's threads spent runnable but waiting for a CPU (starved).
+            "server_runqueue_wait_pct": [round(100 * w / self.wall, 1) for w in self.waited],
+            # Time in which every busy task of the machine waited for the disk (PSI io full),
+            # our own commits' WAL flushes included: 0 for a server that writes nothing.
+            "disk_stalled_pct": None if self.io_stalled is None else round(self.io_stalled / 1e4 / self.wall, 1),
+            # The collector's pauses of 5 ms or more in the window, in which all of a server's sockets wait.
+            "gc_pause_max_ms": [max(p, default=0.0) for p in self.gc_pauses],
+            "gc_pauses": [len(p) for p in self.gc_pauses],
+        }
 
 
 class Chat:
@@ -200,10 +212,14 @@ class Chat:
     """
 
     def __init__(self, plan: dict):
-        self.clients = [Conn(c["url"], cookie=c.get("cookie", ""), rooms=c["rooms"], name=f"c{n}",
-                             on_message=self._arrived) for n, c in enumerate(plan["clients"])]
-        self.engineers = [Conn(e["url"], cookie=e.get("cookie", ""), rooms=e["rooms"], name=f"e{n}",
-                               on_message=self._arrived) for n, e in enumerate(plan["engineers"])]
+        self.clients = [
+            Conn(c["url"], cookie=c.get("cookie", ""), rooms=c["rooms"], name=f"c{n}", on_message=self._arrived)
+            for n, c in enumerate(plan["clients"])
+        ]
+        self.engineers = [
+            Conn(e["url"], cookie=e.get("cookie", ""), rooms=e["rooms"], name=f"e{n}", on_message=self._arrived)
+            for n, e in enumerate(plan["engineers"])
+        ]
         self.room_ends: dict[int, tuple[Conn, Conn]] = {}
         by_room_engineer = {r: e for e in self.engineers for r in e.rooms}
         for client in self.clients:
@@ -253,8 +269,14 @@ class Chat:
                 self.sent[cmid] = (at, receiver)
                 mine.append(cmid)
                 try:
-                    await sender.send({"action": "send", "room_id": room, "body": f"bench message {self.counter}",
-                                       "client_msg_id": cmid})
+                    await sender.send(
+                        {
+                            "action": "send",
+                            "room_id": room,
+                            "body": f"bench message {self.counter}",
+                            "client_msg_id": cmid,
+                        }
+                    )
                 except (websockets.exceptions.WebSocketException, OSError):
                     pass
                 at += interval
@@ -271,8 +293,11 @@ class Chat:
             await asyncio.sleep(0.05)
         latencies = [self.latency[c] for c in mine if c in self.latency]
         return {
-            "rate_target": rate, "duration_s": duration, "sent": len(mine),
-            "delivered": len(latencies), "undelivered": len(mine) - len(latencies),
+            "rate_target": rate,
+            "duration_s": duration,
+            "sent": len(mine),
+            "delivered": len(latencies),
+            "undelivered": len(mine) - len(latencies),
             "msg_per_s": round(len(latencies) / duration, 1),
             "latency_ms": summary_ms(latencies),
             "send_late_ms_max": round(max(late, default=0) * 1000, 2),
@@ -292,7 +317,7 @@ class Chat:
         for (_, room), seqs in self.seen.items():
             top[room] = max(top[room], max(seqs, default=0))
         duplicated = reordered = lost = 0
-        for (name, room), seqs in self.seen.items():
+        for (_name, room), seqs in self.seen.items():
             counts = Counter(seqs)
             duplicated += sum(n - 1 for n in counts.values())
             highest = 0
@@ -333,12 +358,20 @@ async def knee(plan: dict, *, rates: list[float], step_s: float, p99_limit_ms: f
         step = await chat.run_rate(rate=rate, duration=step_s, drain=2.0)
         integrity = chat.integrity()
         step.update(integrity)
-        ok = (step["latency_ms"]["p99"] <= p99_limit_ms and step["undelivered"] == 0 and integrity["lost"] == 0
-              and integrity["duplicated"] == 0 and integrity["reordered"] == 0)
+        ok = (
+            step["latency_ms"]["p99"] <= p99_limit_ms
+            and step["undelivered"] == 0
+            and integrity["lost"] == 0
+            and integrity["duplicated"] == 0
+            and integrity["reordered"] == 0
+        )
         step["holds"] = ok
         steps.append(step)
-        print(f"    knee step {rate:>6.0f}/s: delivered {step['msg_per_s']:>7.1f}/s p99 {step['latency_ms']['p99']:>8.1f} ms"
-              f" gen {step['generator_cpu_pct']}% srv {step['server_cpu_pct']} {'ok' if ok else 'STOP'}", flush=True)
+        print(
+            f"    knee step {rate:>6.0f}/s: delivered {step['msg_per_s']:>7.1f}/s p99 {step['latency_ms']['p99']:>8.1f} ms"
+            f" gen {step['generator_cpu_pct']}% srv {step['server_cpu_pct']} {'ok' if ok else 'STOP'}",
+            flush=True,
+        )
         if not ok:
             break
         best = step["msg_per_s"]
@@ -353,11 +386,14 @@ class Burst:
     """100 clients press Join Chat within a second while engineers watch the HUD; then they race."""
 
     def __init__(self, clients: list[dict], engineers: list[dict]):
-        self.clients = [Conn(c["url"], cookie=c["cookie"], name=f"qc{n}", on_frame=self._client_frame)
-                        for n, c in enumerate(clients)]
+        self.clients = [
+            Conn(c["url"], cookie=c["cookie"], name=f"qc{n}", on_frame=self._client_frame)
+            for n, c in enumerate(clients)
+        ]
         self.ticket_of = {conn.name: c["ticket_id"] for conn, c in zip(self.clients, clients)}
-        self.engineers = [Conn(e["url"], cookie=e["cookie"], name=f"qe{n}", on_frame=self._hud_frame)
-                          for n, e in enumerate(engineers)]
+        self.engineers = [
+            Conn(e["url"], cookie=e["cookie"], name=f"qe{n}", on_frame=self._hud_frame) for n, e in enumerate(engineers)
+        ]
         self.requested_at: dict[int, float] = {}  # ticket -> when its client sent request_chat
         self.dialog_at: dict[int, float] = {}  # ticket -> when its client's dialog first showed it waiting
         self.first_seen: dict[tuple[str, int], float] = {}  # (engineer, ticket) -> first queue frame showing it
@@ -396,8 +432,9 @@ class Burst:
             await conn.send({"action": "request_chat", "ticket_id": self.ticket_of[conn.name]})
 
         with CpuMeter(servers) as meter:
-            await asyncio.gather(*(press(c, start + n * spread_s / len(self.clients))
-                                   for n, c in enumerate(self.clients)))
+            await asyncio.gather(
+                *(press(c, start + n * spread_s / len(self.clients)) for n, c in enumerate(self.clients))
+            )
             deadline = loop.time() + 30
             expected = {(e.name, t) for e in self.engineers for t in tickets}
             while loop.time() < deadline and not expected <= self.first_seen.keys():
@@ -406,14 +443,21 @@ class Burst:
         # A pair never shown within the wait counts as the whole wait (a lower bound), so the
         # percentiles are not flattered by leaving the slowest out.
         waited = loop.time() - start
-        latencies += [waited - (self.requested_at.get(t, start) - start) for (_, t) in expected - self.first_seen.keys()]
+        latencies += [
+            waited - (self.requested_at.get(t, start) - start) for (_, t) in expected - self.first_seen.keys()
+        ]
         self.last_count = {name: len(v) for name, v in self.visible.items()}
-        result = {"requests": len(tickets), "engineers": len(self.engineers),
-                  "hud_counts_at_end": sorted(self.last_count.values()),
-                  "request_to_hud_ms": summary_ms(latencies), "never_shown": len(expected - self.first_seen.keys()),
-                  "request_to_own_dialog_ms": summary_ms([self.dialog_at[t] - self.requested_at[t]
-                                                          for t in self.dialog_at if t in self.requested_at]),
-                  **meter.report()}
+        result = {
+            "requests": len(tickets),
+            "engineers": len(self.engineers),
+            "hud_counts_at_end": sorted(self.last_count.values()),
+            "request_to_hud_ms": summary_ms(latencies),
+            "never_shown": len(expected - self.first_seen.keys()),
+            "request_to_own_dialog_ms": summary_ms(
+                [self.dialog_at[t] - self.requested_at[t] for t in self.dialog_at if t in self.requested_at]
+            ),
+            **meter.report(),
+        }
 
         # The race: each engineer answers one request at a time, picked at random from what their
         # HUD shows, until the queue is empty, as people clicking Answer would.
@@ -442,11 +486,15 @@ class Burst:
         errors = Counter()
         for conn in self.engineers:
             errors.update(conn.errors)
-        result.update({
-            "race_s": round(race_s, 3), "answered": len(self.session_at),
-            "answered_twice": sum(1 for names in self.sessions.values() if len(names) > 1),
-            "answer_attempts": sum(attempts.values()), "answer_errors": dict(errors),
-        })
+        result.update(
+            {
+                "race_s": round(race_s, 3),
+                "answered": len(self.session_at),
+                "answered_twice": sum(1 for names in self.sessions.values() if len(names) > 1),
+                "answer_attempts": sum(attempts.values()),
+                "answer_errors": dict(errors),
+            }
+        )
         await asyncio.gather(*(c.close() for c in self.engineers + self.clients))
         return result
 
@@ -454,8 +502,16 @@ class Burst:
 # --- Scenario 4: idle sockets -----------------------------------------------------------------
 
 
-async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s: float = 15.0,
-               probes: int = 30, concurrency: int = 20, budget_s: float = 240.0) -> dict:
+async def idle(
+    conns_spec: list[dict],
+    *,
+    server,
+    checkpoints: list[int],
+    idle_s: float = 15.0,
+    probes: int = 30,
+    concurrency: int = 20,
+    budget_s: float = 240.0,
+) -> dict:
     """Open idle sockets up to each checkpoint; measure RSS, ping round trips and idle CPU.
 
     Opening stops at the first checkpoint reached after `budget_s` seconds of connecting, so a
@@ -478,20 +534,20 @@ async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s
     for target in checkpoints:
         if loop.time() - opening_started > budget_s:
             break
-        batch = [Conn(s["url"], cookie=s.get("cookie", "")) for s in conns_spec[len(conns):target]]
+        batch = [Conn(s["url"], cookie=s.get("cookie", "")) for s in conns_spec[len(conns) : target]]
         started = loop.time()
         gate = asyncio.Semaphore(concurrency)
 
         async def one(conn: Conn):
             # A handshake the server drops (daphne gives the application 5 s to accept) is
             # retried, as the browser's reconnect would; the failures are counted.
-            for attempt in range(5):
+            for _attempt in range(5):
                 async with gate:
                     try:
                         await conn.open(timeout=60)
                         await conn.ping(timeout=60)  # answered once the connect's own work is done
                         return
-                    except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                    except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                         failures.append(conn)
                         conn.reader and conn.reader.cancel()
                 await asyncio.sleep(0.5)
@@ -506,11 +562,17 @@ async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s
         for conn in sample:  # one at a time: the round trip of one frame on a loaded process
             pings.append(await conn.ping())
         rss = server.rss_kib()
-        points.append({"sockets": len(conns), "connect_per_s": round(len(batch) / connect_s, 1),
-                       "rss_mib": round(rss / 1024, 1),
-                       "rss_kib_per_socket": round((rss - base_rss) / (len(conns) - base_n), 1),
-                       "ping_ms": summary_ms(pings), "failed_handshakes": len(failures),
-                       "closed": sum(1 for c in conns if c.closed)})
+        points.append(
+            {
+                "sockets": len(conns),
+                "connect_per_s": round(len(batch) / connect_s, 1),
+                "rss_mib": round(rss / 1024, 1),
+                "rss_kib_per_socket": round((rss - base_rss) / (len(conns) - base_n), 1),
+                "ping_ms": summary_ms(pings),
+                "failed_handshakes": len(failures),
+                "closed": sum(1 for c in conns if c.closed),
+            }
+        )
         print(f"    idle {len(conns)} sockets: {points[-1]}", flush=True)
     opening_s = loop.time() - opening_started
     cpu_before, wall = server.cpu(), time.perf_counter()
@@ -518,12 +580,18 @@ async def idle(conns_spec: list[dict], *, server, checkpoints: list[int], idle_s
     await asyncio.sleep(idle_s)
     wall = time.perf_counter() - wall
     pauses = server.gc_pauses_since(log_size)
-    result = {"points": points, "idle_cpu_pct": round(100 * (server.cpu() - cpu_before) / wall, 2),
-              # Opening and idling: the collector's pauses of 5 ms or more, in which every socket waited.
-              "gc_pause_max_ms": max(pauses, default=0.0), "gc_pauses": len(pauses),
-              "target_sockets": checkpoints[-1], "opening_s": round(opening_s, 1),
-              "generator_idle_cpu_pct": round(100 * (time.process_time() - own) / wall, 2),
-              "idle_window_s": idle_s, "closed": sum(1 for c in conns if c.closed)}
+    result = {
+        "points": points,
+        "idle_cpu_pct": round(100 * (server.cpu() - cpu_before) / wall, 2),
+        # Opening and idling: the collector's pauses of 5 ms or more, in which every socket waited.
+        "gc_pause_max_ms": max(pauses, default=0.0),
+        "gc_pauses": len(pauses),
+        "target_sockets": checkpoints[-1],
+        "opening_s": round(opening_s, 1),
+        "generator_idle_cpu_pct": round(100 * (time.process_time() - own) / wall, 2),
+        "idle_window_s": idle_s,
+        "closed": sum(1 for c in conns if c.closed),
+    }
     await asyncio.gather(*(c.close() for c in conns))
     return result
 

@@ -47,8 +47,14 @@ def main(spec: dict) -> dict:
     now = timezone.now()
 
     def user(name, staff=False):
-        return User.objects.create(username=name, first_name=name.title(), last_name="Bench", password=unusable,
-                                   is_staff=staff, email=f"{name}@bench.invalid")
+        return User.objects.create(
+            username=name,
+            first_name=name.title(),
+            last_name="Bench",
+            password=unusable,
+            is_staff=staff,
+            email=f"{name}@bench.invalid",
+        )
 
     # --- The live state, identical at every size -------------------------------------------
     with transaction.atomic():
@@ -57,10 +63,17 @@ def main(spec: dict) -> dict:
             CompanyPermission.objects.create(company=company, feature=CHAT, access="allow")
         contacts = [Contact.objects.create(user=user(f"pc{n}"), company=companies[n % COMPANIES]) for n in range(40)]
         queue = ChatQueue.objects.create(name="Pages Desk", is_default=True)
-        supervisor = Engineer.objects.create(user=user("psup", staff=True), display_name="Sue Pervisor",
-                                             is_supervisor=True, max_concurrent_chats=10, last_seen_at=now)
-        colleagues = [Engineer.objects.create(user=user(f"peng{n}", staff=True), display_name=f"Eng {n}",
-                                              last_seen_at=now) for n in range(8)]
+        supervisor = Engineer.objects.create(
+            user=user("psup", staff=True),
+            display_name="Sue Pervisor",
+            is_supervisor=True,
+            max_concurrent_chats=10,
+            last_seen_at=now,
+        )
+        colleagues = [
+            Engineer.objects.create(user=user(f"peng{n}", staff=True), display_name=f"Eng {n}", last_seen_at=now)
+            for n in range(8)
+        ]
         queue.members.add(supervisor, *colleagues)
         viewer = contacts[0]
     viewed = Ticket.objects.create(company=viewer.company, contact=viewer, summary="The ticket we look at")
@@ -68,8 +81,12 @@ def main(spec: dict) -> dict:
         request = services.request_chat(contact=viewer, ticket=viewed)
         room = services.answer_request(engineer=supervisor, request_id=request.pk)
         for m in range(VIEWED_ROOM_MESSAGES):
-            services.send_message(room_id=room.pk, user=viewer.user if m % 2 else supervisor.user,
-                                  body=f"history {n}.{m}", client_msg_id=f"h{n}-{m}")
+            services.send_message(
+                room_id=room.pk,
+                user=viewer.user if m % 2 else supervisor.user,
+                body=f"history {n}.{m}",
+                client_msg_id=f"h{n}-{m}",
+            )
         services.end_room(room_id=room.pk, engineer=supervisor)
     for contact in contacts[1:4]:  # two open sessions and one just left, on the HUD
         ticket = Ticket.objects.create(company=contact.company, contact=contact, summary="Live chat")
@@ -98,44 +115,95 @@ def main(spec: dict) -> dict:
         add = max(0, total_tickets - have_tickets)
         if add:
             with transaction.atomic():
-                tickets = Ticket.objects.bulk_create([
-                    Ticket(company=contacts[n % len(contacts)].company, contact=contacts[n % len(contacts)],
-                           summary=f"Old ticket {n}", status=Ticket.Status.CLOSED)
-                    for n in range(add)
-                ], batch_size=2000)
+                tickets = Ticket.objects.bulk_create(
+                    [
+                        Ticket(
+                            company=contacts[n % len(contacts)].company,
+                            contact=contacts[n % len(contacts)],
+                            summary=f"Old ticket {n}",
+                            status=Ticket.Status.CLOSED,
+                        )
+                        for n in range(add)
+                    ],
+                    batch_size=2000,
+                )
                 # Half the new tickets had a chat, long ago.
                 chatted = tickets[::2]
-                requests = ChatRequest.objects.bulk_create([
-                    ChatRequest(kind=ChatRequest.Kind.CLIENT, state=ChatRequest.State.ANSWERED, ticket=t,
-                                contact=t.contact, queue=queue, answered_by=supervisor, answered_at=now,
-                                expires_at=now, ended_at=now)
-                    for t in chatted
-                ], batch_size=2000)
-                rooms = ChatRoom.objects.bulk_create([
-                    ChatRoom(ticket=t, request=r, state=ChatRoom.State.ENDED, ended_at=now)
-                    for t, r in zip(chatted, requests)
-                ], batch_size=2000)
+                requests = ChatRequest.objects.bulk_create(
+                    [
+                        ChatRequest(
+                            kind=ChatRequest.Kind.CLIENT,
+                            state=ChatRequest.State.ANSWERED,
+                            ticket=t,
+                            contact=t.contact,
+                            queue=queue,
+                            answered_by=supervisor,
+                            answered_at=now,
+                            expires_at=now,
+                            ended_at=now,
+                        )
+                        for t in chatted
+                    ],
+                    batch_size=2000,
+                )
+                rooms = ChatRoom.objects.bulk_create(
+                    [
+                        ChatRoom(ticket=t, request=r, state=ChatRoom.State.ENDED, ended_at=now)
+                        for t, r in zip(chatted, requests)
+                    ],
+                    batch_size=2000,
+                )
                 ChatParticipant.objects.bulk_create(
-                    [p for t, room in zip(chatted, rooms) for p in (
-                        ChatParticipant(room=room, user_id=t.contact.user_id, role=ChatParticipant.Role.CLIENT,
-                                        display_name="Client", left_at=now),
-                        ChatParticipant(room=room, user=supervisor.user, role=ChatParticipant.Role.ENGINEER,
-                                        display_name=supervisor.display_name, left_at=now))],
-                    batch_size=4000)
+                    [
+                        p
+                        for t, room in zip(chatted, rooms)
+                        for p in (
+                            ChatParticipant(
+                                room=room,
+                                user_id=t.contact.user_id,
+                                role=ChatParticipant.Role.CLIENT,
+                                display_name="Client",
+                                left_at=now,
+                            ),
+                            ChatParticipant(
+                                room=room,
+                                user=supervisor.user,
+                                role=ChatParticipant.Role.ENGINEER,
+                                display_name=supervisor.display_name,
+                                left_at=now,
+                            ),
+                        )
+                    ],
+                    batch_size=4000,
+                )
                 room_ids = [r.pk for r in rooms]
                 with connection.cursor() as cursor:
                     # Old: outside every "recent" window of the HUD and the supervisor's "today".
-                    cursor.execute("UPDATE tickets_ticket SET created = now() - interval '60 days' * random() - "
-                                   "interval '2 days' WHERE id = ANY(%s)", [[t.pk for t in tickets]])
-                    cursor.execute("UPDATE chat_chatroom SET started_at = now() - interval '60 days' * random() - "
-                                   "interval '2 days' WHERE id = ANY(%s)", [room_ids])
-                    cursor.execute("UPDATE chat_chatroom SET ended_at = started_at + interval '10 minutes' "
-                                   "WHERE id = ANY(%s)", [room_ids])
-                    cursor.execute("UPDATE chat_chatrequest SET requested_at = r.started_at, answered_at = r.started_at,"
-                                   " ended_at = r.ended_at, expires_at = r.started_at FROM chat_chatroom r "
-                                   "WHERE r.request_id = chat_chatrequest.id AND r.id = ANY(%s)", [room_ids])
-                    cursor.execute("UPDATE chat_chatparticipant p SET left_at = r.ended_at, joined_at = r.started_at "
-                                   "FROM chat_chatroom r WHERE r.id = p.room_id AND r.id = ANY(%s)", [room_ids])
+                    cursor.execute(
+                        "UPDATE tickets_ticket SET created = now() - interval '60 days' * random() - "
+                        "interval '2 days' WHERE id = ANY(%s)",
+                        [[t.pk for t in tickets]],
+                    )
+                    cursor.execute(
+                        "UPDATE chat_chatroom SET started_at = now() - interval '60 days' * random() - "
+                        "interval '2 days' WHERE id = ANY(%s)",
+                        [room_ids],
+                    )
+                    cursor.execute(
+                        "UPDATE chat_chatroom SET ended_at = started_at + interval '10 minutes' WHERE id = ANY(%s)",
+                        [room_ids],
+                    )
+                    cursor.execute(
+                        "UPDATE chat_chatrequest SET requested_at = r.started_at, answered_at = r.started_at,"
+                        " ended_at = r.ended_at, expires_at = r.started_at FROM chat_chatroom r "
+                        "WHERE r.request_id = chat_chatrequest.id AND r.id = ANY(%s)",
+                        [room_ids],
+                    )
+                    cursor.execute(
+                        "UPDATE chat_chatparticipant p SET left_at = r.ended_at, joined_at = r.started_at "
+                        "FROM chat_chatroom r WHERE r.id = p.room_id AND r.id = ANY(%s)",
+                        [room_ids],
+                    )
         have_messages = ChatMessage.objects.count()
         add_messages = max(0, total_messages - have_messages)
         if add_messages:
@@ -151,7 +219,9 @@ def main(spec: dict) -> dict:
                     "'old-' || s.n, r.started_at + s.n * interval '5 seconds' "
                     "FROM chat_chatroom r JOIN chat_chatrequest q ON q.id = r.request_id "
                     "JOIN accounts_contact c ON c.id = q.contact_id, generate_series(1, %s) AS s(n) "
-                    "WHERE r.id = ANY(%s)", [supervisor.user_id, per_room, room_ids])
+                    "WHERE r.id = ANY(%s)",
+                    [supervisor.user_id, per_room, room_ids],
+                )
                 cursor.execute("UPDATE chat_chatroom r SET last_seq = %s WHERE r.id = ANY(%s)", [per_room, room_ids])
                 cursor.execute("ANALYZE")
 
@@ -160,7 +230,8 @@ def main(spec: dict) -> dict:
         # (presence is refreshed every 15 s by a socket) and the waiting requests have not expired.
         Engineer.objects.update(last_seen_at=timezone.now())
         ChatRequest.objects.filter(state=ChatRequest.State.WAITING).update(
-            expires_at=timezone.now() + timedelta(hours=1))
+            expires_at=timezone.now() + timedelta(hours=1)
+        )
         out = {}
         for name, (browser, url) in pages.items():
             for _ in range(3):  # warm-up: templates compiled, connections in the pool
@@ -177,9 +248,12 @@ def main(spec: dict) -> dict:
                 browser.get(url)
                 times.append(time.perf_counter() - started)
             times.sort()
-            out[name] = {"queries": len(queries), "bytes": len(response.content),
-                         "p50_ms": round(statistics.median(times) * 1000, 2),
-                         "p95_ms": round(times[max(0, int(round(0.95 * len(times))) - 1)] * 1000, 2)}
+            out[name] = {
+                "queries": len(queries),
+                "bytes": len(response.content),
+                "p50_ms": round(statistics.median(times) * 1000, 2),
+                "p95_ms": round(times[max(0, int(round(0.95 * len(times))) - 1)] * 1000, 2),
+            }
         return out
 
     def profile(directory: str, n: int = 20) -> None:
@@ -205,9 +279,14 @@ def main(spec: dict) -> dict:
         started = time.perf_counter()
         grow(tickets, messages)
         seeded_s = time.perf_counter() - started
-        result["sizes"].append({"tickets": Ticket.objects.count(),
-                                "messages": ChatMessage.objects.count(),
-                                "seed_s": round(seeded_s, 1), "pages": measure(spec.get("requests", 40))})
+        result["sizes"].append(
+            {
+                "tickets": Ticket.objects.count(),
+                "messages": ChatMessage.objects.count(),
+                "seed_s": round(seeded_s, 1),
+                "pages": measure(spec.get("requests", 40)),
+            }
+        )
         if spec.get("profile_dir"):
             profile(os.path.join(spec["profile_dir"], f"{tickets}-tickets"))
     return result

@@ -35,8 +35,12 @@ def summarise(path: str, top: int = 20) -> str:
             kind = "other"
         totals[kind] += n
         leaf = frames[-1]
-        if "select (selectors.py" in leaf or "_worker (concurrent/futures/thread.py" in leaf \
-                or "Condition.wait" in leaf or "Connection.wait (psycopg" in leaf:
+        if (
+            "select (selectors.py" in leaf
+            or "_worker (concurrent/futures/thread.py" in leaf
+            or "Condition.wait" in leaf
+            or "Connection.wait (psycopg" in leaf
+        ):
             idle[kind] += n if "psycopg" not in leaf else 0
         ours = [re.sub(r":\d+\)$", ")", f) for f in frames if f.split(" ", 1)[-1].startswith(OURS)]
         if ours:

@@ -50,9 +50,16 @@ class RelayConsumer(AsyncWebsocketConsumer):
         action = payload.get("action")
         if action == "send":
             room = int(payload["room_id"])
-            await self.channel_layer.group_send(f"room.{room}", {
-                "type": "chat.message", "room_id": room, "seq": next(_seqs[room]),
-                "client_msg_id": payload.get("client_msg_id", ""), "body": payload.get("body", "")})
+            await self.channel_layer.group_send(
+                f"room.{room}",
+                {
+                    "type": "chat.message",
+                    "room_id": room,
+                    "seq": next(_seqs[room]),
+                    "client_msg_id": payload.get("client_msg_id", ""),
+                    "body": payload.get("body", ""),
+                },
+            )
         elif action in ("ping", "sync"):
             await self.send(text_data=PONG)
 

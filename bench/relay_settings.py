@@ -18,6 +18,10 @@ _backend = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }[os.environ.get("RELAY_LAYER", "pubsub")]
-CHANNEL_LAYERS = {"default": {"BACKEND": _backend, "CONFIG": {
-    "hosts": [os.environ["REDIS_URL"]], "prefix": os.environ.get("REDIS_PREFIX", "dc_bench") + "_relay"}}}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": _backend,
+        "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": os.environ.get("REDIS_PREFIX", "dc_bench") + "_relay"},
+    }
+}
 LOGGING_CONFIG = None

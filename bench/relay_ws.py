@@ -22,9 +22,12 @@ PONG = '<div id="chat-pong" hx-swap-oob="true" data-event="pong" hidden></div>'
 
 def message_html(room: int, seq: int, cmid: str, body: str) -> str:
     """Render a message as DeskChat's messages fragment does (the attributes the generator reads)."""
-    return (f'<ol id="room-{room}-messages" hx-swap-oob="beforeend" data-event="messages" data-room="{room}">'
-            f'<li id="msg-{room}-{seq}" class="msg msg-text" data-seq="{seq}" data-room="{room}" data-kind="text" '
-            f'data-client-msg-id="{escape(cmid)}"><div class="msg-body">{escape(body)}</div></li></ol>')
+    return (
+        f'<ol id="room-{room}-messages" hx-swap-oob="beforeend" data-event="messages" data-room="{room}">'
+        f'<li id="msg-{room}-{seq}" class="msg msg-text" data-seq="{seq}" data-room="{room}" data-kind="text" '
+        f'data-client-msg-id="{escape(cmid)}"><div class="msg-body">{escape(body)}</div></li></ol>'
+    )
+
 
 rooms: dict[int, set] = defaultdict(set)
 seqs: dict[int, itertools.count] = defaultdict(lambda: itertools.count(1))
@@ -41,8 +44,10 @@ async def handler(ws):
             action = payload.get("action")
             if action == "send":
                 room = int(payload["room_id"])
-                websockets.broadcast(rooms[room], message_html(room, next(seqs[room]), payload.get("client_msg_id", ""),
-                                                               payload.get("body", "")))
+                websockets.broadcast(
+                    rooms[room],
+                    message_html(room, next(seqs[room]), payload.get("client_msg_id", ""), payload.get("body", "")),
+                )
             elif action in ("ping", "sync"):
                 await ws.send(PONG)
     finally:

@@ -19,12 +19,23 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import loadgen
-from bench.infra import (GC_PAUSE_LOG_MS, LOG_DIR, ROOT, PrivatePostgres, PrivateRedis, Server, cpu_pressure,
-                         daphne, django_env, loadavg, run_python)
+from bench.infra import (
+    GC_PAUSE_LOG_MS,
+    LOG_DIR,
+    ROOT,
+    PrivatePostgres,
+    PrivateRedis,
+    Server,
+    cpu_pressure,
+    daphne,
+    django_env,
+    loadavg,
+    run_python,
+)
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS_TEXT = {
@@ -57,8 +68,15 @@ class Bench:
         self.redis = PrivateRedis().start()
         self.template = "bench_template"
         self.pg.create_database(self.template)
-        run_python("django", "migrate", "--noinput", "-v", "0",
-                   env=django_env(database_url=self.pg.url(self.template)), timeout=600)
+        run_python(
+            "django",
+            "migrate",
+            "--noinput",
+            "-v",
+            "0",
+            env=django_env(database_url=self.pg.url(self.template)),
+            timeout=600,
+        )
 
     def new_database(self) -> str:
         self.databases += 1
@@ -97,9 +115,26 @@ class Bench:
         out = LOG_DIR / "profiles" / f"{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
         spy = Path(sys.executable).parent / "py-spy"
-        return subprocess.Popen([str(spy), "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
-                                 "--rate", "200", "--format", "raw", "--nonblocking", "--idle", "-o", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--idle",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     # --- Plans ----------------------------------------------------------------------------
 
@@ -107,10 +142,14 @@ class Bench:
     def deskchat_plan(seeded: dict, servers: list[Server]) -> dict:
         n = len(servers)
         return {
-            "clients": [{"url": servers[i % n].ws_url + "/ws/chat/", "cookie": c["session"], "rooms": c["rooms"]}
-                        for i, c in enumerate(seeded["clients"])],
-            "engineers": [{"url": servers[(i + 1) % n].ws_url + "/ws/hud/", "cookie": e["session"],
-                           "rooms": e["rooms"]} for i, e in enumerate(seeded["engineers"])],
+            "clients": [
+                {"url": servers[i % n].ws_url + "/ws/chat/", "cookie": c["session"], "rooms": c["rooms"]}
+                for i, c in enumerate(seeded["clients"])
+            ],
+            "engineers": [
+                {"url": servers[(i + 1) % n].ws_url + "/ws/hud/", "cookie": e["session"], "rooms": e["rooms"]}
+                for i, e in enumerate(seeded["engineers"])
+            ],
         }
 
     @staticmethod
@@ -119,20 +158,26 @@ class Bench:
         rooms = list(range(1, sessions + 1))
         return {
             "clients": [{"url": url + str(r), "rooms": [r]} for r in rooms],
-            "engineers": [{"url": url + ",".join(map(str, rooms[i:i + per_engineer])),
-                           "rooms": rooms[i:i + per_engineer]} for i in range(0, sessions, per_engineer)],
+            "engineers": [
+                {"url": url + ",".join(map(str, rooms[i : i + per_engineer])), "rooms": rooms[i : i + per_engineer]}
+                for i in range(0, sessions, per_engineer)
+            ],
         }
 
     def baseline_servers(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
         env.update({"REDIS_URL": self.redis.url, "REDIS_PREFIX": "dc_bench", "GC_PAUSE_LOG_MS": GC_PAUSE_LOG_MS})
         return {
-            "B1 RedisChannelLayer": lambda: daphne("b1-core", {**env, "RELAY_LAYER": "core",
-                                                               "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
-                                                   app="bench.relay_asgi:application"),
-            "B1 RedisPubSubChannelLayer": lambda: daphne("b1-pubsub", {**env, "RELAY_LAYER": "pubsub",
-                                                                       "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
-                                                         app="bench.relay_asgi:application"),
+            "B1 RedisChannelLayer": lambda: daphne(
+                "b1-core",
+                {**env, "RELAY_LAYER": "core", "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
+                app="bench.relay_asgi:application",
+            ),
+            "B1 RedisPubSubChannelLayer": lambda: daphne(
+                "b1-pubsub",
+                {**env, "RELAY_LAYER": "pubsub", "DJANGO_SETTINGS_MODULE": "bench.relay_settings"},
+                app="bench.relay_asgi:application",
+            ),
             "B0 websockets": lambda: Server("b0", [sys.executable, "-m", "bench.relay_ws", "{port}"], env),
         }
 
@@ -144,7 +189,8 @@ class Bench:
             folder = LOG_DIR / "switch-interval"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "sitecustomize.py").write_text(
-                f"import sys\nsys.setswitchinterval({self.args.switch_interval})\n")
+                f"import sys\nsys.setswitchinterval({self.args.switch_interval})\n"
+            )
             extra["PYTHONPATH"] = str(folder)
         if backend == "embedded":
             return django_env(sqlite_path=self.new_sqlite(), **extra)
@@ -155,8 +201,11 @@ class Bench:
     def s1(self) -> None:
         a = self.args
         out = self.results.setdefault("s1", {"sessions": a.sessions, "interval_s": a.interval})
-        runs = [("DeskChat embedded, 1 process", "embedded", 1), ("DeskChat PG+Redis, 1 process", "pg", 1),
-                ("DeskChat PG+Redis, 2 processes", "pg", 2)]
+        runs = [
+            ("DeskChat embedded, 1 process", "embedded", 1),
+            ("DeskChat PG+Redis, 1 process", "pg", 1),
+            ("DeskChat PG+Redis, 2 processes", "pg", 2),
+        ]
         wanted = set(a.s1_runs.split(","))
         for name, backend, count in runs:
             if f"{backend}{count}" not in wanted:
@@ -166,8 +215,11 @@ class Bench:
             servers = self.start([daphne(f"s1-{backend}{count}-{i}", env) for i in range(count)])
             log(f"s1: {name}: {a.sessions} sessions, every {a.interval}s for {a.duration}s")
             spy = self.profile(servers[0], f"s1-{backend}{count}", a.duration) if backend == "pg" else None
-            result = asyncio.run(loadgen.steady(self.deskchat_plan(seeded, servers), interval=a.interval,
-                                                duration=a.duration, servers=servers))
+            result = asyncio.run(
+                loadgen.steady(
+                    self.deskchat_plan(seeded, servers), interval=a.interval, duration=a.duration, servers=servers
+                )
+            )
             if spy:
                 spy.wait()
             result["rss_mib"] = [round(s.rss_kib() / 1024, 1) for s in servers]
@@ -179,8 +231,14 @@ class Bench:
                 break
             server = self.start([make()])[0]
             log(f"s1: {name}: {a.sessions} sessions, every {a.interval}s for {a.baseline_duration}s")
-            result = asyncio.run(loadgen.steady(self.relay_plan(a.sessions, a.per_engineer, server),
-                                                interval=a.interval, duration=a.baseline_duration, servers=[server]))
+            result = asyncio.run(
+                loadgen.steady(
+                    self.relay_plan(a.sessions, a.per_engineer, server),
+                    interval=a.interval,
+                    duration=a.baseline_duration,
+                    servers=[server],
+                )
+            )
             out[name] = result
             log(f"    {compact(result)}")
             self.stop_all()
@@ -198,8 +256,9 @@ class Bench:
         servers = self.start([daphne("s2-pg1", env)])
         log(f"s2: DeskChat PG+Redis, 1 process: rates {rates}")
         spy = self.profile(servers[0], "s2-pg1", a.step * 3)
-        out["DeskChat PG+Redis, 1 process"] = asyncio.run(loadgen.knee(
-            self.deskchat_plan(seeded, servers), rates=rates, step_s=a.step, servers=servers))
+        out["DeskChat PG+Redis, 1 process"] = asyncio.run(
+            loadgen.knee(self.deskchat_plan(seeded, servers), rates=rates, step_s=a.step, servers=servers)
+        )
         if spy:
             spy.wait()
         self.stop_all()
@@ -210,9 +269,14 @@ class Bench:
                 continue
             server = self.start([make()])[0]
             log(f"s2: {name}")
-            out[name] = asyncio.run(loadgen.knee(self.relay_plan(a.sessions, a.per_engineer, server),
-                                                 rates=[float(r) for r in a.baseline_rates.split(",")],
-                                                 step_s=a.step, servers=[server]))
+            out[name] = asyncio.run(
+                loadgen.knee(
+                    self.relay_plan(a.sessions, a.per_engineer, server),
+                    rates=[float(r) for r in a.baseline_rates.split(",")],
+                    step_s=a.step,
+                    servers=[server],
+                )
+            )
             self.stop_all()
 
     # --- Scenario 3 -----------------------------------------------------------------------
@@ -229,12 +293,18 @@ class Bench:
         seeded = self.seed(env, tag="s3", burst_clients=a.burst_clients, burst_engineers=a.burst_engineers)
         name = f"s3-pg{processes}"
         servers = self.start([daphne(f"{name}-{n}", env) for n in range(processes)])
-        log(f"s3: {a.burst_clients} clients press Join Chat within 1 s; {a.burst_engineers} engineers watch; "
-            f"{processes} process(es)")
-        clients = [{"url": servers[n % processes].ws_url + "/ws/chat/", "cookie": c["session"],
-                    "ticket_id": c["ticket_id"]} for n, c in enumerate(seeded["burst_clients"])]
-        engineers = [{"url": servers[n % processes].ws_url + "/ws/hud/", "cookie": e["session"]}
-                     for n, e in enumerate(seeded["burst_engineers"])]
+        log(
+            f"s3: {a.burst_clients} clients press Join Chat within 1 s; {a.burst_engineers} engineers watch; "
+            f"{processes} process(es)"
+        )
+        clients = [
+            {"url": servers[n % processes].ws_url + "/ws/chat/", "cookie": c["session"], "ticket_id": c["ticket_id"]}
+            for n, c in enumerate(seeded["burst_clients"])
+        ]
+        engineers = [
+            {"url": servers[n % processes].ws_url + "/ws/hud/", "cookie": e["session"]}
+            for n, e in enumerate(seeded["burst_engineers"])
+        ]
         spy = self.profile(servers[0], name, 20)
         result = asyncio.run(loadgen.Burst(clients, engineers).run(servers=servers))
         if spy:
@@ -244,10 +314,16 @@ class Bench:
         rows = self.pg.execute(
             "SELECT count(*) FILTER (WHERE q.state = 'answered'), count(DISTINCT r.id), count(r.id), "
             "count(*) FILTER (WHERE q.state = 'waiting') FROM chat_chatrequest q "
-            "LEFT JOIN chat_chatroom r ON r.request_id = q.id WHERE q.kind = 'client'", dbname)
+            "LEFT JOIN chat_chatroom r ON r.request_id = q.id WHERE q.kind = 'client'",
+            dbname,
+        )
         answered, rooms, room_rows, waiting = rows[0]
-        result["db"] = {"answered": answered, "rooms": rooms, "waiting": waiting,
-                        "exactly_once": answered == a.burst_clients and rooms == room_rows == a.burst_clients}
+        result["db"] = {
+            "answered": answered,
+            "rooms": rooms,
+            "waiting": waiting,
+            "exactly_once": answered == a.burst_clients and rooms == room_rows == a.burst_clients,
+        }
         log(f"    {compact(result)}")
         self.stop_all()
         return result
@@ -274,8 +350,9 @@ class Bench:
         mixed.extend(hud_specs)
         log(f"s4: DeskChat PG+Redis, 1 process: up to {total} idle sockets ({hud} HUD)")
         spy = self.profile(server, "s4-pg1-connect", 30)
-        out["DeskChat PG+Redis, 1 process"] = asyncio.run(loadgen.idle(
-            mixed, server=server, checkpoints=checkpoints, idle_s=a.idle_window, budget_s=a.idle_budget))
+        out["DeskChat PG+Redis, 1 process"] = asyncio.run(
+            loadgen.idle(mixed, server=server, checkpoints=checkpoints, idle_s=a.idle_window, budget_s=a.idle_budget)
+        )
         if spy:
             spy.wait()
         self.stop_all()
@@ -288,8 +365,9 @@ class Bench:
             server = self.start([make()])[0]
             log(f"s4: {name}: {count} idle sockets")
             relay = [{"url": server.ws_url + f"/ws/relay/?rooms={i}"} for i in range(1, count + 1)]
-            out[name] = asyncio.run(loadgen.idle(relay, server=server, checkpoints=[count // 2, count],
-                                                 idle_s=a.idle_window / 2))
+            out[name] = asyncio.run(
+                loadgen.idle(relay, server=server, checkpoints=[count // 2, count], idle_s=a.idle_window / 2)
+            )
             self.stop_all()
 
     # --- Scenario 5 -----------------------------------------------------------------------
@@ -299,8 +377,10 @@ class Bench:
         url = self.new_database()
         env = django_env(database_url=url, ALLOWED_HOSTS="testserver,localhost,127.0.0.1")
         log(f"s5: pages at {a.pages_small} and {a.pages_large} (tickets, messages)")
-        spec = {"sizes": [list(map(int, a.pages_small.split(","))), list(map(int, a.pages_large.split(",")))],
-                "requests": a.page_requests}
+        spec = {
+            "sizes": [list(map(int, a.pages_small.split(","))), list(map(int, a.pages_large.split(",")))],
+            "requests": a.page_requests,
+        }
         if a.profile:  # after measuring, each page alone under cProfile (py-spy would mix in the seeding)
             spec["profile_dir"] = str(LOG_DIR / "profiles" / "s5")
         printed = run_python("bench.pages", json.dumps(spec), env=env, timeout=900)
@@ -332,23 +412,43 @@ class Bench:
 
 
 def meta(args) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), "0")
-    pg_version = subprocess.run(["bash", "-c", "ls /usr/lib/postgresql | sort -n | tail -1"], capture_output=True,
-                                text=True).stdout.strip()
+    commit = (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        or "unknown"
+    )
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
+    )
+    pg_version = subprocess.run(
+        ["bash", "-c", "ls /usr/lib/postgresql | sort -n | tail -1"], capture_output=True, text=True
+    ).stdout.strip()
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2:3]
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-        "worktree_changed": dirty, "cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(int(mem) / 1024 / 1024, 1),
-        "python": platform.python_version(), "postgresql": pg_version,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "worktree_changed": dirty,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": round(int(mem) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "postgresql": pg_version,
         "redis": redis_version[0].removeprefix("v=") if redis_version else "?",
-        "loadavg_before": loadavg(), "cpu_pressure_before": cpu_pressure(), "args": vars(args),
+        "loadavg_before": loadavg(),
+        "cpu_pressure_before": cpu_pressure(),
+        "args": vars(args),
     }
 
 
@@ -356,8 +456,23 @@ def meta(args) -> dict:
 
 
 def compact(result: dict) -> str:
-    keep = ("msg_per_s", "latency_ms", "lost", "duplicated", "reordered", "undelivered", "errors",
-            "generator_cpu_pct", "server_cpu_pct", "request_to_hud_ms", "request_to_own_dialog_ms", "race_s", "answered", "answered_twice", "db")
+    keep = (
+        "msg_per_s",
+        "latency_ms",
+        "lost",
+        "duplicated",
+        "reordered",
+        "undelivered",
+        "errors",
+        "generator_cpu_pct",
+        "server_cpu_pct",
+        "request_to_hud_ms",
+        "request_to_own_dialog_ms",
+        "race_s",
+        "answered",
+        "answered_twice",
+        "db",
+    )
     return json.dumps({k: v for k, v in result.items() if k in keep})
 
 
@@ -373,30 +488,36 @@ def report(results: dict) -> list[tuple[str, str, str]]:
     """Print the tables; return (target, verdict, evidence) rows, which are also saved."""
     verdicts = []
     m = results["meta"]
-    print(f"\nDeskChat benchmarks, commit {m['commit']}{' (+ local changes)' if m['worktree_changed'] else ''}, "
-          f"{m['date']}\n{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; Python {m['python']}, PostgreSQL "
-          f"{m['postgresql']}, Redis {m['redis']}; loadavg before {m['loadavg_before']}, after {m.get('loadavg_after')}; "
-          f"CPU pressure (PSI some, avg10/60/300 %) before {m.get('cpu_pressure_before')}, after "
-          f"{m.get('cpu_pressure_after')}")
+    print(
+        f"\nDeskChat benchmarks, commit {m['commit']}{' (+ local changes)' if m['worktree_changed'] else ''}, "
+        f"{m['date']}\n{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; Python {m['python']}, PostgreSQL "
+        f"{m['postgresql']}, Redis {m['redis']}; loadavg before {m['loadavg_before']}, after {m.get('loadavg_after')}; "
+        f"CPU pressure (PSI some, avg10/60/300 %) before {m.get('cpu_pressure_before')}, after "
+        f"{m.get('cpu_pressure_after')}"
+    )
 
     if "s1" in results:
         s1 = results["s1"]
         b1 = s1.get("B1 RedisPubSubChannelLayer", {}).get("latency_ms", {})
         b0 = s1.get("B0 websockets", {}).get("latency_ms", {})
         print(f"\nScenario 1, steady chat: {s1['sessions']} sessions, each side sends every {s1['interval_s']} s")
-        print(f"{'run':34} {'msg/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
-              f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}"
-              f" {'disk stall':>10} {'GC max':>9}")
+        print(
+            f"{'run':34} {'msg/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>8} {'lost':>5} {'dup':>4} {'reord':>5}"
+            f" {'undel':>5} {'p99/B1':>7} {'p99/B0':>7} {'gen cpu':>7} {'srv cpu':>12} {'srv starved':>12}"
+            f" {'disk stall':>10} {'GC max':>9}"
+        )
         for name, r in s1.items():
             if not isinstance(r, dict):
                 continue
             lat = r["latency_ms"]
-            print(f"{name:34} {r['msg_per_s']:>7} {lat['p50']:>7} {lat['p95']:>7} {lat['p99']:>7} {lat['max']:>8} "
-                  f"{r['lost']:>5} {r['duplicated']:>4} {r['reordered']:>5} {r['undelivered']:>5} "
-                  f"{ratio(lat['p99'], b1.get('p99', 0)):>7} {ratio(lat['p99'], b0.get('p99', 0)):>7} "
-                  f"{r['generator_cpu_pct']:>6}% {','.join(f'{c}%' for c in r['server_cpu_pct']):>12} "
-                  f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12} "
-                  f"{disk_stall(r):>10} {gc_max(r):>9}")
+            print(
+                f"{name:34} {r['msg_per_s']:>7} {lat['p50']:>7} {lat['p95']:>7} {lat['p99']:>7} {lat['max']:>8} "
+                f"{r['lost']:>5} {r['duplicated']:>4} {r['reordered']:>5} {r['undelivered']:>5} "
+                f"{ratio(lat['p99'], b1.get('p99', 0)):>7} {ratio(lat['p99'], b0.get('p99', 0)):>7} "
+                f"{r['generator_cpu_pct']:>6}% {','.join(f'{c}%' for c in r['server_cpu_pct']):>12} "
+                f"{','.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', [])):>12} "
+                f"{disk_stall(r):>10} {gc_max(r):>9}"
+            )
         for name in ("DeskChat PG+Redis, 1 process", "DeskChat PG+Redis, 2 processes"):
             r = s1.get(name)
             if not r:
@@ -407,12 +528,20 @@ def report(results: dict) -> list[tuple[str, str, str]]:
                 (f"S1 {name}: p50 <= 10 ms", verdict(lat["p50"] <= 10), f"{lat['p50']} ms"),
                 (f"S1 {name}: p99 <= 50 ms", verdict(lat["p99"] <= 50), f"{lat['p99']} ms"),
                 (f"S1 {name}: max <= 250 ms", verdict(lat["max"] <= 250), f"{lat['max']} ms"),
-                (f"S1 {name}: 0 lost/dup/reordered", verdict(clean),
-                 f"lost {r['lost']}, dup {r['duplicated']}, reordered {r['reordered']}, undelivered {r['undelivered']}"),
+                (
+                    f"S1 {name}: 0 lost/dup/reordered",
+                    verdict(clean),
+                    f"lost {r['lost']}, dup {r['duplicated']}, reordered {r['reordered']}, undelivered {r['undelivered']}",
+                ),
             ]
             if b1:
-                verdicts.append((f"S1 {name}: p99 <= 5x B1 (PubSub)", verdict(lat["p99"] <= 5 * b1["p99"]),
-                                 f"{ratio(lat['p99'], b1['p99'])} ({lat['p99']} vs {b1['p99']} ms)"))
+                verdicts.append(
+                    (
+                        f"S1 {name}: p99 <= 5x B1 (PubSub)",
+                        verdict(lat["p99"] <= 5 * b1["p99"]),
+                        f"{ratio(lat['p99'], b1['p99'])} ({lat['p99']} vs {b1['p99']} ms)",
+                    )
+                )
 
     if "s2" in results:
         s2 = results["s2"]
@@ -424,14 +553,19 @@ def report(results: dict) -> list[tuple[str, str, str]]:
                 continue
             best[name] = r["highest_holding_msg_per_s"]
             fail = next((s for s in r["steps"] if not s["holds"]), None)
-            failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undel {fail['undelivered']},"
-                       f" reord {fail['reordered']}, gen {fail['generator_cpu_pct']}%, disk {disk_stall(fail)}"
-                       if fail else "none (ran out of steps)")
+            failing = (
+                f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undel {fail['undelivered']},"
+                f" reord {fail['reordered']}, gen {fail['generator_cpu_pct']}%, disk {disk_stall(fail)}"
+                if fail
+                else "none (ran out of steps)"
+            )
             print(f"{name:34} {r['highest_holding_msg_per_s']:>15} {failing:>45}")
         d = best.get("DeskChat PG+Redis, 1 process")
         if d is not None:
-            print(f"DeskChat / B1 PubSub: {ratio(d, best.get('B1 RedisPubSubChannelLayer', 0))}, "
-                  f"/ B1 core: {ratio(d, best.get('B1 RedisChannelLayer', 0))}, / B0: {ratio(d, best.get('B0 websockets', 0))}")
+            print(
+                f"DeskChat / B1 PubSub: {ratio(d, best.get('B1 RedisPubSubChannelLayer', 0))}, "
+                f"/ B1 core: {ratio(d, best.get('B1 RedisChannelLayer', 0))}, / B0: {ratio(d, best.get('B0 websockets', 0))}"
+            )
             verdicts.append(("S2 >= 500 msg/s with p99 <= 100 ms", verdict(d >= 500), f"{d} msg/s"))
 
     if "s3" in results:
@@ -440,32 +574,52 @@ def report(results: dict) -> list[tuple[str, str, str]]:
             runs.append(("2 processes", results["s3"]["two_processes"]))
         for label, r in runs:
             lat = r["request_to_hud_ms"]
-            print(f"\nScenario 3, queue burst, {label}: {r['requests']} requests within 1 s, {r['engineers']} engineers")
-            print(f"request -> HUD: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {lat['n']} "
-                  f"(engineer, request) pairs, never shown within 30 s {r['never_shown']} (counted as 30 s); "
-                  f"requests on each HUD at the end of the wait: {r.get('hud_counts_at_end')}")
+            print(
+                f"\nScenario 3, queue burst, {label}: {r['requests']} requests within 1 s, {r['engineers']} engineers"
+            )
+            print(
+                f"request -> HUD: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {lat['n']} "
+                f"(engineer, request) pairs, never shown within 30 s {r['never_shown']} (counted as 30 s); "
+                f"requests on each HUD at the end of the wait: {r.get('hud_counts_at_end')}"
+            )
             own = r.get("request_to_own_dialog_ms")
             if own:
-                print(f"request -> the client's own dialog showing it waiting: p50 {own['p50']} ms, p99 {own['p99']} ms")
-            print(f"race: {r['answered']} answered in {r['race_s']} s, {r['answer_attempts']} attempts, errors "
-                  f"{r['answer_errors']}, answered twice {r['answered_twice']}, database {r['db']}")
+                print(
+                    f"request -> the client's own dialog showing it waiting: p50 {own['p50']} ms, p99 {own['p99']} ms"
+                )
+            print(
+                f"race: {r['answered']} answered in {r['race_s']} s, {r['answer_attempts']} attempts, errors "
+                f"{r['answer_errors']}, answered twice {r['answered_twice']}, database {r['db']}"
+            )
             print(f"longest GC pause in the burst: {gc_max(r)}")
             once = r["db"]["exactly_once"] and r["answered_twice"] == 0 and r["answered"] == r["requests"]
-            verdicts += [(f"S3 {label}: request->HUD p99 <= 200 ms",
-                          verdict(lat["p99"] <= 200 and r["never_shown"] == 0), f"{lat['p99']} ms"),
-                         (f"S3 {label}: every request answered exactly once", verdict(once),
-                          f"{r['answered']}/{r['requests']} answered in {r['race_s']} s, {r['answered_twice']} twice, "
-                          f"database {r['db']['answered']} answered / {r['db']['rooms']} rooms")]
+            verdicts += [
+                (
+                    f"S3 {label}: request->HUD p99 <= 200 ms",
+                    verdict(lat["p99"] <= 200 and r["never_shown"] == 0),
+                    f"{lat['p99']} ms",
+                ),
+                (
+                    f"S3 {label}: every request answered exactly once",
+                    verdict(once),
+                    f"{r['answered']}/{r['requests']} answered in {r['race_s']} s, {r['answered_twice']} twice, "
+                    f"database {r['db']['answered']} answered / {r['db']['rooms']} rooms",
+                ),
+            ]
 
     if "s4" in results:
         s4 = results["s4"]
         print("\nScenario 4, idle sockets on one process")
-        print(f"{'run':34} {'sockets':>7} {'KiB/socket':>10} {'RSS MiB':>8} {'ping p99':>9} {'conn/s':>7} {'idle cpu':>8}"
-              f" {'GC max':>9}")
+        print(
+            f"{'run':34} {'sockets':>7} {'KiB/socket':>10} {'RSS MiB':>8} {'ping p99':>9} {'conn/s':>7} {'idle cpu':>8}"
+            f" {'GC max':>9}"
+        )
         for name, r in s4.items():
             last = r["points"][-1]
-            print(f"{name:34} {last['sockets']:>7} {last['rss_kib_per_socket']:>10} {last['rss_mib']:>8} "
-                  f"{last['ping_ms']['p99']:>8}ms {last['connect_per_s']:>7} {r['idle_cpu_pct']:>7}% {gc_max(r):>9}")
+            print(
+                f"{name:34} {last['sockets']:>7} {last['rss_kib_per_socket']:>10} {last['rss_mib']:>8} "
+                f"{last['ping_ms']['p99']:>8}ms {last['connect_per_s']:>7} {r['idle_cpu_pct']:>7}% {gc_max(r):>9}"
+            )
         d = s4.get("DeskChat PG+Redis, 1 process")
         b0 = s4.get("B0 websockets")
         b1 = s4.get("B1 RedisPubSubChannelLayer")
@@ -474,32 +628,51 @@ def report(results: dict) -> list[tuple[str, str, str]]:
             per = last["rss_kib_per_socket"]
             alive = last["sockets"] - d["closed"]
             if b0:
-                print(f"DeskChat KiB/socket / B0: {ratio(per, b0['points'][-1]['rss_kib_per_socket'])}"
-                      + (f", / B1: {ratio(per, b1['points'][-1]['rss_kib_per_socket'])}" if b1 else ""))
+                print(
+                    f"DeskChat KiB/socket / B0: {ratio(per, b0['points'][-1]['rss_kib_per_socket'])}"
+                    + (f", / B1: {ratio(per, b1['points'][-1]['rss_kib_per_socket'])}" if b1 else "")
+                )
             verdicts += [
-                ("S4 >= 5000 idle sockets on one process", verdict(alive >= 5000),
-                 f"{alive} open in {d.get('opening_s')} s, ping p99 {last['ping_ms']['p99']} ms"),
+                (
+                    "S4 >= 5000 idle sockets on one process",
+                    verdict(alive >= 5000),
+                    f"{alive} open in {d.get('opening_s')} s, ping p99 {last['ping_ms']['p99']} ms",
+                ),
                 ("S4 <= 200 KiB resident per socket", verdict(per <= 200), f"{per} KiB"),
                 ("S4 <= 15% of a core idle", verdict(d["idle_cpu_pct"] <= 15), f"{d['idle_cpu_pct']}%"),
             ]
             if b0:
                 b0per = b0["points"][-1]["rss_kib_per_socket"]
-                verdicts.append(("S4 <= 3x B0 memory per socket", verdict(per <= 3 * b0per),
-                                 f"{ratio(per, b0per)} ({per} vs {b0per} KiB)"))
+                verdicts.append(
+                    (
+                        "S4 <= 3x B0 memory per socket",
+                        verdict(per <= 3 * b0per),
+                        f"{ratio(per, b0per)} ({per} vs {b0per} KiB)",
+                    )
+                )
 
     if "s5" in results:
         sizes = results["s5"]["sizes"]
         print("\nScenario 5, pages (server time in-process, PostgreSQL)")
-        print(f"{'page':30} " + " ".join(f"{s['tickets']:>6}t/{s['messages']:>6}m: p50 / p95 / queries".rjust(44)
-                                         for s in sizes))
+        print(
+            f"{'page':30} "
+            + " ".join(f"{s['tickets']:>6}t/{s['messages']:>6}m: p50 / p95 / queries".rjust(44) for s in sizes)
+        )
         for page in sizes[0]["pages"]:
             cells = [s["pages"][page] for s in sizes]
-            print(f"{page:30} " + " ".join(f"{c['p50_ms']:>10} ms {c['p95_ms']:>10} ms {c['queries']:>8}".rjust(44)
-                                           for c in cells))
+            print(
+                f"{page:30} "
+                + " ".join(f"{c['p50_ms']:>10} ms {c['p95_ms']:>10} ms {c['queries']:>8}".rjust(44) for c in cells)
+            )
             large = cells[-1]
-            verdicts += [(f"S5 {page}: p95 <= 50 ms", verdict(large["p95_ms"] <= 50), f"{large['p95_ms']} ms"),
-                         (f"S5 {page}: flat query count", verdict(len({c['queries'] for c in cells}) == 1),
-                          " -> ".join(str(c["queries"]) for c in cells))]
+            verdicts += [
+                (f"S5 {page}: p95 <= 50 ms", verdict(large["p95_ms"] <= 50), f"{large['p95_ms']} ms"),
+                (
+                    f"S5 {page}: flat query count",
+                    verdict(len({c["queries"] for c in cells}) == 1),
+                    " -> ".join(str(c["queries"]) for c in cells),
+                ),
+            ]
 
     print("\nTargets")
     for target, result, evidence in verdicts:
@@ -511,29 +684,37 @@ def markdown(results: dict) -> str:
     """Render the results as the Markdown tables docs/benchmarks.md shows."""
     m, lines = results["meta"], []
     add = lines.append
-    add(f"Commit `{m['commit']}`{' (with uncommitted changes)' if m['worktree_changed'] else ''}, {m['date']}, "
+    add(
+        f"Commit `{m['commit']}`{' (with uncommitted changes)' if m['worktree_changed'] else ''}, {m['date']}, "
         f"{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}, "
         f"Redis {m['redis']}. Load average before/after: {m['loadavg_before']} / {m.get('loadavg_after')}; CPU "
         f"pressure (PSI some avg10/60/300 %) before/after: {m.get('cpu_pressure_before')} / "
-        f"{m.get('cpu_pressure_after')}. Whole run: {m.get('wall_s')} s.\n")
+        f"{m.get('cpu_pressure_after')}. Whole run: {m.get('wall_s')} s.\n"
+    )
     if "s1" in results:
         s1 = results["s1"]
         b1 = s1.get("B1 RedisPubSubChannelLayer", {}).get("latency_ms", {})
         b0 = s1.get("B0 websockets", {}).get("latency_ms", {})
-        add(f"**Scenario 1, steady chat** ({s1['sessions']} sessions, each side sends every {s1['interval_s']} s; "
-            "latency in ms)\n")
-        add("| run | msg/s | p50 | p95 | p99 | max | lost | dup | reordered | undelivered | p99 / B1 | p99 / B0 "
-            "| server CPU | server starved | disk stalled | longest GC pause |")
+        add(
+            f"**Scenario 1, steady chat** ({s1['sessions']} sessions, each side sends every {s1['interval_s']} s; "
+            "latency in ms)\n"
+        )
+        add(
+            "| run | msg/s | p50 | p95 | p99 | max | lost | dup | reordered | undelivered | p99 / B1 | p99 / B0 "
+            "| server CPU | server starved | disk stalled | longest GC pause |"
+        )
         add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for name, r in s1.items():
             if isinstance(r, dict):
                 lat = r["latency_ms"]
-                add(f"| {name} | {r['msg_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
+                add(
+                    f"| {name} | {r['msg_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
                     f"{r['lost']} | {r['duplicated']} | {r['reordered']} | {r['undelivered']} | "
                     f"{ratio(lat['p99'], b1.get('p99', 0))} | {ratio(lat['p99'], b0.get('p99', 0))} | "
                     f"{' + '.join(f'{c}%' for c in r['server_cpu_pct'])} | "
                     f"{' + '.join(f'{c}%' for c in r.get('server_runqueue_wait_pct', []))} | {disk_stall(r)} | "
-                    f"{gc_max(r)} |")
+                    f"{gc_max(r)} |"
+                )
         add("")
     if "s2" in results:
         s2 = results["s2"]
@@ -544,11 +725,14 @@ def markdown(results: dict) -> str:
             if isinstance(r, dict):
                 steps = ", ".join(f"{s['rate_target']:.0f}: {s['latency_ms']['p99']:.0f}" for s in r["steps"])
                 fail = next((s for s in r["steps"] if not s["holds"]), None)
-                failing = (f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undelivered "
-                           f"{fail['undelivered']}, lost {fail['lost']}, dup {fail['duplicated']}, reordered "
-                           f"{fail['reordered']}, server CPU {fail['server_cpu_pct']}%, "
-                           f"generator CPU {fail['generator_cpu_pct']}%, disk stalled {disk_stall(fail)}"
-                           if fail else "none")
+                failing = (
+                    f"{fail['rate_target']:.0f}/s: p99 {fail['latency_ms']['p99']} ms, undelivered "
+                    f"{fail['undelivered']}, lost {fail['lost']}, dup {fail['duplicated']}, reordered "
+                    f"{fail['reordered']}, server CPU {fail['server_cpu_pct']}%, "
+                    f"generator CPU {fail['generator_cpu_pct']}%, disk stalled {disk_stall(fail)}"
+                    if fail
+                    else "none"
+                )
                 add(f"| {name} | {r['highest_holding_msg_per_s']} | {steps} | {failing} |")
         add("")
     if "s3" in results:
@@ -558,37 +742,54 @@ def markdown(results: dict) -> str:
         for label, r in runs:
             lat = r["request_to_hud_ms"]
             own = r.get("request_to_own_dialog_ms")
-            add(f"**Scenario 3, queue burst, {label}**: {r['requests']} requests within 1 s, {r['engineers']} engineers. "
+            add(
+                f"**Scenario 3, queue burst, {label}**: {r['requests']} requests within 1 s, {r['engineers']} engineers. "
                 f"Request to HUD: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {lat['n']} "
                 f"(engineer, request) pairs; never shown within 30 s (counted as 30 s, a lower bound): {r['never_shown']}; "
                 f"requests on each HUD at the end of the wait: {r.get('hud_counts_at_end')}. "
-                + (f"Request to the client's own dialog showing it waiting: p50 {own['p50']} ms, p99 {own['p99']} ms. "
-                   if own else "")
+                + (
+                    f"Request to the client's own dialog showing it waiting: p50 {own['p50']} ms, p99 {own['p99']} ms. "
+                    if own
+                    else ""
+                )
                 + f"Race: {r['answered']} answered in "
                 f"{r['race_s']} s with {r['answer_attempts']} attempts (errors {r['answer_errors']}); answered twice: "
                 f"{r['answered_twice']}; database: {r['db']}. Server CPU {r['server_cpu_pct']}%, starved "
-                f"{r.get('server_runqueue_wait_pct')}%, disk stalled {disk_stall(r)}, longest GC pause {gc_max(r)}.\n")
+                f"{r.get('server_runqueue_wait_pct')}%, disk stalled {disk_stall(r)}, longest GC pause {gc_max(r)}.\n"
+            )
     if "s4" in results:
         add("**Scenario 4, idle sockets on one process**\n")
-        add("| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU "
-            "| longest GC pause |")
+        add(
+            "| run | sockets open | KiB per socket | RSS MiB | ping p50 / p99 ms | sockets/s opened | idle CPU "
+            "| longest GC pause |"
+        )
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, r in results["s4"].items():
             last = r["points"][-1]
-            add(f"| {name} | {last['sockets'] - r['closed']} of {r.get('target_sockets', last['sockets'])} | "
+            add(
+                f"| {name} | {last['sockets'] - r['closed']} of {r.get('target_sockets', last['sockets'])} | "
                 f"{last['rss_kib_per_socket']} | {last['rss_mib']} | {last['ping_ms']['p50']} / {last['ping_ms']['p99']} "
-                f"| {last['connect_per_s']} | {r['idle_cpu_pct']}% | {gc_max(r)} |")
+                f"| {last['connect_per_s']} | {r['idle_cpu_pct']}% | {gc_max(r)} |"
+            )
         add("")
     if "s5" in results:
         sizes = results["s5"]["sizes"]
         add("**Scenario 5, pages** (server time in-process on PostgreSQL, ms; queries per request)\n")
-        add("| page | " + " | ".join(f"{s['tickets']:,} tickets / {s['messages']:,} messages: p50, p95, queries"
-                                     for s in sizes) + " |")
+        add(
+            "| page | "
+            + " | ".join(f"{s['tickets']:,} tickets / {s['messages']:,} messages: p50, p95, queries" for s in sizes)
+            + " |"
+        )
         add("|---|" + "---:|" * len(sizes))
         for page in sizes[0]["pages"]:
-            add(f"| {page} | " + " | ".join(
-                f"{s['pages'][page]['p50_ms']}, {s['pages'][page]['p95_ms']}, {s['pages'][page]['queries']}"
-                for s in sizes) + " |")
+            add(
+                f"| {page} | "
+                + " | ".join(
+                    f"{s['pages'][page]['p50_ms']}, {s['pages'][page]['p95_ms']}, {s['pages'][page]['queries']}"
+                    for s in sizes
+                )
+                + " |"
+            )
         add("")
     if "verdicts" in results:
         add("**Targets**\n")
@@ -636,10 +837,16 @@ def main() -> None:
     parser.add_argument("--page-requests", type=int, default=20)
     parser.add_argument("--s1-runs", default="embedded1,pg1,pg2", help="which DeskChat runs s1 makes")
     parser.add_argument("--skip-baselines", action="store_true", help="experiments: DeskChat only in s1 and s2")
-    parser.add_argument("--switch-interval", type=float, default=0.0,
-                        help="experiment: sys.setswitchinterval() in the DeskChat servers (seconds)")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="experiment: sys.setswitchinterval() in the DeskChat servers (seconds)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the DeskChat server in s1/s2 (slower)")
-    parser.add_argument("--out", default="", help="JSON path (default bench/results/<date>-<time>[-<scenarios>]-<commit>.json)")
+    parser.add_argument(
+        "--out", default="", help="JSON path (default bench/results/<date>-<time>[-<scenarios>]-<commit>.json)"
+    )
     parser.add_argument("--markdown", default="", help="print a results JSON file as Markdown tables, run nothing")
     args = parser.parse_args()
     if args.markdown:
@@ -659,11 +866,17 @@ def main() -> None:
     # The start time is in the name, so a second run of the same commit on the same day keeps the first.
     started = datetime.strptime(results["meta"]["date"], "%Y-%m-%d %H:%M UTC")
     only = f"-{args.only.replace(',', '')}" if args.only else ""
-    out = Path(args.out) if args.out else RESULTS / (
-        f"{started:%Y-%m-%d-%H%M}{only}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
+    out = (
+        Path(args.out)
+        if args.out
+        else RESULTS
+        / (f"{started:%Y-%m-%d-%H%M}{only}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
+    )
     out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
-          f"(whole run {results['meta']['wall_s']} s)")
+    print(
+        f"\nwrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+        f"(whole run {results['meta']['wall_s']} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,15 +39,27 @@ if _dev_key:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="how long to run (default 15)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds before memory counts (default: a tenth of the run, at least 30)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before memory counts (default: a tenth of the run, at least 30)",
+    )
     parser.add_argument("--servers", type=int, default=2, help="daphne processes (default 2)")
     parser.add_argument("--chats", type=int, default=20, help="live chats, two tabs each (default 20)")
     parser.add_argument("--connects-per-minute", type=float, default=100.0, help="connection churn (default 100)")
-    parser.add_argument("--message-interval", type=float, default=4.0,
-                        help="seconds between two messages from one tab, on average (default 4)")
-    parser.add_argument("--sample-every", type=float, default=None,
-                        help="seconds between two memory samples (default: 30, or 5 for runs under 5 minutes)")
+    parser.add_argument(
+        "--message-interval",
+        type=float,
+        default=4.0,
+        help="seconds between two messages from one tab, on average (default 4)",
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=float,
+        default=None,
+        help="seconds between two memory samples (default: 30, or 5 for runs under 5 minutes)",
+    )
     parser.add_argument("--max-drift", type=float, default=5.0, help="allowed RSS drift in percent (default 5)")
     return parser.parse_args(argv)
 
@@ -61,8 +73,11 @@ async def soak(args) -> int:
     redis = None
     cluster = None
     try:
-        print(f"soak: {args.minutes:g} min, {args.servers} servers, {args.chats} chats, "
-              f"{args.connects_per_minute:g} connects/min, warm-up {warmup:.0f}s", flush=True)
+        print(
+            f"soak: {args.minutes:g} min, {args.servers} servers, {args.chats} chats, "
+            f"{args.connects_per_minute:g} connects/min, warm-up {warmup:.0f}s",
+            flush=True,
+        )
         pg.init()
         pg.start()
         pg.make_template()
@@ -73,13 +88,21 @@ async def soak(args) -> int:
 
         def progress(sample):
             rss = ", ".join(f"{kib / 1024:.1f}" for kib in sample.rss_kib)
-            print(f"  {sample.elapsed:6.0f}s  RSS MiB [{rss}]  connects {sample.connects}  sent {sample.messages}",
-                  flush=True)
+            print(
+                f"  {sample.elapsed:6.0f}s  RSS MiB [{rss}]  connects {sample.connects}  sent {sample.messages}",
+                flush=True,
+            )
 
-        result = await run_soak(cluster, make_peers(cluster, seeded["chats"]), seconds=seconds, warmup=warmup,
-                                connects_per_minute=args.connects_per_minute,
-                                message_interval=args.message_interval, sample_every=sample_every,
-                                progress=progress)
+        result = await run_soak(
+            cluster,
+            make_peers(cluster, seeded["chats"]),
+            seconds=seconds,
+            warmup=warmup,
+            connects_per_minute=args.connects_per_minute,
+            message_interval=args.message_interval,
+            sample_every=sample_every,
+            progress=progress,
+        )
     finally:
         if cluster is not None:
             cluster.stop()
@@ -93,8 +116,10 @@ async def soak(args) -> int:
     tally = result.tally
     ok_memory = all(drift <= args.max_drift for drift in result.drift())
     ok_messages = (tally.lost, tally.duplicated, tally.reordered, tally.unacked, result.missing) == (0, 0, 0, 0, 0)
-    print(f"\nmemory drift <= {args.max_drift:g}%: {'yes' if ok_memory else 'NO'}; "
-          f"nothing lost, doubled or reordered: {'yes' if ok_messages else 'NO'}")
+    print(
+        f"\nmemory drift <= {args.max_drift:g}%: {'yes' if ok_memory else 'NO'}; "
+        f"nothing lost, doubled or reordered: {'yes' if ok_messages else 'NO'}"
+    )
     return 0 if ok_memory and ok_messages else 1
 
 

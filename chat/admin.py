@@ -17,7 +17,9 @@ class ChatQueueForm(forms.ModelForm):
     """Edit a queue's priorities as checkboxes rather than as raw JSON."""
 
     priorities = forms.MultipleChoiceField(
-        choices=Ticket.Priority.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=Ticket.Priority.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Route tickets with these priorities here. Leave all unticked to match any priority.",
     )
 
@@ -35,12 +37,22 @@ class ChatQueueAdmin(admin.ModelAdmin):
     list_filter = ["is_default"]
     filter_horizontal = ["members", "companies", "boards"]
     fieldsets = [
-        (None, {"fields": ["name", "order", "is_default", "members"],
+        (
+            None,
+            {
+                "fields": ["name", "order", "is_default", "members"],
                 "description": "Only members see and answer this queue's requests. Queues are tried in "
-                               "order; the default queue takes whatever no other queue matches."}),
-        ("Routing rules", {"fields": ["companies", "boards", "priorities"],
-                           "description": "A ticket enters this queue when every rule set here matches. "
-                                          "A queue with no rules only takes requests as the default."}),
+                "order; the default queue takes whatever no other queue matches.",
+            },
+        ),
+        (
+            "Routing rules",
+            {
+                "fields": ["companies", "boards", "priorities"],
+                "description": "A ticket enters this queue when every rule set here matches. "
+                "A queue with no rules only takes requests as the default.",
+            },
+        ),
     ]
 
     @admin.display(description="Members")
@@ -58,9 +70,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         form.base_fields["owner"].help_text = "Leave empty for a template every engineer can use."
-        form.base_fields["body"].help_text = (
-            "Placeholders: {client_first_name}, {engineer_name}, {ticket_number}."
-        )
+        form.base_fields["body"].help_text = "Placeholders: {client_first_name}, {engineer_name}, {ticket_number}."
         return form
 
 
@@ -81,7 +91,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ChatRequestAdmin(ReadOnlyAdmin):
     list_display = ["pk", "kind", "state", "ticket", "contact", "queue", "requested_at", "answered_by", "answered_at"]
     list_filter = ["state", "kind", "queue"]
-    search_fields = ["contact__user__first_name", "contact__user__last_name", "contact__company__name", "ticket__summary"]
+    search_fields = [
+        "contact__user__first_name",
+        "contact__user__last_name",
+        "contact__company__name",
+        "ticket__summary",
+    ]
     list_select_related = ["ticket", "contact", "queue", "answered_by"]
     date_hierarchy = "requested_at"
 

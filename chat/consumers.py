@@ -19,9 +19,9 @@ import json
 import logging
 import time
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -191,8 +191,9 @@ class ChatSocket(AsyncWebsocketConsumer):
             # The database is down or restarting: nothing was changed (or a retry with the same
             # client_msg_id finds it stored), so say so plainly; the sender keeps the text and retries.
             logger.warning("chat frame %r failed: database unavailable", action, exc_info=True)
-            await self.send_error("unavailable", "Chat is briefly unavailable. Please send that again in a moment.",
-                                  payload)
+            await self.send_error(
+                "unavailable", "Chat is briefly unavailable. Please send that again in a moment.", payload
+            )
         except Exception:  # noqa: BLE001 - one bad frame must not close the socket
             logger.exception("chat frame %r failed", action)
             await self.send_error("server_error", "Something went wrong on our side. Please try again.", payload)
@@ -284,8 +285,12 @@ class ChatSocket(AsyncWebsocketConsumer):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
         message, created = await call_service(
-            services.send_message, room_id=room_id, user=self.user, body=payload.get("body"),
-            client_msg_id=as_text(payload, "client_msg_id", limit=64), kind=self.message_kind(payload),
+            services.send_message,
+            room_id=room_id,
+            user=self.user,
+            body=payload.get("body"),
+            client_msg_id=as_text(payload, "client_msg_id", limit=64),
+            kind=self.message_kind(payload),
         )
         # The message itself comes back through the room group, after commit: that is the ack.
         # A retry of a message already stored publishes nothing (its first publish may have been
@@ -300,8 +305,9 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def do_typing(self, payload):
         room_id = as_int(payload, "room_id")
         self.require_room(room_id)
-        await call_service(services.notify_typing, room_id=room_id, user=self.user,
-                           typing=bool(payload.get("typing", True)))
+        await call_service(
+            services.notify_typing, room_id=room_id, user=self.user, typing=bool(payload.get("typing", True))
+        )
 
     async def do_read(self, payload):
         room_id = as_int(payload, "room_id")
@@ -427,23 +433,30 @@ class ClientChatConsumer(ChatSocket):
         return fragments.render_client_state(self.contact, waiting=request)
 
     async def do_cancel(self, payload):
-        await call_service(services.cancel_request, contact=self.contact,
-                           request_id=as_int(payload, "request_id"))
+        await call_service(services.cancel_request, contact=self.contact, request_id=as_int(payload, "request_id"))
 
     async def do_callback(self, payload):
-        await call_service(services.request_callback, contact=self.contact,
-                           request_id=as_int(payload, "request_id"), text=as_text(payload, "body"))
-        await self.send(text_data=fragments.notice("callback", "Thanks. An engineer will call you back; it is noted on your ticket."))
+        await call_service(
+            services.request_callback,
+            contact=self.contact,
+            request_id=as_int(payload, "request_id"),
+            text=as_text(payload, "body"),
+        )
+        await self.send(
+            text_data=fragments.notice(
+                "callback", "Thanks. An engineer will call you back; it is noted on your ticket."
+            )
+        )
 
     async def do_accept_invitation(self, payload):
-        room = await call_service(services.accept_invitation, contact=self.contact,
-                                  request_id=as_int(payload, "request_id"))
+        room = await call_service(
+            services.accept_invitation, contact=self.contact, request_id=as_int(payload, "request_id")
+        )
         await self.open_room(room.pk)
         await self.send_client_state()
 
     async def do_reject_invitation(self, payload):
-        await call_service(services.reject_invitation, contact=self.contact,
-                           request_id=as_int(payload, "request_id"))
+        await call_service(services.reject_invitation, contact=self.contact, request_id=as_int(payload, "request_id"))
 
     async def send_client_state(self) -> None:
         html, self.client_state = await fragments.client_state(self.contact)
@@ -456,8 +469,12 @@ class ClientChatConsumer(ChatSocket):
         """
         shown = self.client_state
         request = shown.get("request")
-        if event.get("state") == "waiting" and shown.get("state") == "waiting" and request and \
-                request.pk == event.get("request_id"):
+        if (
+            event.get("state") == "waiting"
+            and shown.get("state") == "waiting"
+            and request
+            and request.pk == event.get("request_id")
+        ):
             return
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
             await self.open_room(room_id)
@@ -554,8 +571,9 @@ class StaffChatConsumer(ChatSocket):
         return kind if kind in ("text", "greeting", "farewell") else "invalid"
 
     async def do_answer(self, payload):
-        room = await call_service(services.answer_request, engineer=self.engineer,
-                                  request_id=as_int(payload, "request_id"))
+        room = await call_service(
+            services.answer_request, engineer=self.engineer, request_id=as_int(payload, "request_id")
+        )
         await self.open_room(room.pk)
 
     async def do_end(self, payload):
@@ -569,20 +587,26 @@ class StaffChatConsumer(ChatSocket):
         other = await database_sync_to_async(selectors.engineer_by_id)(as_int(payload, "engineer_id"))
         if other is None:
             raise ChatError("not_found", "No such engineer.")
-        await call_service(services.invite_engineer, room_id=room_id, by=self.engineer, engineer=other,
-                           transfer=bool(payload.get("transfer")))
+        await call_service(
+            services.invite_engineer,
+            room_id=room_id,
+            by=self.engineer,
+            engineer=other,
+            transfer=bool(payload.get("transfer")),
+        )
         await self.send(text_data=fragments.notice("invited", f"Invited {other.display_name}."))
 
     async def do_join(self, payload):
-        participant = await call_service(services.join_room, room_id=as_int(payload, "room_id"),
-                                         engineer=self.engineer)
+        participant = await call_service(services.join_room, room_id=as_int(payload, "room_id"), engineer=self.engineer)
         await self.open_room(participant.room_id)
 
     async def do_invite_contact(self, payload):
         from tickets.selectors import get_ticket_for_user
 
         try:
-            ticket = await database_sync_to_async(get_ticket_for_user)(user=self.user, ticket_id=as_int(payload, "ticket_id"))
+            ticket = await database_sync_to_async(get_ticket_for_user)(
+                user=self.user, ticket_id=as_int(payload, "ticket_id")
+            )
         except ChatError:
             raise
         except Exception:
@@ -590,12 +614,12 @@ class StaffChatConsumer(ChatSocket):
         await call_service(services.invite_contact, engineer=self.engineer, ticket=ticket)
 
     async def do_cancel_invitation(self, payload):
-        await call_service(services.cancel_invitation, engineer=self.engineer,
-                           request_id=as_int(payload, "request_id"))
+        await call_service(services.cancel_invitation, engineer=self.engineer, request_id=as_int(payload, "request_id"))
 
     async def do_set_availability(self, payload):
-        await call_service(services.set_availability, engineer=self.engineer,
-                           availability=as_text(payload, "availability", limit=20))
+        await call_service(
+            services.set_availability, engineer=self.engineer, availability=as_text(payload, "availability", limit=20)
+        )
 
     async def room_panel(self, room_id: int) -> str:
         return await fragments.session(room_id, viewer=self.user)
@@ -623,8 +647,11 @@ class StaffChatConsumer(ChatSocket):
                 self.queue_dirty = False
                 changed, self.queue_changes = self.queue_changes, set()
                 before = set(self.queue_shown)
-                await self.send(text_data=await fragments.staff_queue(
-                    self.engineer, shown=self.queue_shown, changed_at=self.queue_changed_at))
+                await self.send(
+                    text_data=await fragments.staff_queue(
+                        self.engineer, shown=self.queue_shown, changed_at=self.queue_changed_at
+                    )
+                )
                 gone = (before - self.queue_shown) & changed
                 if gone:
                     note = await fragments.taken_notice(engineer=self.engineer, request_ids=gone)

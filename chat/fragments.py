@@ -49,8 +49,12 @@ def message_frames(payloads: list[dict], *, viewer) -> list[str]:
 
 
 def _messages_frame(payloads: list[dict], viewer) -> str:
-    return format_html('<ol id="room-{}-messages" hx-swap-oob="beforeend" data-event="messages" data-room="{}">{}</ol>',
-                       payloads[0]["room_id"], payloads[0]["room_id"], messages_html(payloads, viewer_id=viewer.pk))
+    return format_html(
+        '<ol id="room-{}-messages" hx-swap-oob="beforeend" data-event="messages" data-room="{}">{}</ol>',
+        payloads[0]["room_id"],
+        payloads[0]["room_id"],
+        messages_html(payloads, viewer_id=viewer.pk),
+    )
 
 
 KIND_LABELS = {"greeting": "Greeting", "farewell": "Farewell"}
@@ -70,17 +74,34 @@ def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False
     if m["kind"] == "system":
         content = format_html('<span class="msg-system">{}</span> {}', m["body"], when)
     else:
-        label = format_html(' <span class="msg-kind">{}</span>', KIND_LABELS[m["kind"]]) \
-            if history and m["kind"] in KIND_LABELS else ""
-        content = format_html('<div class="msg-meta"><span class="msg-author">{}</span> {}{}</div>'
-                              '<div class="msg-body">{}</div>', m["author_name"], when, label,
-                              linebreaksbr(m["body"], autoescape=True))
+        label = (
+            format_html(' <span class="msg-kind">{}</span>', KIND_LABELS[m["kind"]])
+            if history and m["kind"] in KIND_LABELS
+            else ""
+        )
+        content = format_html(
+            '<div class="msg-meta"><span class="msg-author">{}</span> {}{}</div><div class="msg-body">{}</div>',
+            m["author_name"],
+            when,
+            label,
+            linebreaksbr(m["body"], autoescape=True),
+        )
     if history:
         return format_html('<li class="msg msg-{}">{}</li>', m["kind"], content)
     mine = " mine" if viewer_id is not None and m["author_id"] == viewer_id else ""
-    return format_html('<li id="msg-{}-{}" class="msg msg-{}{}" data-seq="{}" data-room="{}" data-kind="{}" '
-                       'data-client-msg-id="{}">{}</li>', m["room_id"], m["seq"], m["kind"], mine, m["seq"],
-                       m["room_id"], m["kind"], m["client_msg_id"], content)
+    return format_html(
+        '<li id="msg-{}-{}" class="msg msg-{}{}" data-seq="{}" data-room="{}" data-kind="{}" '
+        'data-client-msg-id="{}">{}</li>',
+        m["room_id"],
+        m["seq"],
+        m["kind"],
+        mine,
+        m["seq"],
+        m["room_id"],
+        m["kind"],
+        m["client_msg_id"],
+        content,
+    )
 
 
 def messages_html(payloads: list[dict], *, viewer_id: int | None = None, history: bool = False) -> SafeString:
@@ -99,8 +120,11 @@ def read_position(event: dict) -> str:
 def error(code: str, message: str, payload: dict | None = None) -> str:
     """An error frame; it names the frame's client_msg_id so the browser can keep the text."""
     client_msg_id = payload.get("client_msg_id") if isinstance(payload, dict) else None
-    return _render(CLIENT, "error", {"code": code, "message": message,
-                                     "client_msg_id": client_msg_id if isinstance(client_msg_id, str) else ""})
+    return _render(
+        CLIENT,
+        "error",
+        {"code": code, "message": message, "client_msg_id": client_msg_id if isinstance(client_msg_id, str) else ""},
+    )
 
 
 def notice(code: str, message: str) -> str:
@@ -114,8 +138,11 @@ def pong() -> str:
 @database_sync_to_async
 def participants(room_id: int, *, css_class: str = "") -> str:
     """Redraw a room's participant list; css_class keeps the box's class, which the swap replaces."""
-    return _render(CLIENT, "participants", {"room_id": room_id, "participants": selectors.participants(room_id),
-                                            "css_class": css_class})
+    return _render(
+        CLIENT,
+        "participants",
+        {"room_id": room_id, "participants": selectors.participants(room_id), "css_class": css_class},
+    )
 
 
 def client_state_context(contact, *, waiting=None) -> dict:
@@ -126,8 +153,13 @@ def client_state_context(contact, *, waiting=None) -> dict:
     they were, so the dialog keeps the invitation box it shows.
     """
     if waiting is not None:
-        chat = {"request": waiting, "room": None, "state": "waiting", "position": selectors.queue_position(waiting),
-                "invitation_unchanged": True}
+        chat = {
+            "request": waiting,
+            "room": None,
+            "state": "waiting",
+            "position": selectors.queue_position(waiting),
+            "invitation_unchanged": True,
+        }
     else:
         chat = selectors.current_chat_for_contact(contact=contact)
         chat["invitation"] = selectors.pending_invitation_for(contact=contact)
@@ -235,7 +267,9 @@ def session_context(room_id: int, *, viewer, room=None, engineer=None, present=N
     return {
         "room": room,
         "participants": present,
-        "templates": [] if closed else [
+        "templates": []
+        if closed
+        else [
             {"template": t, "text": selectors.render_template(t, room=room, engineer=engineer)}
             for t in selectors.templates_for(engineer=engineer)
         ],

@@ -76,15 +76,21 @@ def hud(request: HtmxHttpRequest):
     engineer = _engineer(request)
     now = timezone.now()
     active = set(selectors.rooms_for_socket(user=request.user))
-    rooms = [room for room in selectors.rooms_left_since(engineer=engineer,
-                                                         since=now - timedelta(hours=RECENT_SESSIONS_HOURS))
-             if room.pk not in active]  # one rejoined since is sent live by the socket
+    rooms = [
+        room
+        for room in selectors.rooms_left_since(engineer=engineer, since=now - timedelta(hours=RECENT_SESSIONS_HOURS))
+        if room.pk not in active
+    ]  # one rejoined since is sent live by the socket
     # Every closed session's participants and transcript in two queries, not two per session.
     present = selectors.participants_of_rooms([room.pk for room in rooms])
     messages = selectors.messages_of_rooms([room.pk for room in rooms])
     closed_sessions = [
-        {**fragments.session_context(room.pk, viewer=request.user, room=room, engineer=engineer,
-                                     present=present[room.pk]), "messages": messages[room.pk]}
+        {
+            **fragments.session_context(
+                room.pk, viewer=request.user, room=room, engineer=engineer, present=present[room.pk]
+            ),
+            "messages": messages[room.pk],
+        }
         for room in rooms
     ]
     context = {
@@ -141,13 +147,17 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
     ticket = ticket_selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
     if not request.htmx:
         return redirect("tickets:detail", ticket_id=ticket.pk)
-    return render(request, "hud/ticket_panel.html", {
-        "ticket": ticket,
-        "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
-        # The panel lists the latest chats with links to their logs; the ticket page has them all.
-        "chat_history": selectors.chat_history(ticket=ticket, limit=TICKET_PANEL_CHATS, transcripts=False),
-        "chat_count": selectors.chat_count(ticket=ticket),
-    })
+    return render(
+        request,
+        "hud/ticket_panel.html",
+        {
+            "ticket": ticket,
+            "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
+            # The panel lists the latest chats with links to their logs; the ticket page has them all.
+            "chat_history": selectors.chat_history(ticket=ticket, limit=TICKET_PANEL_CHATS, transcripts=False),
+            "chat_count": selectors.chat_count(ticket=ticket),
+        },
+    )
 
 
 # --- Time entries ---------------------------------------------------------------------------
@@ -157,13 +167,19 @@ class TimeEntryForm(forms.Form):
     """A time entry for one chat; it lives here because only the HUD records time from a chat."""
 
     started = forms.DateTimeField(
-        label="Start", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S")
+        label="Start",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
     )
     ended = forms.DateTimeField(
         label="End", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S")
     )
     hours = forms.DecimalField(
-        label="Hours", min_value=Decimal("0"), max_value=Decimal("24"), max_digits=4, decimal_places=2, required=False,
+        label="Hours",
+        min_value=Decimal("0"),
+        max_value=Decimal("24"),
+        max_digits=4,
+        decimal_places=2,
+        required=False,
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text="Leave empty to use the rounded time between start and end.",
     )
@@ -198,9 +214,13 @@ def time_entry(request: HtmxHttpRequest, room_id: int):
         if form.is_valid():
             try:
                 saved = ticket_services.add_time_entry(
-                    ticket=room.ticket, engineer=engineer, started=form.cleaned_data["started"],
-                    ended=form.cleaned_data["ended"], hours=form.cleaned_data["hours"],
-                    notes=form.cleaned_data["notes"], billable=form.cleaned_data["billable"],
+                    ticket=room.ticket,
+                    engineer=engineer,
+                    started=form.cleaned_data["started"],
+                    ended=form.cleaned_data["ended"],
+                    hours=form.cleaned_data["hours"],
+                    notes=form.cleaned_data["notes"],
+                    billable=form.cleaned_data["billable"],
                 )
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
@@ -209,12 +229,23 @@ def time_entry(request: HtmxHttpRequest, room_id: int):
             messages.success(request, f"Time entry saved: {saved.hours} h on ticket #{room.ticket_id}.")
             return redirect("hud")
     else:
-        form = TimeEntryForm(auto_id=auto_id, initial={
-            "started": started, "ended": ended, "hours": rounded_hours(started, ended),
-            "notes": selectors.transcript_text(room), "billable": True,
-        })
-    context = {"room": room, "form": form, "saved": saved, "rounding": settings.TIME_ENTRY_ROUNDING_MINUTES,
-               "time_zone": timezone.get_current_timezone_name()}
+        form = TimeEntryForm(
+            auto_id=auto_id,
+            initial={
+                "started": started,
+                "ended": ended,
+                "hours": rounded_hours(started, ended),
+                "notes": selectors.transcript_text(room),
+                "billable": True,
+            },
+        )
+    context = {
+        "room": room,
+        "form": form,
+        "saved": saved,
+        "rounding": settings.TIME_ENTRY_ROUNDING_MINUTES,
+        "time_zone": timezone.get_current_timezone_name(),
+    }
     template = "hud/time_entry.html#form" if request.htmx else "hud/time_entry.html"
     return render(request, template, context, status=422 if form.errors else 200)
 
@@ -246,8 +277,12 @@ def ticket_chat(request: HtmxHttpRequest, ticket_id: int):
     elif not request.htmx:
         return redirect("tickets:detail", ticket_id=ticket.pk)
     invitation = selectors.latest_invitation_for_ticket(engineer=engineer, ticket=ticket)
-    return render(request, "hud/ticket_chat.html", {"ticket": ticket, "invitation": invitation, "error": error},
-                  status=422 if error else 200)
+    return render(
+        request,
+        "hud/ticket_chat.html",
+        {"ticket": ticket, "invitation": invitation, "error": error},
+        status=422 if error else 200,
+    )
 
 
 # --- The supervisor view --------------------------------------------------------------------

@@ -31,7 +31,9 @@ class ChatQueue(models.Model):
 
     class Meta:
         ordering = ["order", "name"]
-        constraints = [models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_queue")]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_queue")
+        ]
 
     def __str__(self):
         return self.name
@@ -61,7 +63,11 @@ class ChatRequest(models.Model):
         Engineer, on_delete=models.SET_NULL, null=True, blank=True, related_name="sent_invitations"
     )
     offered_to = models.ForeignKey(
-        Engineer, on_delete=models.SET_NULL, null=True, blank=True, related_name="offered_requests",
+        Engineer,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="offered_requests",
         help_text="The ticket's engineer, who sees the request alone until offer_until.",
     )
     offer_until = models.DateTimeField(null=True, blank=True)

@@ -66,8 +66,9 @@ def is_alertable(engineer: Engineer, *, open_sessions: int | None = None) -> boo
 def engineers_for_invite(*, exclude: Engineer) -> list[Engineer]:
     """Return engineers to invite into a room, available and online ones first."""
     engineers = list(Engineer.objects.exclude(pk=exclude.pk).select_related("user"))
-    engineers.sort(key=lambda e: (not (e.availability == Engineer.Availability.AVAILABLE and is_online(e)),
-                                  e.display_name))
+    engineers.sort(
+        key=lambda e: (not (e.availability == Engineer.Availability.AVAILABLE and is_online(e)), e.display_name)
+    )
     return engineers
 
 
@@ -109,8 +110,9 @@ def get_request_for_engineer(*, engineer: Engineer, request_id: int) -> ChatRequ
 def answered_by_colleagues(*, engineer: Engineer, request_ids) -> list[ChatRequest]:
     """Return those of the given client requests that another engineer answered, oldest first."""
     return list(
-        ChatRequest.objects.filter(pk__in=list(request_ids), kind=ChatRequest.Kind.CLIENT,
-                                   state=ChatRequest.State.ANSWERED)
+        ChatRequest.objects.filter(
+            pk__in=list(request_ids), kind=ChatRequest.Kind.CLIENT, state=ChatRequest.State.ANSWERED
+        )
         .exclude(answered_by=engineer)
         .select_related("answered_by", "contact__user")
         .order_by("requested_at", "pk")
@@ -143,8 +145,11 @@ def queue_snapshot(*, engineer_ids) -> dict:
     for request in requests:
         request.waited_seconds = max(0, int((now - request.requested_at).total_seconds()))
         request.overdue = request.waited_seconds >= threshold
-    engineers = Engineer.objects.filter(pk__in=list(engineer_ids)).select_related("user").annotate(
-        open_sessions=_open_session_count())
+    engineers = (
+        Engineer.objects.filter(pk__in=list(engineer_ids))
+        .select_related("user")
+        .annotate(open_sessions=_open_session_count())
+    )
     member_of: dict[int, set[int]] = {engineer_id: set() for engineer_id in engineer_ids}
     for engineer_id, queue_id in ChatQueue.members.through.objects.filter(
         engineer_id__in=list(engineer_ids)
@@ -154,8 +159,13 @@ def queue_snapshot(*, engineer_ids) -> dict:
     positions = {}  # request id -> place in its queue, as queue_position counts it
     for request in requests:
         places[request.queue_id] = positions[request.pk] = places.get(request.queue_id, 0) + 1
-    return {"now": now, "requests": requests, "engineers": {e.pk: e for e in engineers}, "member_of": member_of,
-            "positions": positions}
+    return {
+        "now": now,
+        "requests": requests,
+        "engineers": {e.pk: e for e in engineers},
+        "member_of": member_of,
+        "positions": positions,
+    }
 
 
 def _open_session_count():
@@ -163,8 +173,13 @@ def _open_session_count():
 
     A COUNT over a join of all their participations grew with every chat they ever had.
     """
-    active = _present_in_active_rooms(user_id=OuterRef("user_id")).order_by().values("user_id").annotate(
-        n=Count("pk")).values("n")
+    active = (
+        _present_in_active_rooms(user_id=OuterRef("user_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return Coalesce(Subquery(active), 0)
 
 
@@ -238,8 +253,14 @@ def request_standing(*, contact: Contact, since) -> dict:
           FROM accounts_contact c
          WHERE c.id = %s"""
     client = ChatRequest.Kind.CLIENT
-    params += [ChatRoom.State.ACTIVE, client, connection.ops.adapt_datetimefield_value(since), client, Waiting,
-               contact.pk]
+    params += [
+        ChatRoom.State.ACTIVE,
+        client,
+        connection.ops.adapt_datetimefield_value(since),
+        client,
+        Waiting,
+        contact.pk,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -252,7 +273,8 @@ def request_standing(*, contact: Contact, since) -> dict:
         "recent_requests": recent_requests,
         # Only a second tab or a retry finds one waiting: read it whole then, unless it has just left the queue.
         "waiting": ChatRequest.objects.select_related("ticket", "queue").filter(pk=waiting_id, state=Waiting).first()
-        if waiting_id else None,
+        if waiting_id
+        else None,
     }
 
 
@@ -314,7 +336,8 @@ def participants_of_rooms(room_ids) -> dict[int, list[ChatParticipant]]:
     """Return who is in each of the rooms right now, engineers first, in one query."""
     present: dict[int, list[ChatParticipant]] = {room_id: [] for room_id in room_ids}
     for participant in ChatParticipant.objects.filter(room_id__in=list(present), left_at__isnull=True).order_by(
-            "-role", "joined_at"):
+        "-role", "joined_at"
+    ):
         present[participant.room_id].append(participant)
     return present
 
@@ -354,7 +377,9 @@ def messages_of_rooms(room_ids) -> dict[int, list[dict]]:
 
 def transcript_text(room: ChatRoom) -> str:
     """Return a plain-text transcript with times and names, for notes and the copied log."""
-    lines = [f"Chat #{room.pk} on ticket #{room.ticket_id}, started {timezone.localtime(room.started_at):%Y-%m-%d %H:%M}"]
+    lines = [
+        f"Chat #{room.pk} on ticket #{room.ticket_id}, started {timezone.localtime(room.started_at):%Y-%m-%d %H:%M}"
+    ]
     for message in room.messages.order_by("seq"):
         stamp = timezone.localtime(message.created).strftime("%H:%M:%S")
         if message.kind == ChatMessage.Kind.SYSTEM:
@@ -415,7 +440,9 @@ def templates_for(*, engineer: Engineer) -> list[MessageTemplate]:
     """Return greetings before farewells (the order a chat uses them), each the engineer's own first."""
     return list(
         MessageTemplate.objects.filter(Q(owner=engineer) | Q(owner__isnull=True)).order_by(
-            "-kind", F("owner").asc(nulls_last=True), "name"  # NULLS LAST: PostgreSQL sorts NULL first otherwise
+            "-kind",
+            F("owner").asc(nulls_last=True),
+            "name",  # NULLS LAST: PostgreSQL sorts NULL first otherwise
         )
     )
 
@@ -461,8 +488,9 @@ def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
 def sent_invitations(*, engineer: Engineer, since) -> list[ChatRequest]:
     """Return the engineer's chat invitations to contacts that still wait or were sent since `since`."""
     return list(
-        ChatRequest.objects.filter(Q(state=Waiting) | Q(requested_at__gte=since),
-                                   kind=ChatRequest.Kind.INVITATION, invited_by=engineer)
+        ChatRequest.objects.filter(
+            Q(state=Waiting) | Q(requested_at__gte=since), kind=ChatRequest.Kind.INVITATION, invited_by=engineer
+        )
         .select_related("ticket", "contact__user")
         .order_by("-requested_at", "-pk")[:10]
     )
@@ -525,20 +553,44 @@ def supervisor_overview() -> dict:
     """
     now = timezone.now()
     today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    queues = {queue.pk: {"queue": queue, "waiting": 0, "longest_wait": 0, "answered": 0, "abandoned": 0,
-                         "expired": 0, "callback": 0, "waits": []} for queue in ChatQueue.objects.all()}
-    total = {"queue": None, "waiting": 0, "longest_wait": 0, "answered": 0, "abandoned": 0, "expired": 0,
-             "callback": 0, "waits": []}
+    queues = {
+        queue.pk: {
+            "queue": queue,
+            "waiting": 0,
+            "longest_wait": 0,
+            "answered": 0,
+            "abandoned": 0,
+            "expired": 0,
+            "callback": 0,
+            "waits": [],
+        }
+        for queue in ChatQueue.objects.all()
+    }
+    total = {
+        "queue": None,
+        "waiting": 0,
+        "longest_wait": 0,
+        "answered": 0,
+        "abandoned": 0,
+        "expired": 0,
+        "callback": 0,
+        "waits": [],
+    }
     client = ChatRequest.objects.filter(kind=ChatRequest.Kind.CLIENT, queue__isnull=False)
     for queue_id, requested_at in client.filter(state=Waiting).values_list("queue_id", "requested_at"):
         waited = max(0, int((now - requested_at).total_seconds()))
         for row in (queues[queue_id], total):
             row["waiting"] += 1
             row["longest_wait"] = max(row["longest_wait"], waited)
-    counted = {ChatRequest.State.ANSWERED: "answered", ChatRequest.State.CANCELLED: "abandoned",
-               ChatRequest.State.EXPIRED: "expired", ChatRequest.State.CALLBACK: "callback"}
+    counted = {
+        ChatRequest.State.ANSWERED: "answered",
+        ChatRequest.State.CANCELLED: "abandoned",
+        ChatRequest.State.EXPIRED: "expired",
+        ChatRequest.State.CALLBACK: "callback",
+    }
     finished = client.filter(requested_at__gte=today, state__in=list(counted)).values_list(
-        "queue_id", "state", "requested_at", "answered_at")
+        "queue_id", "state", "requested_at", "answered_at"
+    )
     for queue_id, state, requested_at, answered_at in finished:
         for row in (queues[queue_id], total):
             row[counted[state]] += 1

@@ -49,8 +49,11 @@ def route_queue(ticket: Ticket) -> ChatQueue | None:
     rows = ChatQueue.objects.values_list("pk", "name", "is_default", "order", "priorities", "companies", "boards")
     for pk, name, is_default, order, priorities, company_id, board_id in rows:
         if pk not in queues:
-            queues[pk] = ChatQueue.from_db("default", ["id", "name", "is_default", "order", "priorities"],
-                                           [pk, name, is_default, order, priorities])
+            queues[pk] = ChatQueue.from_db(
+                "default",
+                ["id", "name", "is_default", "order", "priorities"],
+                [pk, name, is_default, order, priorities],
+            )
             queues[pk].company_ids, queues[pk].board_ids = set(), set()
         if company_id:
             queues[pk].company_ids.add(company_id)
@@ -156,8 +159,10 @@ def _check_request_rate(recent: int) -> None:
     """
     limit = settings.CHAT_REQUEST_RATE_PER_MINUTE
     if limit and recent >= limit:
-        raise ChatError("rate_limited", f"You have asked for a chat {limit} times in the last minute. "
-                                        "Please wait a minute before asking again.")
+        raise ChatError(
+            "rate_limited",
+            f"You have asked for a chat {limit} times in the last minute. Please wait a minute before asking again.",
+        )
 
 
 @transaction.atomic
@@ -189,7 +194,9 @@ def request_callback(*, contact: Contact, request_id: int, text: str = "") -> Ch
     """Turn a waiting or expired request into a callback request, noted on the ticket."""
     text = (text or "").strip()[: settings.NOTE_MAX_LENGTH - 200]
     updated = ChatRequest.objects.filter(
-        pk=request_id, contact=contact, kind=ChatRequest.Kind.CLIENT,
+        pk=request_id,
+        contact=contact,
+        kind=ChatRequest.Kind.CLIENT,
         state__in=[Waiting, ChatRequest.State.EXPIRED],
     ).update(state=ChatRequest.State.CALLBACK, ended_at=timezone.now())
     if not updated:
@@ -242,8 +249,10 @@ def _publish_queue_change(request: ChatRequest) -> None:
     if request.offered_to_id:
         # Already loaded where the request was just offered (Join Chat); one query otherwise.
         publish_on_commit(user_group(request.offered_to.user_id), event)
-    publish_on_commit(user_group(request.contact.user_id),
-                      {"type": "request.changed", "request_id": request.pk, "state": request.state})
+    publish_on_commit(
+        user_group(request.contact.user_id),
+        {"type": "request.changed", "request_id": request.pk, "state": request.state},
+    )
     _publish_positions_behind(request)
 
 
@@ -287,8 +296,9 @@ def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
         raise ChatError("not_waiting", f"This request is no longer waiting ({request.get_state_display().lower()}).")
     request.state, request.answered_by, request.answered_at = ChatRequest.State.ANSWERED, engineer, now
     room = ChatRoom.objects.create(ticket_id=request.ticket_id, request=request)
-    _add_participant(room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False,
-                     new_room=True)
+    _add_participant(
+        room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False, new_room=True
+    )
     _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, new_room=True)
     _publish_queue_change(request)
     publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
@@ -323,9 +333,11 @@ def invite_contact(*, engineer: Engineer, ticket: Ticket) -> ChatRequest:
 @transaction.atomic
 def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
     """Accept an engineer's invitation: open the room with the engineer already in it."""
-    invitation = ChatRequest.objects.select_related("ticket", "invited_by__user").filter(
-        pk=request_id, contact=contact, kind=ChatRequest.Kind.INVITATION
-    ).first()
+    invitation = (
+        ChatRequest.objects.select_related("ticket", "invited_by__user")
+        .filter(pk=request_id, contact=contact, kind=ChatRequest.Kind.INVITATION)
+        .first()
+    )
     if invitation is None:
         raise ChatError("not_found", "No such invitation.")
     _check_may_chat(contact, invitation.ticket)
@@ -338,8 +350,9 @@ def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
         raise ChatError("not_waiting", "This invitation is no longer open.")
     engineer = invitation.invited_by
     room = ChatRoom.objects.create(ticket_id=invitation.ticket_id, request=invitation)
-    _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, announce=False,
-                     new_room=True)
+    _add_participant(
+        room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name, announce=False, new_room=True
+    )
     _add_participant(room, contact.user, ChatParticipant.Role.CLIENT, contact.name, new_room=True)
     invitation.refresh_from_db()
     _publish_invitation_change(invitation)
@@ -350,15 +363,20 @@ def accept_invitation(*, contact: Contact, request_id: int) -> ChatRoom:
 @transaction.atomic
 def reject_invitation(*, contact: Contact, request_id: int) -> None:
     """Decline an engineer's invitation; the engineer is told."""
-    if _finish_waiting(request_id, ChatRequest.State.REJECTED, contact=contact, kind=ChatRequest.Kind.INVITATION) is None:
+    if (
+        _finish_waiting(request_id, ChatRequest.State.REJECTED, contact=contact, kind=ChatRequest.Kind.INVITATION)
+        is None
+    ):
         raise ChatError("not_waiting", "This invitation is no longer open.")
 
 
 @transaction.atomic
 def cancel_invitation(*, engineer: Engineer, request_id: int) -> None:
     """Withdraw an invitation the engineer sent."""
-    if _finish_waiting(request_id, ChatRequest.State.CANCELLED, invited_by=engineer,
-                       kind=ChatRequest.Kind.INVITATION) is None:
+    if (
+        _finish_waiting(request_id, ChatRequest.State.CANCELLED, invited_by=engineer, kind=ChatRequest.Kind.INVITATION)
+        is None
+    ):
         raise ChatError("not_waiting", "This invitation is no longer open.")
 
 
@@ -382,13 +400,20 @@ def invite_engineer(*, room_id: int, by: Engineer, engineer: Engineer, transfer:
     if room.participants.filter(user=engineer.user, left_at__isnull=True).exists():
         raise ChatError("bad_invite", f"{engineer.display_name} is already in this chat.")
     invitation, created = RoomInvitation.objects.get_or_create(
-        room=room, engineer=engineer, state=RoomInvitation.State.PENDING,
+        room=room,
+        engineer=engineer,
+        state=RoomInvitation.State.PENDING,
         defaults={"invited_by": by, "transfer": transfer},
     )
     if created:
         verb = "asked {name} to take over the chat" if transfer else "invited {name}"
-        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
-                        body=f"{by.display_name} {verb.format(name=engineer.display_name)}.")
+        _append_message(
+            room,
+            author=None,
+            author_name="",
+            kind=ChatMessage.Kind.SYSTEM,
+            body=f"{by.display_name} {verb.format(name=engineer.display_name)}.",
+        )
         publish_on_commit(user_group(engineer.user_id), {"type": "room.invited", "room_id": room.pk})
     return invitation
 
@@ -407,7 +432,10 @@ def join_room(*, room_id: int, engineer: Engineer) -> ChatParticipant:
         invitation.state = RoomInvitation.State.ACCEPTED
         invitation.save(update_fields=["state"])
         # The inviter may have left while the invitation waited; leaving twice would announce it twice.
-        if invitation.transfer and room.participants.filter(user=invitation.invited_by.user, left_at__isnull=True).exists():
+        if (
+            invitation.transfer
+            and room.participants.filter(user=invitation.invited_by.user, left_at__isnull=True).exists()
+        ):
             _leave(room, invitation.invited_by.user)
     return participant
 
@@ -434,8 +462,9 @@ def _leave(room: ChatRoom, user) -> None:
     participant = room.participants.get(user=user)
     participant.left_at = timezone.now()
     participant.save(update_fields=["left_at"])
-    _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
-                    body=f"{participant.display_name} left.")
+    _append_message(
+        room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=f"{participant.display_name} left."
+    )
     publish_on_commit(user_group(user.pk), {"type": "room.left", "room_id": room.pk})
     if not room.participants.filter(left_at__isnull=True).exists():
         _end(room, ended_by=None)
@@ -445,8 +474,9 @@ def _end(room: ChatRoom, *, ended_by: str | None) -> None:
     """End the room, close every participation, and file the transcript on the ticket."""
     now = timezone.now()
     if ended_by:
-        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM,
-                        body=f"{ended_by} ended the chat.")
+        _append_message(
+            room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=f"{ended_by} ended the chat."
+        )
     room.participants.filter(left_at__isnull=True).update(left_at=now)
     ChatRoom.objects.filter(pk=room.pk).update(state=ChatRoom.State.ENDED, ended_at=now)
     ChatRequest.objects.filter(pk=room.request_id).update(ended_at=now)
@@ -459,8 +489,9 @@ def _end(room: ChatRoom, *, ended_by: str | None) -> None:
     publish_on_commit(room_group(room.pk), {"type": "room.ended", "room_id": room.pk})
 
 
-def _add_participant(room: ChatRoom, user, role: str, name: str, *, announce: bool = True,
-                     new_room: bool = False) -> ChatParticipant:
+def _add_participant(
+    room: ChatRoom, user, role: str, name: str, *, announce: bool = True, new_room: bool = False
+) -> ChatParticipant:
     """Put the user in the room (again, if they left), announcing it unless told not to.
 
     In a room created in this transaction nobody can be in it yet, so skip the lookup.
@@ -513,8 +544,9 @@ def _clean_body(body) -> str:
     return body
 
 
-def send_message(*, room_id: int, user, body: str, client_msg_id: str = "",
-                 kind: str = ChatMessage.Kind.TEXT) -> tuple[ChatMessage, bool]:
+def send_message(
+    *, room_id: int, user, body: str, client_msg_id: str = "", kind: str = ChatMessage.Kind.TEXT
+) -> tuple[ChatMessage, bool]:
     """Store a message and publish it after commit; return it and whether it is new.
 
     A retried send with the same client_msg_id returns the stored message instead of a second
@@ -548,12 +580,16 @@ def _store_with_orm(*, room_id: int, user, kind: str, body: str, client_msg_id: 
         seq = _next_seq(room_id, active_only=True)
         if seq is None:
             _refuse_inactive_room(room_id)
-        name = ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True).values_list(
-            "display_name", flat=True).first()
+        name = (
+            ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True)
+            .values_list("display_name", flat=True)
+            .first()
+        )
         if name is None:
             raise ChatError("not_participant", "You are not in this chat.")
-        return ChatMessage.objects.create(room_id=room_id, seq=seq, author=user, author_name=name, kind=kind,
-                                          body=body, client_msg_id=client_msg_id)
+        return ChatMessage.objects.create(
+            room_id=room_id, seq=seq, author=user, author_name=name, kind=kind, body=body, client_msg_id=client_msg_id
+        )
 
 
 def _store_in_one_statement(*, room_id: int, user, kind: str, body: str, client_msg_id: str) -> ChatMessage:
@@ -567,8 +603,10 @@ def _store_in_one_statement(*, room_id: int, user, kind: str, body: str, client_
     scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with scope, connection.cursor() as cursor:
-            cursor.execute("SELECT * FROM chat_send_message(%s, %s, %s, %s, %s, %s)",
-                           [room_id, user.pk, kind, body, client_msg_id, created])
+            cursor.execute(
+                "SELECT * FROM chat_send_message(%s, %s, %s, %s, %s, %s)",
+                [room_id, user.pk, kind, body, client_msg_id, created],
+            )
             row = cursor.fetchone()
     except DatabaseError as error:
         if getattr(error.__cause__, "sqlstate", None) == RAISED_BY_FUNCTION and "not_participant" in str(error):
@@ -577,8 +615,11 @@ def _store_in_one_statement(*, room_id: int, user, kind: str, body: str, client_
     if row is None:
         _refuse_inactive_room(room_id)
     message_id, seq, name = row
-    message = ChatMessage.from_db(connection.alias, STORED_MESSAGE_FIELDS,
-                                  [message_id, room_id, seq, user.pk, name, kind, body, client_msg_id, created])
+    message = ChatMessage.from_db(
+        connection.alias,
+        STORED_MESSAGE_FIELDS,
+        [message_id, room_id, seq, user.pk, name, kind, body, client_msg_id, created],
+    )
     message.author = user
     return message
 
@@ -594,16 +635,24 @@ def _refuse_inactive_room(room_id: int):
     raise ChatError("not_found", "No such chat.")
 
 
-def _append_message(room: ChatRoom, *, author, author_name: str, kind: str, body: str,
-                    client_msg_id: str = "") -> ChatMessage:
+def _append_message(
+    room: ChatRoom, *, author, author_name: str, kind: str, body: str, client_msg_id: str = ""
+) -> ChatMessage:
     """Give the message the room's next sequence number and publish it after commit.
 
     Call inside a transaction. The UPDATE … SET last_seq = last_seq + 1 holds the room's row
     lock until commit, so sequence numbers are gapless and in commit order.
     """
     room.last_seq = _next_seq(room.pk)
-    return _store_message(room.pk, room.last_seq, author=author, author_name=author_name, kind=kind, body=body,
-                          client_msg_id=client_msg_id)
+    return _store_message(
+        room.pk,
+        room.last_seq,
+        author=author,
+        author_name=author_name,
+        kind=kind,
+        body=body,
+        client_msg_id=client_msg_id,
+    )
 
 
 def _store_message(room_id: int, seq: int, **fields) -> ChatMessage:
@@ -615,8 +664,10 @@ def _store_message(room_id: int, seq: int, **fields) -> ChatMessage:
 
 def _publish_message(message: ChatMessage) -> None:
     """Send the message itself to its room after commit (receivers fill any gap from the database)."""
-    publish_on_commit(room_group(message.room_id), {"type": "chat.message", "room_id": message.room_id,
-                                                    "message": selectors.message_payload(message)})
+    publish_on_commit(
+        room_group(message.room_id),
+        {"type": "chat.message", "room_id": message.room_id, "message": selectors.message_payload(message)},
+    )
 
 
 def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
@@ -633,8 +684,10 @@ def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
     table = connection.ops.quote_name(ChatRoom._meta.db_table)
     condition = " AND state = %s" if active_only else ""
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s{condition} RETURNING last_seq",
-                       [room_id, ChatRoom.State.ACTIVE] if active_only else [room_id])
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s{condition} RETURNING last_seq",
+            [room_id, ChatRoom.State.ACTIVE] if active_only else [room_id],
+        )
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -648,7 +701,9 @@ def mark_read(*, room_id: int, user, seq: int) -> int:
     seq = max(0, min(int(seq), participant.room.last_seq))
     if seq > participant.last_read_seq:
         ChatParticipant.objects.filter(pk=participant.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
-        publish_on_commit(room_group(room_id), {"type": "room.read", "room_id": room_id, "user_id": user.pk, "seq": seq})
+        publish_on_commit(
+            room_group(room_id), {"type": "room.read", "room_id": room_id, "user_id": user.pk, "seq": seq}
+        )
         return seq
     return participant.last_read_seq
 
@@ -658,10 +713,16 @@ def notify_typing(*, room_id: int, user, typing: bool) -> None:
     participant = ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True).first()
     if participant is None:
         raise ChatError("not_participant", "You are not in this chat.")
-    publish_on_commit(room_group(room_id), {
-        "type": "room.typing", "room_id": room_id, "user_id": user.pk,
-        "name": participant.display_name, "typing": bool(typing),
-    })
+    publish_on_commit(
+        room_group(room_id),
+        {
+            "type": "room.typing",
+            "room_id": room_id,
+            "user_id": user.pk,
+            "name": participant.display_name,
+            "typing": bool(typing),
+        },
+    )
 
 
 # --- Engineers ------------------------------------------------------------------------------

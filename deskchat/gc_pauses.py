@@ -32,8 +32,9 @@ def _on_collection(phase: str, info: dict) -> None:
         return
     pause_ms = (time.perf_counter() - _started_at.pop()) * 1000
     if pause_ms >= _threshold_ms:
-        logger.warning("gc pause: generation %s, %.1f ms, %s collected", info["generation"], pause_ms,
-                       info["collected"])
+        logger.warning(
+            "gc pause: generation %s, %.1f ms, %s collected", info["generation"], pause_ms, info["collected"]
+        )
 
 
 def watch(threshold_ms: float) -> float:

@@ -46,9 +46,7 @@ INSECURE_DEV_KEY = "django-insecure-deskchat-development-only"
 # An empty value (as `SECRET_KEY=` in an env file leaves it) counts as unset.
 SECRET_KEY = os.environ.get("SECRET_KEY") or INSECURE_DEV_KEY
 if not DEBUG and SECRET_KEY == INSECURE_DEV_KEY and not env_bool("DESKCHAT_ALLOW_DEV_KEY"):
-    raise ImproperlyConfigured(
-        "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development."
-    )
+    raise ImproperlyConfigured("SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development.")
 if env_bool("DESKCHAT_PRODUCTION"):
     if DEBUG:
         raise ImproperlyConfigured("DESKCHAT_PRODUCTION is set: refusing to start with DEBUG on.")

@@ -4,7 +4,16 @@ import itertools
 
 from django.contrib.auth import get_user_model
 
-from accounts.models import Access, Company, CompanyPermission, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions
+from accounts.models import (
+    Access,
+    Company,
+    CompanyPermission,
+    Contact,
+    ContactPermission,
+    Engineer,
+    GlobalFeature,
+    GlobalPermissions,
+)
 from accounts.permissions import CHAT
 from chat.models import ChatQueue
 from tickets.models import Board, Ticket, TicketNote
@@ -17,8 +26,12 @@ def make_user(*, username=None, first_name="Test", last_name="User", **extra):
     n = next(_counter)
     username = username or f"user{n}"
     user = get_user_model().objects.create_user(
-        username=username, password=PASSWORD, first_name=first_name, last_name=last_name,
-        email=f"{username}@example.com", **extra,
+        username=username,
+        password=PASSWORD,
+        first_name=first_name,
+        last_name=last_name,
+        email=f"{username}@example.com",
+        **extra,
     )
     return user
 
@@ -30,7 +43,9 @@ def make_company(*, name=None, chat: str | None = None) -> Company:
     return company
 
 
-def make_contact(*, company=None, first_name="Carol", last_name="Client", chat: str | None = None, **user_kw) -> Contact:
+def make_contact(
+    *, company=None, first_name="Carol", last_name="Client", chat: str | None = None, **user_kw
+) -> Contact:
     company = company or make_company()
     user = make_user(first_name=first_name, last_name=last_name, **user_kw)
     contact = Contact.objects.create(user=user, company=company)
@@ -42,7 +57,9 @@ def make_contact(*, company=None, first_name="Carol", last_name="Client", chat: 
 def make_engineer(*, display_name=None, availability=Engineer.Availability.AVAILABLE, queues=(), **kw) -> Engineer:
     n = next(_counter)
     user = make_user(first_name="Eng", last_name=str(n), is_staff=True, username=kw.pop("username", None))
-    engineer = Engineer.objects.create(user=user, display_name=display_name or f"Engineer {n}", availability=availability, **kw)
+    engineer = Engineer.objects.create(
+        user=user, display_name=display_name or f"Engineer {n}", availability=availability, **kw
+    )
     for queue in queues:
         queue.members.add(engineer)
     return engineer

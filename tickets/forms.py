@@ -17,8 +17,6 @@ class NoteForm(forms.Form):
 
 
 class TicketForm(forms.Form):
-    summary = forms.CharField(
-        max_length=200, error_messages={"required": "Give the ticket a short summary."}
-    )
+    summary = forms.CharField(max_length=200, error_messages={"required": "Give the ticket a short summary."})
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, max_length=20_000)
     priority = forms.ChoiceField(choices=Ticket.Priority.choices, initial=Ticket.Priority.MEDIUM)

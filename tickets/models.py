@@ -89,7 +89,9 @@ class TimeEntry(models.Model):
         ordering = ["-started"]
         verbose_name_plural = "time entries"
         constraints = [
-            models.CheckConstraint(condition=models.Q(ended__gte=models.F("started")), name="time_entry_ends_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(ended__gte=models.F("started")), name="time_entry_ends_after_start"
+            ),
             models.CheckConstraint(condition=models.Q(hours__gte=0), name="time_entry_hours_not_negative"),
         ]
 

@@ -23,8 +23,9 @@ def _clean_text(text: str, *, field: str, max_length: int) -> str:
 
 
 @transaction.atomic
-def create_ticket(*, contact: Contact, summary: str, description: str = "",
-                  priority: str = Ticket.Priority.MEDIUM) -> Ticket:
+def create_ticket(
+    *, contact: Contact, summary: str, description: str = "", priority: str = Ticket.Priority.MEDIUM
+) -> Ticket:
     """Open a ticket for the contact's own company, if the contact may create tickets."""
     if not resolve_feature(contact, CREATE_TICKET):
         raise PermissionDenied("You are not allowed to create tickets.")
@@ -57,8 +58,16 @@ def add_system_note(*, ticket: Ticket, author, text: str, internal: bool) -> Tic
 
 
 @transaction.atomic
-def add_time_entry(*, ticket: Ticket, engineer: Engineer, started: datetime, ended: datetime,
-                   hours: Decimal, notes: str = "", billable: bool = True) -> TimeEntry:
+def add_time_entry(
+    *,
+    ticket: Ticket,
+    engineer: Engineer,
+    started: datetime,
+    ended: datetime,
+    hours: Decimal,
+    notes: str = "",
+    billable: bool = True,
+) -> TimeEntry:
     """Record time an engineer spent on a ticket."""
     if ended < started:
         raise ValidationError({"ended": "The end can't be before the start."})

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,91 +14,168 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Company',
+            name="Company",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('phone', models.CharField(blank=True, max_length=40)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("phone", models.CharField(blank=True, max_length=40)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'companies',
-                'ordering': ['name'],
+                "verbose_name_plural": "companies",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phone', models.CharField(blank=True, max_length=40)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='contacts', to='accounts.company')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='contact', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("phone", models.CharField(blank=True, max_length=40)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="contacts", to="accounts.company"
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="contact", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['user__first_name', 'user__last_name'],
+                "ordering": ["user__first_name", "user__last_name"],
             },
         ),
         migrations.CreateModel(
-            name='Engineer',
+            name="Engineer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('display_name', models.CharField(max_length=100)),
-                ('availability', models.CharField(choices=[('available', 'Available'), ('busy', 'Busy'), ('away', 'Away'), ('offline', 'Offline')], default='available', max_length=10)),
-                ('max_concurrent_chats', models.PositiveSmallIntegerField(blank=True, help_text='Empty means the site default (CHAT_DEFAULT_MAX_CONCURRENT).', null=True)),
-                ('is_supervisor', models.BooleanField(default=False)),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='engineer', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("display_name", models.CharField(max_length=100)),
+                (
+                    "availability",
+                    models.CharField(
+                        choices=[
+                            ("available", "Available"),
+                            ("busy", "Busy"),
+                            ("away", "Away"),
+                            ("offline", "Offline"),
+                        ],
+                        default="available",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "max_concurrent_chats",
+                    models.PositiveSmallIntegerField(
+                        blank=True, help_text="Empty means the site default (CHAT_DEFAULT_MAX_CONCURRENT).", null=True
+                    ),
+                ),
+                ("is_supervisor", models.BooleanField(default=False)),
+                ("last_seen_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="engineer",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['display_name'],
+                "ordering": ["display_name"],
             },
         ),
         migrations.CreateModel(
-            name='GlobalPermissions',
+            name="GlobalPermissions",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('master_switch', models.BooleanField(default=False, help_text='Step 1: turn this on so the feature switches below apply to every contact.', verbose_name='apply global configuration')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "master_switch",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Step 1: turn this on so the feature switches below apply to every contact.",
+                        verbose_name="apply global configuration",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'global client permissions',
-                'verbose_name_plural': 'global client permissions',
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='global_permissions_singleton')],
+                "verbose_name": "global client permissions",
+                "verbose_name_plural": "global client permissions",
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("pk", 1)), name="global_permissions_singleton")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CompanyPermission',
+            name="CompanyPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('feature', models.CharField(max_length=50)),
-                ('access', models.CharField(choices=[('inherit', 'Inherit'), ('allow', 'Allow'), ('deny', 'Deny')], default='inherit', max_length=10)),
-                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='permissions', to='accounts.company')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("feature", models.CharField(max_length=50)),
+                (
+                    "access",
+                    models.CharField(
+                        choices=[("inherit", "Inherit"), ("allow", "Allow"), ("deny", "Deny")],
+                        default="inherit",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "company",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="permissions", to="accounts.company"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('company', 'feature'), name='unique_company_feature')],
+                "constraints": [models.UniqueConstraint(fields=("company", "feature"), name="unique_company_feature")],
             },
         ),
         migrations.CreateModel(
-            name='ContactPermission',
+            name="ContactPermission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('feature', models.CharField(max_length=50)),
-                ('access', models.CharField(choices=[('inherit', 'Inherit'), ('allow', 'Allow'), ('deny', 'Deny')], default='inherit', max_length=10)),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='permissions', to='accounts.contact')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("feature", models.CharField(max_length=50)),
+                (
+                    "access",
+                    models.CharField(
+                        choices=[("inherit", "Inherit"), ("allow", "Allow"), ("deny", "Deny")],
+                        default="inherit",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="permissions", to="accounts.contact"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('contact', 'feature'), name='unique_contact_feature')],
+                "constraints": [models.UniqueConstraint(fields=("contact", "feature"), name="unique_contact_feature")],
             },
         ),
         migrations.CreateModel(
-            name='GlobalFeature',
+            name="GlobalFeature",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('feature', models.CharField(max_length=50)),
-                ('enabled', models.BooleanField(default=False, help_text='Step 2: allow this feature for all contacts.')),
-                ('settings', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='features', to='accounts.globalpermissions')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("feature", models.CharField(max_length=50)),
+                (
+                    "enabled",
+                    models.BooleanField(default=False, help_text="Step 2: allow this feature for all contacts."),
+                ),
+                (
+                    "settings",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="features",
+                        to="accounts.globalpermissions",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('settings', 'feature'), name='unique_global_feature')],
+                "constraints": [models.UniqueConstraint(fields=("settings", "feature"), name="unique_global_feature")],
             },
         ),
     ]

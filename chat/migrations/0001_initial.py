@@ -6,166 +6,348 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('tickets', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("tickets", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChatQueue',
+            name="ChatQueue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('is_default', models.BooleanField(default=False)),
-                ('order', models.PositiveSmallIntegerField(default=100, help_text='Lower numbers are tried first.')),
-                ('priorities', models.JSONField(blank=True, default=list, help_text='Route tickets with these priorities here, e.g. ["high", "critical"].')),
-                ('boards', models.ManyToManyField(blank=True, help_text='Route tickets on these boards here.', to='tickets.board')),
-                ('companies', models.ManyToManyField(blank=True, help_text="Route these companies' tickets here.", to='accounts.company')),
-                ('members', models.ManyToManyField(blank=True, related_name='chat_queues', to='accounts.engineer')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("is_default", models.BooleanField(default=False)),
+                ("order", models.PositiveSmallIntegerField(default=100, help_text="Lower numbers are tried first.")),
+                (
+                    "priorities",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Route tickets with these priorities here, e.g. ["high", "critical"].',
+                    ),
+                ),
+                (
+                    "boards",
+                    models.ManyToManyField(
+                        blank=True, help_text="Route tickets on these boards here.", to="tickets.board"
+                    ),
+                ),
+                (
+                    "companies",
+                    models.ManyToManyField(
+                        blank=True, help_text="Route these companies' tickets here.", to="accounts.company"
+                    ),
+                ),
+                ("members", models.ManyToManyField(blank=True, related_name="chat_queues", to="accounts.engineer")),
             ],
             options={
-                'ordering': ['order', 'name'],
+                "ordering": ["order", "name"],
             },
         ),
         migrations.CreateModel(
-            name='ChatRequest',
+            name="ChatRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('client', 'Client request'), ('invitation', 'Engineer invitation')], default='client', max_length=12)),
-                ('state', models.CharField(choices=[('waiting', 'Waiting'), ('answered', 'Answered'), ('cancelled', 'Cancelled'), ('expired', 'Expired'), ('callback', 'Callback requested'), ('rejected', 'Rejected')], default='waiting', max_length=12)),
-                ('offer_until', models.DateTimeField(blank=True, null=True)),
-                ('offer_released', models.BooleanField(default=False)),
-                ('requested_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('answered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='answered_requests', to='accounts.engineer')),
-                ('contact', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_requests', to='accounts.contact')),
-                ('invited_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sent_invitations', to='accounts.engineer')),
-                ('offered_to', models.ForeignKey(blank=True, help_text="The ticket's engineer, who sees the request alone until offer_until.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='offered_requests', to='accounts.engineer')),
-                ('queue', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='chat.chatqueue')),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_requests', to='tickets.ticket')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("client", "Client request"), ("invitation", "Engineer invitation")],
+                        default="client",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting"),
+                            ("answered", "Answered"),
+                            ("cancelled", "Cancelled"),
+                            ("expired", "Expired"),
+                            ("callback", "Callback requested"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="waiting",
+                        max_length=12,
+                    ),
+                ),
+                ("offer_until", models.DateTimeField(blank=True, null=True)),
+                ("offer_released", models.BooleanField(default=False)),
+                ("requested_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "answered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="answered_requests",
+                        to="accounts.engineer",
+                    ),
+                ),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="chat_requests", to="accounts.contact"
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="sent_invitations",
+                        to="accounts.engineer",
+                    ),
+                ),
+                (
+                    "offered_to",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The ticket's engineer, who sees the request alone until offer_until.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="offered_requests",
+                        to="accounts.engineer",
+                    ),
+                ),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests",
+                        to="chat.chatqueue",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="chat_requests", to="tickets.ticket"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['requested_at', 'pk'],
+                "ordering": ["requested_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='ChatRoom',
+            name="ChatRoom",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('active', 'Active'), ('ended', 'Ended')], default='active', max_length=10)),
-                ('last_seq', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('request', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='room', to='chat.chatrequest')),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_rooms', to='tickets.ticket')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("ended", "Ended")], default="active", max_length=10
+                    ),
+                ),
+                ("last_seq", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "request",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="room", to="chat.chatrequest"
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="chat_rooms", to="tickets.ticket"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='ChatParticipant',
+            name="ChatParticipant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('client', 'Client'), ('engineer', 'Engineer')], max_length=10)),
-                ('display_name', models.CharField(max_length=150)),
-                ('joined_at', models.DateTimeField(auto_now_add=True)),
-                ('left_at', models.DateTimeField(blank=True, null=True)),
-                ('last_read_seq', models.PositiveIntegerField(default=0)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_participations', to=settings.AUTH_USER_MODEL)),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='participants', to='chat.chatroom')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("role", models.CharField(choices=[("client", "Client"), ("engineer", "Engineer")], max_length=10)),
+                ("display_name", models.CharField(max_length=150)),
+                ("joined_at", models.DateTimeField(auto_now_add=True)),
+                ("left_at", models.DateTimeField(blank=True, null=True)),
+                ("last_read_seq", models.PositiveIntegerField(default=0)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chat_participations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="participants", to="chat.chatroom"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['joined_at', 'pk'],
+                "ordering": ["joined_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='ChatMessage',
+            name="ChatMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('author_name', models.CharField(blank=True, max_length=150)),
-                ('kind', models.CharField(choices=[('text', 'Text'), ('system', 'System'), ('greeting', 'Greeting'), ('farewell', 'Farewell')], default='text', max_length=10)),
-                ('body', models.TextField()),
-                ('client_msg_id', models.CharField(blank=True, max_length=64)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='chat_messages', to=settings.AUTH_USER_MODEL)),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.chatroom')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveIntegerField()),
+                ("author_name", models.CharField(blank=True, max_length=150)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("text", "Text"),
+                            ("system", "System"),
+                            ("greeting", "Greeting"),
+                            ("farewell", "Farewell"),
+                        ],
+                        default="text",
+                        max_length=10,
+                    ),
+                ),
+                ("body", models.TextField()),
+                ("client_msg_id", models.CharField(blank=True, max_length=64)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="chat_messages",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="chat.chatroom"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['room', 'seq'],
+                "ordering": ["room", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='MessageTemplate',
+            name="MessageTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('greeting', 'Greeting'), ('farewell', 'Farewell')], max_length=10)),
-                ('name', models.CharField(max_length=100)),
-                ('body', models.TextField()),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='templates', to='accounts.engineer')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(choices=[("greeting", "Greeting"), ("farewell", "Farewell")], max_length=10)),
+                ("name", models.CharField(max_length=100)),
+                ("body", models.TextField()),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="templates",
+                        to="accounts.engineer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['kind', 'name'],
+                "ordering": ["kind", "name"],
             },
         ),
         migrations.CreateModel(
-            name='RoomInvitation',
+            name="RoomInvitation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('transfer', models.BooleanField(default=False, help_text='The inviter leaves once this is accepted.')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('declined', 'Declined')], default='pending', max_length=10)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('engineer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='room_invitations', to='accounts.engineer')),
-                ('invited_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.engineer')),
-                ('room', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='chat.chatroom')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("transfer", models.BooleanField(default=False, help_text="The inviter leaves once this is accepted.")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("accepted", "Accepted"), ("declined", "Declined")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "engineer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="room_invitations",
+                        to="accounts.engineer",
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.engineer"
+                    ),
+                ),
+                (
+                    "room",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="invitations", to="chat.chatroom"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='chatqueue',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='one_default_queue'),
+            model_name="chatqueue",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default", True)), fields=("is_default",), name="one_default_queue"
+            ),
         ),
         migrations.AddIndex(
-            model_name='chatrequest',
-            index=models.Index(fields=['state', 'expires_at'], name='chat_chatre_state_2b2bfd_idx'),
+            model_name="chatrequest",
+            index=models.Index(fields=["state", "expires_at"], name="chat_chatre_state_2b2bfd_idx"),
         ),
         migrations.AddIndex(
-            model_name='chatrequest',
-            index=models.Index(fields=['state', 'queue'], name='chat_chatre_state_b32eb8_idx'),
+            model_name="chatrequest",
+            index=models.Index(fields=["state", "queue"], name="chat_chatre_state_b32eb8_idx"),
         ),
         migrations.AddConstraint(
-            model_name='chatrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'waiting')), fields=('contact', 'kind'), name='one_waiting_request_per_contact'),
+            model_name="chatrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "waiting")),
+                fields=("contact", "kind"),
+                name="one_waiting_request_per_contact",
+            ),
         ),
         migrations.AddIndex(
-            model_name='chatroom',
-            index=models.Index(fields=['ticket', 'state'], name='chat_chatro_ticket__31363c_idx'),
+            model_name="chatroom",
+            index=models.Index(fields=["ticket", "state"], name="chat_chatro_ticket__31363c_idx"),
         ),
         migrations.AddIndex(
-            model_name='chatparticipant',
-            index=models.Index(fields=['user', 'left_at'], name='chat_chatpa_user_id_6f5c40_idx'),
+            model_name="chatparticipant",
+            index=models.Index(fields=["user", "left_at"], name="chat_chatpa_user_id_6f5c40_idx"),
         ),
         migrations.AddConstraint(
-            model_name='chatparticipant',
-            constraint=models.UniqueConstraint(fields=('room', 'user'), name='one_participation_per_user'),
+            model_name="chatparticipant",
+            constraint=models.UniqueConstraint(fields=("room", "user"), name="one_participation_per_user"),
         ),
         migrations.AddConstraint(
-            model_name='chatmessage',
-            constraint=models.UniqueConstraint(fields=('room', 'seq'), name='unique_room_seq'),
+            model_name="chatmessage",
+            constraint=models.UniqueConstraint(fields=("room", "seq"), name="unique_room_seq"),
         ),
         migrations.AddConstraint(
-            model_name='chatmessage',
-            constraint=models.UniqueConstraint(condition=models.Q(('client_msg_id', ''), _negated=True), fields=('room', 'author', 'client_msg_id'), name='unique_client_msg_id'),
+            model_name="chatmessage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("client_msg_id", ""), _negated=True),
+                fields=("room", "author", "client_msg_id"),
+                name="unique_client_msg_id",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='roominvitation',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('room', 'engineer'), name='one_pending_invitation'),
+            model_name="roominvitation",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "pending")), fields=("room", "engineer"), name="one_pending_invitation"
+            ),
         ),
     ]

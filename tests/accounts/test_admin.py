@@ -9,8 +9,8 @@ from django.urls import reverse
 from accounts.models import Access, Company, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions
 from accounts.permissions import CHAT, CREATE_TICKET
 from chat.models import ChatQueue
-from tickets.models import Board, Ticket, TimeEntry
 from tests.queries import statements_run
+from tickets.models import Board, Ticket, TimeEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +44,9 @@ def objects(f):
     f.make_note(ticket=ticket, text="A public remark")
     f.make_note(ticket=ticket, author=engineer.user, text="A staff-only remark", internal=True)
     start = timezone.now()
-    entry = TimeEntry.objects.create(ticket=ticket, engineer=engineer, started=start,
-                                     ended=start + timedelta(minutes=30), hours=Decimal("0.5"))
+    entry = TimeEntry.objects.create(
+        ticket=ticket, engineer=engineer, started=start, ended=start + timedelta(minutes=30), hours=Decimal("0.5")
+    )
     return {
         Company: contact.company,
         Contact: contact,
@@ -137,9 +138,12 @@ def test_global_permissions_page_saves_the_switch_and_features(admin_client, f):
     contact = f.make_contact()
     data = {
         "master_switch": "on",
-        "features-TOTAL_FORMS": "1", "features-INITIAL_FORMS": "0",
-        "features-MIN_NUM_FORMS": "0", "features-MAX_NUM_FORMS": "1000",
-        "features-0-feature": CHAT, "features-0-enabled": "on",
+        "features-TOTAL_FORMS": "1",
+        "features-INITIAL_FORMS": "0",
+        "features-MIN_NUM_FORMS": "0",
+        "features-MAX_NUM_FORMS": "1000",
+        "features-0-feature": CHAT,
+        "features-0-enabled": "on",
     }
 
     response = admin_client.post(admin_url(GlobalPermissions, "change", settings.pk), data)
@@ -166,9 +170,13 @@ def test_permission_inlines_offer_only_registered_features(admin_client, f):
 
 def contact_change_data(contact, permissions) -> dict:
     data = {
-        "user": contact.user_id, "company": contact.company_id, "phone": contact.phone,
-        "permissions-TOTAL_FORMS": str(len(permissions)), "permissions-INITIAL_FORMS": "0",
-        "permissions-MIN_NUM_FORMS": "0", "permissions-MAX_NUM_FORMS": "1000",
+        "user": contact.user_id,
+        "company": contact.company_id,
+        "phone": contact.phone,
+        "permissions-TOTAL_FORMS": str(len(permissions)),
+        "permissions-INITIAL_FORMS": "0",
+        "permissions-MIN_NUM_FORMS": "0",
+        "permissions-MAX_NUM_FORMS": "1000",
     }
     for n, (feature, access) in enumerate(permissions):
         data[f"permissions-{n}-feature"] = feature
@@ -180,8 +188,10 @@ def test_contact_page_inline_permissions_save(admin_client, f):
     """An administrator allows one contact to chat from the contact's Permissions section."""
     contact = f.make_contact(company=f.make_company(chat=Access.DENY))
 
-    response = admin_client.post(admin_url(Contact, "change", contact.pk),
-                                 contact_change_data(contact, [(CHAT, "allow"), (CREATE_TICKET, "deny")]))
+    response = admin_client.post(
+        admin_url(Contact, "change", contact.pk),
+        contact_change_data(contact, [(CHAT, "allow"), (CREATE_TICKET, "deny")]),
+    )
 
     assert response.status_code == 302
     assert dict(contact.permissions.values_list("feature", "access")) == {CHAT: "allow", CREATE_TICKET: "deny"}
@@ -210,8 +220,9 @@ def test_company_page_has_a_permissions_section_and_its_contacts(admin_client, f
     ],
     ids=["company", "contact-allows", "contact-denies", "global", "default"],
 )
-def test_contact_list_and_page_show_the_effective_chat_permission(admin_client, f, company_access, contact_access,
-                                                                  master, expected):
+def test_contact_list_and_page_show_the_effective_chat_permission(
+    admin_client, f, company_access, contact_access, master, expected
+):
     """Both the contact list and the contact page say whether the contact may chat and which level decided."""
     f.enable_chat_globally(enabled=True, master_switch=master)
     contact = f.make_contact(company=f.make_company(chat=company_access), chat=contact_access)
@@ -253,10 +264,10 @@ def test_contact_changelist_query_count_does_not_grow_with_contacts(admin_client
 
 def test_contact_search_finds_by_name_email_and_company(admin_client, f):
     """The contact list's search box finds contacts by name, email, username and company."""
-    fiona = f.make_contact(first_name="Fiona", last_name="Lee", company=f.make_company(name="Fabrikam Legal"),
-                           username="fiona")
-    f.make_contact(first_name="Ken", last_name="Adams", company=f.make_company(name="Contoso Dental"),
-                   username="ken")
+    fiona = f.make_contact(
+        first_name="Fiona", last_name="Lee", company=f.make_company(name="Fabrikam Legal"), username="fiona"
+    )
+    f.make_contact(first_name="Ken", last_name="Adams", company=f.make_company(name="Contoso Dental"), username="ken")
     url = admin_url(Contact, "changelist")
 
     for query in ("Fiona", "lee", "fiona@example.com", "Fabrikam"):

@@ -8,15 +8,36 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from accounts.management.commands.demo import DEMO_PASSWORD
-from accounts.models import Company, CompanyPermission, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions
+from accounts.models import (
+    Company,
+    CompanyPermission,
+    Contact,
+    ContactPermission,
+    Engineer,
+    GlobalFeature,
+    GlobalPermissions,
+)
 from accounts.permissions import CHAT, CREATE_TICKET, resolve_feature
 from chat.models import ChatQueue, MessageTemplate
 from tickets.models import Board, Ticket, TicketNote
 
 pytestmark = pytest.mark.django_db
 
-COUNTED = [get_user_model(), Company, Contact, Engineer, Ticket, TicketNote, Board, GlobalPermissions, GlobalFeature,
-           CompanyPermission, ContactPermission, ChatQueue, MessageTemplate]
+COUNTED = [
+    get_user_model(),
+    Company,
+    Contact,
+    Engineer,
+    Ticket,
+    TicketNote,
+    Board,
+    GlobalPermissions,
+    GlobalFeature,
+    CompanyPermission,
+    ContactPermission,
+    ChatQueue,
+    MessageTemplate,
+]
 
 
 def run_demo() -> str:

@@ -40,8 +40,9 @@ def combination_id(combination) -> str:
     )
 
 
-def expected_decision(*, master: bool, global_flag: str | None, company: str | None,
-                      contact: str | None) -> tuple[bool, str]:
+def expected_decision(
+    *, master: bool, global_flag: str | None, company: str | None, contact: str | None
+) -> tuple[bool, str]:
     """State issue 2's rules directly: the first level with a verdict decides, else deny."""
     if contact == "allow":
         return True, "contact"
@@ -59,8 +60,15 @@ def expected_decision(*, master: bool, global_flag: str | None, company: str | N
     return False, "default"
 
 
-def configure(*, contact: Contact, feature: str, master: bool, global_flag: str | None,
-              company: str | None, contact_access: str | None) -> None:
+def configure(
+    *,
+    contact: Contact,
+    feature: str,
+    master: bool,
+    global_flag: str | None,
+    company: str | None,
+    contact_access: str | None,
+) -> None:
     """Write one combination of settings into the database for one contact and feature."""
     settings = GlobalPermissions.load()
     settings.master_switch = master
@@ -88,8 +96,14 @@ def test_resolve_feature_for_every_combination(f, combination):
     """Each setting combination resolves to the rule's verdict and names the level that decided."""
     master, global_flag, company, contact_access = combination
     contact = f.make_contact()
-    configure(contact=contact, feature=CHAT, master=master, global_flag=global_flag,
-              company=company, contact_access=contact_access)
+    configure(
+        contact=contact,
+        feature=CHAT,
+        master=master,
+        global_flag=global_flag,
+        company=company,
+        contact_access=contact_access,
+    )
 
     decision = resolve_feature(contact, CHAT)
 
@@ -199,7 +213,10 @@ def test_global_flag_of_one_feature_does_not_apply_to_another(f):
     GlobalFeature.objects.create(settings=settings, feature=CREATE_TICKET, enabled=True)
     contact = f.make_contact()
 
-    assert (resolve_feature(contact, CREATE_TICKET).allowed, resolve_feature(contact, CREATE_TICKET).level) == (True, "global")
+    assert (resolve_feature(contact, CREATE_TICKET).allowed, resolve_feature(contact, CREATE_TICKET).level) == (
+        True,
+        "global",
+    )
     assert (resolve_feature(contact, CHAT).allowed, resolve_feature(contact, CHAT).level) == (False, "default")
 
 
@@ -207,7 +224,8 @@ GLOBAL_STATES = list(itertools.product(MASTER_SWITCH, GLOBAL_FLAG))
 
 
 @pytest.mark.parametrize(
-    "master, global_flag", GLOBAL_STATES,
+    "master, global_flag",
+    GLOBAL_STATES,
     ids=[f"master-{'on' if m else 'off'}/global-{g or 'norow'}" for m, g in GLOBAL_STATES],
 )
 def test_annotations_agree_with_resolve_feature_in_one_query(f, django_assert_num_queries, master, global_flag):

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 # Variables a developer's or the test runner's shell may carry that would change the outcome.
@@ -21,8 +19,9 @@ SCRUBBED_PREFIXES = ("DJANGO_", "DESKCHAT_")
 
 
 def environment(tmp_path, **overrides) -> dict:
-    env = {key: value for key, value in os.environ.items()
-           if key not in SCRUBBED and not key.startswith(SCRUBBED_PREFIXES)}
+    env = {
+        key: value for key, value in os.environ.items() if key not in SCRUBBED and not key.startswith(SCRUBBED_PREFIXES)
+    }
     env["SQLITE_PATH"] = str(tmp_path / "settings-test.sqlite3")
     env.update(overrides)
     return env
@@ -40,8 +39,9 @@ def production_environment(tmp_path, **overrides) -> dict:
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def settings_seen(env: dict, *names: str) -> dict:
@@ -71,8 +71,11 @@ def test_check_deploy_is_clean_in_production(tmp_path):
 
 def test_check_deploy_is_clean_with_postgres_and_redis_urls(tmp_path):
     """Selecting PostgreSQL and Redis by URL keeps the deploy check clean (no connection is made)."""
-    env = production_environment(tmp_path, DATABASE_URL="postgres://desk:pw@db.example.com:5432/desk",
-                                 REDIS_URL="redis://cache.example.com:6379/0")
+    env = production_environment(
+        tmp_path,
+        DATABASE_URL="postgres://desk:pw@db.example.com:5432/desk",
+        REDIS_URL="redis://cache.example.com:6379/0",
+    )
 
     result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
 
@@ -82,8 +85,16 @@ def test_check_deploy_is_clean_with_postgres_and_redis_urls(tmp_path):
 
 def test_debug_is_off_unless_turned_on(tmp_path):
     """With DEBUG unset, production runs with DEBUG off and the secure cookie and HSTS settings on."""
-    seen = settings_seen(production_environment(tmp_path), "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-                         "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS")
+    seen = settings_seen(
+        production_environment(tmp_path),
+        "DEBUG",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "ALLOWED_HOSTS",
+        "CSRF_TRUSTED_ORIGINS",
+    )
 
     assert seen == {
         "DEBUG": "False",
@@ -100,9 +111,13 @@ def test_urls_select_the_backends(tmp_path):
     """DATABASE_URL picks PostgreSQL and REDIS_URL picks channels-redis; without them, SQLite and memory."""
     embedded = settings_seen(production_environment(tmp_path), "DATABASES", "CHANNEL_LAYERS")
     services = settings_seen(
-        production_environment(tmp_path, DATABASE_URL="postgres://desk@db.example.com:5432/desk",
-                               REDIS_URL="redis://cache.example.com:6379/0"),
-        "DATABASES", "CHANNEL_LAYERS",
+        production_environment(
+            tmp_path,
+            DATABASE_URL="postgres://desk@db.example.com:5432/desk",
+            REDIS_URL="redis://cache.example.com:6379/0",
+        ),
+        "DATABASES",
+        "CHANNEL_LAYERS",
     )
 
     assert "sqlite3" in embedded["DATABASES"] and "InMemoryChannelLayer" in embedded["CHANNEL_LAYERS"]

@@ -54,8 +54,9 @@ def test_login_returns_to_the_page_asked_for(client, f):
     ticket = f.make_ticket(contact=contact)
     wanted = reverse("tickets:detail", args=[ticket.pk])
 
-    response = client.post(f"{reverse('login')}?next={wanted}",
-                           {"username": "olive", "password": PASSWORD, "next": wanted})
+    response = client.post(
+        f"{reverse('login')}?next={wanted}", {"username": "olive", "password": PASSWORD, "next": wanted}
+    )
 
     assert response.status_code == 302
     assert response["Location"] == wanted
@@ -65,8 +66,9 @@ def test_login_refuses_an_outside_next_url(client, f):
     """A next= pointing to another site is ignored, so the login page cannot be used to redirect away."""
     f.make_contact(username="olive")
 
-    response = client.post(reverse("login"), {"username": "olive", "password": PASSWORD,
-                                              "next": "https://evil.example.com/"})
+    response = client.post(
+        reverse("login"), {"username": "olive", "password": PASSWORD, "next": "https://evil.example.com/"}
+    )
 
     assert response.status_code == 302
     assert "evil.example.com" not in response["Location"]

@@ -56,19 +56,34 @@ def desk(f, browser_passwords):
     queue = f.make_queue(name="Service Desk", is_default=True)
     dana = f.make_engineer(username="dana", display_name="Dana Reyes", queues=[queue], is_supervisor=True)
     sam = f.make_engineer(username="sam", display_name="Sam Okafor", queues=[queue])
-    alex = f.make_engineer(username="alex", display_name="Alex Morgan", queues=[queue],
-                           availability=Engineer.Availability.AWAY)
-    ticket = f.make_ticket(contact=carol, summary="Outlook keeps asking for my password",
-                           description="Since this morning's update.")
+    alex = f.make_engineer(
+        username="alex", display_name="Alex Morgan", queues=[queue], availability=Engineer.Availability.AWAY
+    )
+    ticket = f.make_ticket(
+        contact=carol, summary="Outlook keeps asking for my password", description="Since this morning's update."
+    )
     other = f.make_ticket(contact=nina, summary="Scanner prints blank pages")
     f.make_note(ticket=ticket, text="It started after this morning's update.")
     f.make_note(ticket=ticket, author=dana.user, text="Probably the token cache", internal=True)
-    MessageTemplate.objects.create(kind="greeting", name="Hello",
-                                   body="Hi {client_first_name}, {engineer_name} here about ticket #{ticket_number}.")
-    MessageTemplate.objects.create(kind="farewell", name="Bye",
-                                   body="Thanks {client_first_name}, closing ticket #{ticket_number} chat now.")
-    return {"company": company, "carol": carol, "nina": nina, "queue": queue, "dana": dana, "sam": sam,
-            "alex": alex, "ticket": ticket, "other": other}
+    MessageTemplate.objects.create(
+        kind="greeting",
+        name="Hello",
+        body="Hi {client_first_name}, {engineer_name} here about ticket #{ticket_number}.",
+    )
+    MessageTemplate.objects.create(
+        kind="farewell", name="Bye", body="Thanks {client_first_name}, closing ticket #{ticket_number} chat now."
+    )
+    return {
+        "company": company,
+        "carol": carol,
+        "nina": nina,
+        "queue": queue,
+        "dana": dana,
+        "sam": sam,
+        "alex": alex,
+        "ticket": ticket,
+        "other": other,
+    }
 
 
 class Watcher:
@@ -78,8 +93,9 @@ class Watcher:
         self.errors = []
         self.navigations = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("framenavigated", lambda frame: self.navigations.append(frame.url)
-                if frame == page.main_frame else None)
+        page.on(
+            "framenavigated", lambda frame: self.navigations.append(frame.url) if frame == page.main_frame else None
+        )
 
 
 def open_page(browser, base_url, username, *, permissions=(), shim=False):
@@ -168,7 +184,8 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
         expect(item.locator(".who")).to_have_text("Carol Diaz")
         expect(item.locator(".company")).to_have_text("Contoso Dental")
         expect(item.locator(".queue-ticket")).to_contain_text(
-            f"#{desk['ticket'].pk} Outlook keeps asking for my password")
+            f"#{desk['ticket'].pk} Outlook keeps asking for my password"
+        )
         expect(page.locator("#hud-queue h2 .count")).to_have_text("1")
     assert (len(dana_w.navigations), len(sam_w.navigations)) == navigations_before
 
@@ -203,8 +220,9 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(queue_item(dana, request.pk).get_by_role("button", name="Answer")).to_be_focused()
 
     # Both engineers press Answer at the same moment.
-    buttons = [queue_item(page, request.pk).get_by_role("button", name="Answer").element_handle()
-               for page in (dana, sam)]
+    buttons = [
+        queue_item(page, request.pk).get_by_role("button", name="Answer").element_handle() for page in (dana, sam)
+    ]
     for button in buttons:
         button.evaluate("b => b.click()")
     deadline = time.monotonic() + WAIT / 1000
@@ -291,10 +309,12 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(participants.locator("summary")).to_have_text("In this chat: 3", timeout=WAIT)
     participants.locator("summary").click()
     expect(participants.locator("li")).to_have_text(
-        [winner_name + " (engineer)", loser_name + " (engineer)", "Carol Diaz"])
+        [winner_name + " (engineer)", loser_name + " (engineer)", "Carol Diaz"]
+    )
     send_from_hud(loser, room_id, "I can see the token cache error too.")
     expect(carol.locator(f"#room-{room_id}-messages")).to_contain_text(
-        "I can see the token cache error too.", timeout=WAIT)
+        "I can see the token cache error too.", timeout=WAIT
+    )
     screenshot(winner, "08-three-in-the-chat")
 
     # A farewell, edited and sent.
@@ -419,7 +439,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     board = dana_ctx.new_page()
     board.set_default_timeout(WAIT)
     board.goto("/hud/supervisor/")
-    row = board.locator("tr[data-queue-id='%d']" % desk["queue"].pk)
+    row = board.locator(f"tr[data-queue-id='{desk['queue'].pk}']")
     expect(row.locator("[data-col=waiting]")).to_have_text("2")
     expect(row.locator("[data-col=longest]")).to_have_text(re.compile(r"^\d+ s$"))
     engineers = board.locator("table.supervisor-engineers")
@@ -471,8 +491,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     expect(dana.locator(f"#tab-room-{room.pk}")).to_have_attribute("aria-selected", "true")
     expect(panel.locator(".messages")).to_contain_text("Hi Carol, looking now.")
     expect(panel.locator(".messages")).to_contain_text("Did you find anything?")
-    expect(panel.locator(".messages li[data-seq]")).to_have_count(
-        ChatRoom.objects.get(pk=room.pk).last_seq)
+    expect(panel.locator(".messages li[data-seq]")).to_have_count(ChatRoom.objects.get(pk=room.pk).last_seq)
     expect(panel.locator(".session-ticket")).to_contain_text("Outlook keeps asking for my password", timeout=WAIT)
     screenshot(dana, "04-after-reload")
 
@@ -537,7 +556,8 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     expect(panel.locator(".messages")).to_contain_text("Dana Reyes left.")
     send_from_hud(sam, room.pk, "Sam here, I'll take it from here.")
     expect(carol.locator(f"#room-{room.pk}-messages")).to_contain_text(
-        "Sam here, I'll take it from here.", timeout=WAIT)
+        "Sam here, I'll take it from here.", timeout=WAIT
+    )
     expect(carol.locator("#chat-status")).to_contain_text("Sam Okafor")
     screenshot(sam, "07-after-hand-over")
 

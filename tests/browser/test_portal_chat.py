@@ -43,8 +43,15 @@ def desk(f, browser_passwords, seed_quietly):
     denied = f.make_contact(username="ken", first_name="Ken", last_name="Adams", company=company, chat="deny")
     ticket = f.make_ticket(contact=contact, summary="Outlook keeps asking for my password")
     denied_ticket = f.make_ticket(contact=denied, summary="Printer jams on A3")
-    return {"engineer": engineer, "queue": queue, "company": company, "contact": contact, "denied": denied,
-            "ticket": ticket, "denied_ticket": denied_ticket}
+    return {
+        "engineer": engineer,
+        "queue": queue,
+        "company": company,
+        "contact": contact,
+        "denied": denied,
+        "ticket": ticket,
+        "denied_ticket": denied_ticket,
+    }
 
 
 # --- Helpers -----------------------------------------------------------------------------------
@@ -61,8 +68,14 @@ class Watched:
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         # Console errors count too (a CSP violation is only a console error); failed socket
         # connections while a test holds the network down do not.
-        self.page.on("console", lambda msg: self.errors.append(f"{msg.text} ({self.page.url})")
-                     if msg.type == "error" and "WebSocket" not in msg.text and msg.text != "[object Event]" else None)
+        self.page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"{msg.text} ({self.page.url})")
+                if msg.type == "error" and "WebSocket" not in msg.text and msg.text != "[object Event]"
+                else None
+            ),
+        )
         login(self.page, base_url, username)
 
     def close(self):
@@ -92,8 +105,10 @@ def client_messages(page):
 
 
 def seqs(page) -> list[int]:
-    return [int(seq) for seq in page.locator("#chat-room li.msg[data-seq]").evaluate_all(
-        "items => items.map(li => li.dataset.seq)")]
+    return [
+        int(seq)
+        for seq in page.locator("#chat-room li.msg[data-seq]").evaluate_all("items => items.map(li => li.dataset.seq)")
+    ]
 
 
 def session(page, room_id):
@@ -216,7 +231,9 @@ def test_join_wait_answered_chat_both_ways_and_leave(browser, live_server_url, s
     expect(page.locator("#chat-status details.participants")).to_be_hidden()
     screenshot(page, "06-left")
     assert list(ChatMessage.objects.filter(room=room, author=desk["contact"].user).values_list("body", flat=True)) == [
-        "Hello, anyone there?", "Outlook 2021, on Windows 11."]
+        "Hello, anyone there?",
+        "Outlook 2021, on Windows 11.",
+    ]
 
     assert client.errors == [] and staff.errors == []
     client.close()
@@ -404,8 +421,11 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     expect(page.locator("#chat-dialog .chat-side")).to_be_hidden()
     screenshot(page, "02-note-added")
     assert TicketNote.objects.filter(
-        ticket=ticket, author=desk["contact"].user, internal=False,
-        text="Outlook asks for my password every hour since Monday. Restarting does not help.").exists()
+        ticket=ticket,
+        author=desk["contact"].user,
+        internal=False,
+        text="Outlook asks for my password every hour since Monday. Restarting does not help.",
+    ).exists()
     assert ChatRequest.objects.get(pk=request.pk).state == ChatRequest.State.EXPIRED
 
     # The cross closes the dialog, and the offer, once taken up, stays closed on the next page.
@@ -498,7 +518,8 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     # Olive leaves too, which ends the chat; the dialog says so, and where the transcript is.
     page.get_by_role("button", name="Leave the chat").click()
     expect(page.locator(f"#room-{room.pk}-closed")).to_have_text(
-        f"This chat has ended. The transcript is on ticket #{ticket.pk}.", timeout=WAIT)
+        f"This chat has ended. The transcript is on ticket #{ticket.pk}.", timeout=WAIT
+    )
     expect(dock(page)).to_have_attribute("data-view", "ended")
     screenshot(page, "03-chat-ended")
     room.refresh_from_db()
@@ -601,11 +622,14 @@ def test_engineer_initiated_chat_accepted_then_rejected(browser, live_server_url
 
 
 def test_contact_without_chat_permission_sees_no_button_and_a_forged_frame_is_refused(
-        browser, live_server_url, screenshot, desk, f):
+    browser, live_server_url, screenshot, desk, f
+):
     """Ken's chat is denied: his ticket has no Join Chat button, and a request_chat frame sent
     by hand over his socket is refused; another company's ticket is not even found."""
-    theirs = f.make_ticket(contact=f.make_contact(company=f.make_company(name="Theirs Inc", chat="allow")),
-                           summary="Their mail server is down")
+    theirs = f.make_ticket(
+        contact=f.make_contact(company=f.make_company(name="Theirs Inc", chat="allow")),
+        summary="Their mail server is down",
+    )
     staff = hud_page(browser, live_server_url)
     client = client_page(browser, live_server_url, username="ken")
     page = client.page
@@ -617,16 +641,19 @@ def test_contact_without_chat_permission_sees_no_button_and_a_forged_frame_is_re
     screenshot(page, "01-no-join-chat")
 
     # The frame the button would have sent, forged over the page's own socket.
-    page.evaluate("ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))",
-                  desk["denied_ticket"].pk)
+    page.evaluate(
+        "ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))",
+        desk["denied_ticket"].pk,
+    )
     errors = page.locator("#chat-errors")
     expect(errors).to_have_attribute("data-error", "not_allowed", timeout=WAIT)
     expect(errors).to_have_text("Chat is not enabled for your account.")
     expect(page.locator("#chat-dialog")).to_be_visible()
     screenshot(page, "02-forged-request-refused")
     # Another company's ticket: not found, exactly as a ticket that does not exist.
-    page.evaluate("ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))",
-                  theirs.pk)
+    page.evaluate(
+        "ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))", theirs.pk
+    )
     expect(errors).to_have_attribute("data-error", "not_found", timeout=WAIT)
     assert not ChatRequest.objects.exists()
     expect(staff.page.locator("#hud-queue")).to_have_attribute("data-count", "0")

@@ -20,10 +20,12 @@ LAPTOP = {"width": 1280, "height": 800}
 def desk(f, browser_passwords):
     """Two companies, each with a ticket; ours has a public and an internal note; one engineer."""
     engineer = f.make_engineer(username="dana", display_name="Dana Reyes")
-    contact = f.make_contact(username="olive", first_name="Olive", last_name="Ours",
-                             company=f.make_company(name="Ours Ltd"))
-    other = f.make_contact(username="theo", first_name="Theo", last_name="Theirs",
-                           company=f.make_company(name="Theirs Inc"))
+    contact = f.make_contact(
+        username="olive", first_name="Olive", last_name="Ours", company=f.make_company(name="Ours Ltd")
+    )
+    other = f.make_contact(
+        username="theo", first_name="Theo", last_name="Theirs", company=f.make_company(name="Theirs Inc")
+    )
     ticket = f.make_ticket(contact=contact, summary="Outlook keeps asking for my password")
     other_ticket = f.make_ticket(contact=other, summary="Their mail server is down")
     f.make_note(ticket=ticket, text="It started after this morning's update.")
@@ -77,8 +79,9 @@ def test_contact_reads_and_adds_notes_and_engineer_reaches_staff_list(browser, l
     assert page.locator("#notes li.note").count() == 2
     assert page.locator("#tab-notes .count").inner_text() == "2"
     screenshot(page, "03-client-note-added")
-    assert TicketNote.objects.filter(ticket=ticket, text="I restarted Outlook; it asked again.",
-                                     internal=False).exists()
+    assert TicketNote.objects.filter(
+        ticket=ticket, text="I restarted Outlook; it asked again.", internal=False
+    ).exists()
 
     # An empty note is refused with a clear message next to the field, and nothing is saved.
     before = TicketNote.objects.count()

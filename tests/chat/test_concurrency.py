@@ -165,7 +165,12 @@ def test_a_message_is_one_statement_and_one_commit(chat, events):
     assert created and message.author_name == ChatParticipant.objects.get(room=chat["room"], user=user).display_name
     assert events[-1][1]["message"]["seq"] == message.seq
     stored = ChatMessage.objects.get(pk=message.pk)
-    assert (stored.seq, stored.body, stored.author_id, stored.created) == (message.seq, "Hello", user.pk, message.created)
+    assert (stored.seq, stored.body, stored.author_id, stored.created) == (
+        message.seq,
+        "Hello",
+        user.pk,
+        message.created,
+    )
 
 
 def test_a_refused_message_gives_its_sequence_number_back(f, chat, events):

@@ -17,8 +17,8 @@ from accounts.permissions import CHAT
 from chat import presence, selectors, services
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
 from deskchat import events
-from tickets.models import Ticket
 from tests.chat.wsutil import client_socket, connect, staff_socket
+from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -255,8 +255,11 @@ def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         result, _, error = events._run_holding_events(socket.ask_for_chat, (ticket.pk,), {})
     assert error is None, error
-    statements = [q["sql"] for q in queries.captured_queries
-                  if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))]
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
     return result[0], statements
 
 
@@ -267,8 +270,9 @@ def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
     (docs/benchmarks.md). A pending invitation and past requests add nothing.
     """
     services.invite_contact(engineer=desk["dana"], ticket=f.make_ticket(contact=desk["contact"]))
-    services.cancel_request(contact=desk["contact"], request_id=services.request_chat(
-        contact=desk["contact"], ticket=desk["ticket"]).pk)
+    services.cancel_request(
+        contact=desk["contact"], request_id=services.request_chat(contact=desk["contact"], ticket=desk["ticket"]).pk
+    )
 
     html, statements = join_chat_statements(desk, desk["ticket"])
 
@@ -376,8 +380,9 @@ async def test_an_engineer_outside_a_room_cannot_act_in_it(desk, action):
     sam = await staff_socket(desk["sam"].user)
     before = await stored(room_id)
 
-    error = await sam.refused(action=action, room_id=room_id, body="psst", client_msg_id="s-1", typing=True, seq=1,
-                              engineer_id=desk["sam"].pk)
+    error = await sam.refused(
+        action=action, room_id=room_id, body="psst", client_msg_id="s-1", typing=True, seq=1, engineer_id=desk["sam"].pk
+    )
 
     assert error.attrs["data-error"] == "not_participant"
     assert await stored(room_id) == before
@@ -448,8 +453,9 @@ async def test_staff_events_and_actions_never_reach_a_contact(desk):
     await client.wait_message(room_id, 2)
 
     for action in ("answer", "end", "join", "invite_contact", "set_availability"):
-        error = await client.refused(action=action, request_id=1, room_id=room_id, ticket_id=desk["ticket"].pk,
-                                     availability="away")
+        error = await client.refused(
+            action=action, request_id=1, room_id=room_id, ticket_id=desk["ticket"].pk, availability="away"
+        )
         assert error.attrs["data-error"] == "unknown_action"
     await client.drain()
 
@@ -483,22 +489,54 @@ async def test_handshakes_without_a_session_or_from_another_origin_are_refused(d
 # --- Bad input ----------------------------------------------------------------------------------
 
 
-NOT_JSON_OBJECTS = ["{", "not json", " ", "[1, 2]", '"send"', "42", "null", "true", "[" * 5000,
-                    b"\xff\xfe", b'{"action": "ping"']
-UNKNOWN_ACTIONS = [{}, {"action": "drop_tables"}, {"action": 5}, {"action": ["send"]}, {"action": None},
-                   {"action": "x" * 10_000}]
+NOT_JSON_OBJECTS = [
+    "{",
+    "not json",
+    " ",
+    "[1, 2]",
+    '"send"',
+    "42",
+    "null",
+    "true",
+    "[" * 5000,
+    b"\xff\xfe",
+    b'{"action": "ping"',
+]
+UNKNOWN_ACTIONS = [
+    {},
+    {"action": "drop_tables"},
+    {"action": 5},
+    {"action": ["send"]},
+    {"action": None},
+    {"action": "x" * 10_000},
+]
 BAD_SEND_FIELDS = [
-    {"room_id": "seven"}, {"room_id": None}, {"room_id": [1]}, {"room_id": {"id": 1}}, {"room_id": True},
-    {"room_id": 1.5}, {"room_id": -1}, {"room_id": 2**53}, {"room_id": 10**40}, {"room_id": 1e308},
-    {"room_id": "9" * 5000}, {"room_id": "²"},
-    {"body": 42}, {"body": ["hi"]}, {"body": None},
-    {"client_msg_id": 5}, {"client_msg_id": "x" * 65},
+    {"room_id": "seven"},
+    {"room_id": None},
+    {"room_id": [1]},
+    {"room_id": {"id": 1}},
+    {"room_id": True},
+    {"room_id": 1.5},
+    {"room_id": -1},
+    {"room_id": 2**53},
+    {"room_id": 10**40},
+    {"room_id": 1e308},
+    {"room_id": "9" * 5000},
+    {"room_id": "²"},
+    {"body": 42},
+    {"body": ["hi"]},
+    {"body": None},
+    {"client_msg_id": 5},
+    {"client_msg_id": "x" * 65},
 ]
 BAD_STAFF_FRAMES = [
-    {"action": "answer", "request_id": "9" * 5000}, {"action": "answer", "request_id": 2**64},
-    {"action": "read", "room_id": "ROOM", "seq": 1e400}, {"action": "set_availability", "availability": ["away"]},
+    {"action": "answer", "request_id": "9" * 5000},
+    {"action": "answer", "request_id": 2**64},
+    {"action": "read", "room_id": "ROOM", "seq": 1e400},
+    {"action": "set_availability", "availability": ["away"]},
     {"action": "set_availability", "availability": "offline"},
-    {"action": "send", "room_id": "ROOM", "body": "x", "kind": "system"}, {"action": "sync", "rooms": [1, 2]},
+    {"action": "send", "room_id": "ROOM", "body": "x", "kind": "system"},
+    {"action": "sync", "rooms": [1, 2]},
 ]
 
 
@@ -608,8 +646,11 @@ async def test_a_flooding_sender_is_rate_limited_without_losing_or_affecting_any
     await client.assert_open()
     await client.drain()
 
-    limited = [e.attrs["data-client-msg-id"] for e in client.received
-               if e.attrs.get("data-event") == "error" and e.attrs["data-error"] == "rate_limited"]
+    limited = [
+        e.attrs["data-client-msg-id"]
+        for e in client.received
+        if e.attrs.get("data-event") == "error" and e.attrs["data-error"] == "rate_limited"
+    ]
     bodies = [body for _, body in await stored(room_id)][1:]
     assert len(limited) >= 5
     assert sorted(limited + bodies) == sorted(ids)  # each send stored or refused by its id, never both
@@ -824,8 +865,10 @@ async def test_a_missed_queue_nudge_is_healed_by_the_next_one(desk, f, monkeypat
     dana = await staff_socket(desk["dana"].user)
     await dana.wait_event("queue", count=0)
     deliver = events.publish
-    monkeypatch.setattr("deskchat.events.publish",
-                        lambda group, event: None if event["type"] == "queue.changed" else deliver(group, event))
+    monkeypatch.setattr(
+        "deskchat.events.publish",
+        lambda group, event: None if event["type"] == "queue.changed" else deliver(group, event),
+    )
     await sync_to_async(services.request_chat)(contact=desk["contact"], ticket=desk["ticket"])
     monkeypatch.undo()
     await dana.drain()

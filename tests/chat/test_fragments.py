@@ -3,17 +3,25 @@
 from chat.fragments import message_frames, message_html, messages_html
 
 MESSAGE = {
-    "room_id": 7, "seq": 3, "author_id": 11, "author_name": "Carol <Client>", "kind": "text",
-    "body": "Line one <script>alert(1)</script>\nline & two", "client_msg_id": "c-1",
-    "created": "2026-12-01T10:15:00+00:00", "time": "10:15",
+    "room_id": 7,
+    "seq": 3,
+    "author_id": 11,
+    "author_name": "Carol <Client>",
+    "kind": "text",
+    "body": "Line one <script>alert(1)</script>\nline & two",
+    "client_msg_id": "c-1",
+    "created": "2026-12-01T10:15:00+00:00",
+    "time": "10:15",
 }
 
 
 def test_a_live_message_carries_what_the_browser_and_tools_read():
     """Its id, room, seq, kind and client_msg_id, and 'mine' for the viewer's own."""
     html = message_html(MESSAGE, viewer_id=11)
-    assert html.startswith('<li id="msg-7-3" class="msg msg-text mine" data-seq="3" data-room="7" data-kind="text" '
-                           'data-client-msg-id="c-1">')
+    assert html.startswith(
+        '<li id="msg-7-3" class="msg msg-text mine" data-seq="3" data-room="7" data-kind="text" '
+        'data-client-msg-id="c-1">'
+    )
     assert '<time datetime="2026-12-01T10:15:00+00:00">10:15</time>' in html
     assert " mine" not in message_html(MESSAGE, viewer_id=12)
 

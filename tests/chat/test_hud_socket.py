@@ -23,8 +23,10 @@ def desk(f):
     nina = f.make_contact(company=company, first_name="Nina", last_name="Patel")
     queue = f.make_queue(name="Service Desk", is_default=True)
     return {
-        "carol": carol, "nina": nina,
-        "ticket": f.make_ticket(contact=carol), "other": f.make_ticket(contact=nina),
+        "carol": carol,
+        "nina": nina,
+        "ticket": f.make_ticket(contact=carol),
+        "other": f.make_ticket(contact=nina),
         "dana": f.make_engineer(display_name="Dana Reyes", queues=[queue]),
         "sam": f.make_engineer(display_name="Sam Okafor", queues=[queue]),
     }

@@ -10,8 +10,8 @@ from django.utils import timezone
 from chat import services
 from chat.hud_views import rounded_hours
 from chat.models import ChatParticipant, ChatRequest
-from tickets.models import TimeEntry
 from tests.queries import statements_run
+from tickets.models import TimeEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,9 @@ def chat_between(desk, *, minutes: float = 4) -> "ChatRoom":  # noqa: F821
     """Answer a request, exchange two messages, and have Dana leave after `minutes`."""
     request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
     room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
-    services.send_message(room_id=room.pk, user=desk["contact"].user, body="It dropped again <b>now</b>", client_msg_id="c1")
+    services.send_message(
+        room_id=room.pk, user=desk["contact"].user, body="It dropped again <b>now</b>", client_msg_id="c1"
+    )
     services.send_message(room_id=room.pk, user=desk["dana"].user, body="Looking at it", client_msg_id="d1")
     services.leave_room(room_id=room.pk, user=desk["dana"].user)
     joined = timezone.now() - timedelta(minutes=minutes)
@@ -47,8 +49,13 @@ def chat_between(desk, *, minutes: float = 4) -> "ChatRoom":  # noqa: F821
 
 def test_anonymous_visitors_are_sent_to_sign_in(client):
     """Every HUD page asks an anonymous visitor to sign in first."""
-    for url in (reverse("hud"), reverse("hud_supervisor"), reverse("hud_transcript", args=[1]),
-                reverse("hud_time_entry", args=[1]), reverse("hud_ticket_chat", args=[1])):
+    for url in (
+        reverse("hud"),
+        reverse("hud_supervisor"),
+        reverse("hud_transcript", args=[1]),
+        reverse("hud_time_entry", args=[1]),
+        reverse("hud_ticket_chat", args=[1]),
+    ):
         response = client.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("login")), url
@@ -58,9 +65,15 @@ def test_a_contact_is_refused_every_hud_page(client, desk):
     """A client gets 403 from the HUD, the supervisor view and every session helper."""
     room = chat_between(desk)
     client.force_login(desk["contact"].user)
-    for url in (reverse("hud"), reverse("hud_supervisor"), reverse("hud_transcript", args=[room.pk]),
-                reverse("hud_time_entry", args=[room.pk]), reverse("hud_ticket_panel", args=[desk["ticket"].pk]),
-                reverse("hud_ticket_chat", args=[desk["ticket"].pk]), reverse("hud_invite_options", args=[room.pk])):
+    for url in (
+        reverse("hud"),
+        reverse("hud_supervisor"),
+        reverse("hud_transcript", args=[room.pk]),
+        reverse("hud_time_entry", args=[room.pk]),
+        reverse("hud_ticket_panel", args=[desk["ticket"].pk]),
+        reverse("hud_ticket_chat", args=[desk["ticket"].pk]),
+        reverse("hud_invite_options", args=[room.pk]),
+    ):
         assert client.get(url, **HTMX).status_code == 403, url
     assert client.post(reverse("hud_ticket_chat", args=[desk["ticket"].pk])).status_code == 403
     assert not ChatRequest.objects.filter(kind=ChatRequest.Kind.INVITATION).exists()
@@ -126,10 +139,18 @@ def test_the_chat_log_of_a_missing_room_is_not_found(client, desk):
 # --- Time entries ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("minutes", "step", "hours"), [
-    (0, 15, "0.25"), (4, 15, "0.25"), (15, 15, "0.25"), (16, 15, "0.50"), (61, 15, "1.25"),
-    (7, 6, "0.20"), (20, 0, "0.33"),
-])
+@pytest.mark.parametrize(
+    ("minutes", "step", "hours"),
+    [
+        (0, 15, "0.25"),
+        (4, 15, "0.25"),
+        (15, 15, "0.25"),
+        (16, 15, "0.50"),
+        (61, 15, "1.25"),
+        (7, 6, "0.20"),
+        (20, 0, "0.33"),
+    ],
+)
 def test_time_is_rounded_up_to_whole_steps(minutes, step, hours):
     """A chat is billed in whole steps of TIME_ENTRY_ROUNDING_MINUTES, at least one."""
     start = timezone.now()
@@ -160,10 +181,17 @@ def test_saving_a_time_entry_records_it_on_the_ticket(client, desk):
     client.force_login(desk["dana"].user)
     started = timezone.localtime(timezone.now() - timedelta(minutes=20)).replace(microsecond=0)
     ended = started + timedelta(minutes=20)
-    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
-        "started": started.strftime("%Y-%m-%dT%H:%M:%S"), "ended": ended.strftime("%Y-%m-%dT%H:%M:%S"),
-        "hours": "", "notes": "Reset the VPN profile", "billable": "on",
-    }, **HTMX)
+    response = client.post(
+        reverse("hud_time_entry", args=[room.pk]),
+        {
+            "started": started.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ended": ended.strftime("%Y-%m-%dT%H:%M:%S"),
+            "hours": "",
+            "notes": "Reset the VPN profile",
+            "billable": "on",
+        },
+        **HTMX,
+    )
     assert response.status_code == 200
     entry = TimeEntry.objects.get(ticket=desk["ticket"])
     assert entry.engineer == desk["dana"]
@@ -177,10 +205,15 @@ def test_a_time_entry_ending_before_it_starts_is_refused(client, desk):
     room = chat_between(desk)
     client.force_login(desk["dana"].user)
     now = timezone.localtime(timezone.now()).replace(microsecond=0)
-    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
-        "started": now.strftime("%Y-%m-%dT%H:%M:%S"),
-        "ended": (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"), "hours": "0.25",
-    }, **HTMX)
+    response = client.post(
+        reverse("hud_time_entry", args=[room.pk]),
+        {
+            "started": now.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ended": (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "hours": "0.25",
+        },
+        **HTMX,
+    )
     assert response.status_code == 422
     assert "The end can&#x27;t be before the start." in response.content.decode()
     assert not TimeEntry.objects.exists()
@@ -190,9 +223,14 @@ def test_a_time_entry_without_htmx_redirects_to_the_hud(client, desk):
     room = chat_between(desk)
     client.force_login(desk["dana"].user)
     now = timezone.localtime(timezone.now()).replace(microsecond=0)
-    response = client.post(reverse("hud_time_entry", args=[room.pk]), {
-        "started": now.strftime("%Y-%m-%dT%H:%M:%S"), "ended": now.strftime("%Y-%m-%dT%H:%M:%S"), "hours": "0.25",
-    })
+    response = client.post(
+        reverse("hud_time_entry", args=[room.pk]),
+        {
+            "started": now.strftime("%Y-%m-%dT%H:%M:%S"),
+            "ended": now.strftime("%Y-%m-%dT%H:%M:%S"),
+            "hours": "0.25",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == reverse("hud")
     assert TimeEntry.objects.get().hours == Decimal("0.25")
 
@@ -309,7 +347,7 @@ def test_the_ticket_panel_lists_the_ten_latest_chats_counts_all_and_reads_no_tra
     assert 'Chat history <span class="count">11</span>' in html
     assert html.count("Chat log</a>") == 10 and "The 10 latest of 11 chats are listed" in html
     assert reverse("tickets:detail", args=[desk["ticket"].pk]) + "?tab=history" in html
-    assert statements and not [sql for sql in statements if "FROM \"chat_chatmessage\"" in sql]
+    assert statements and not [sql for sql in statements if 'FROM "chat_chatmessage"' in sql]
 
 
 # --- Inviting a ticket's contact ------------------------------------------------------------
@@ -381,16 +419,25 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
     now = timezone.now()
 
     def requested(ticket, *, ago, state="waiting", waited=None):
-        request = ChatRequest.objects.create(ticket=ticket, contact=ticket.contact, queue=desk["queue"],
-                                             state=state, expires_at=now + timedelta(minutes=5))
+        request = ChatRequest.objects.create(
+            ticket=ticket,
+            contact=ticket.contact,
+            queue=desk["queue"],
+            state=state,
+            expires_at=now + timedelta(minutes=5),
+        )
         answered_at = now - timedelta(seconds=ago - waited) if waited is not None else None
-        ChatRequest.objects.filter(pk=request.pk).update(requested_at=now - timedelta(seconds=ago), answered_at=answered_at)
+        ChatRequest.objects.filter(pk=request.pk).update(
+            requested_at=now - timedelta(seconds=ago), answered_at=answered_at
+        )
 
     room = chat_between(desk)  # answered at once
     services.join_room(room_id=room.pk, engineer=desk["dana"])  # back in: one open session
     requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=50)
     for waited in (10, 20, 60):
-        requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="answered", waited=waited)
+        requested(
+            f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="answered", waited=waited
+        )
     requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="cancelled")
     requested(f.make_ticket(contact=f.make_contact(company=desk["company"])), ago=300, state="expired")
     services.set_availability(engineer=desk["sam"], availability="away")

@@ -256,10 +256,16 @@ class TestRequests:
         """The partial unique constraint refuses a second waiting request whatever the code path."""
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         with pytest.raises(IntegrityError), transaction.atomic():
-            ChatRequest.objects.create(ticket=desk["ticket"], contact=desk["contact"], queue=desk["queue"],
-                                       expires_at=request.expires_at)
-        ChatRequest.objects.create(ticket=desk["ticket"], contact=desk["contact"], queue=desk["queue"],
-                                   expires_at=request.expires_at, state="cancelled")  # finished ones don't count
+            ChatRequest.objects.create(
+                ticket=desk["ticket"], contact=desk["contact"], queue=desk["queue"], expires_at=request.expires_at
+            )
+        ChatRequest.objects.create(
+            ticket=desk["ticket"],
+            contact=desk["contact"],
+            queue=desk["queue"],
+            expires_at=request.expires_at,
+            state="cancelled",
+        )  # finished ones don't count
 
     def test_a_request_past_its_deadline_does_not_block_a_new_one(self, desk):
         """Join Chat after the pickup timeout, before any sweep, expires the old request and queues a new one."""
@@ -426,8 +432,11 @@ class TestInvitations:
     def test_a_contact_in_a_chat_cannot_accept_an_invitation(self, f, desk, room):
         """An invitation accepted while the contact chats elsewhere is refused: one chat at a time."""
         invitation = ChatRequest.objects.create(
-            kind="invitation", ticket=f.make_ticket(contact=desk["contact"]), contact=desk["contact"],
-            invited_by=desk["sam"], expires_at=timezone.now() + timedelta(minutes=5),
+            kind="invitation",
+            ticket=f.make_ticket(contact=desk["contact"]),
+            contact=desk["contact"],
+            invited_by=desk["sam"],
+            expires_at=timezone.now() + timedelta(minutes=5),
         )
         with pytest.raises(ChatError) as refused:
             services.accept_invitation(contact=desk["contact"], request_id=invitation.pk)
@@ -588,9 +597,12 @@ class TestMessages:
 
     def test_a_retried_send_returns_the_stored_message(self, desk, room):
         """The same client_msg_id from the same author makes one message; the retry says it is not new."""
-        first, created = services.send_message(room_id=room.pk, user=desk["contact"].user, body="hi", client_msg_id="c1")
-        again, created_again = services.send_message(room_id=room.pk, user=desk["contact"].user, body="hi",
-                                                     client_msg_id="c1")
+        first, created = services.send_message(
+            room_id=room.pk, user=desk["contact"].user, body="hi", client_msg_id="c1"
+        )
+        again, created_again = services.send_message(
+            room_id=room.pk, user=desk["contact"].user, body="hi", client_msg_id="c1"
+        )
         assert created and not created_again
         assert again.pk == first.pk
         assert ChatMessage.objects.filter(room=room, kind="text").count() == 1
@@ -673,7 +685,8 @@ class TestTemplates:
     def test_placeholders_are_filled_for_the_room(self, desk, room):
         """{client_first_name}, {engineer_name} and {ticket_number} are filled; unknown ones stay."""
         template = MessageTemplate.objects.create(
-            kind="greeting", name="Hello",
+            kind="greeting",
+            name="Hello",
             body="Hi {client_first_name}, {engineer_name} here about ticket #{ticket_number}. {unknown}",
         )
         text = selectors.render_template(template, room=room, engineer=desk["dana"])

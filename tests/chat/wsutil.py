@@ -78,7 +78,7 @@ class Socket:
     async def next_elements(self, timeout=2.0) -> list[Element]:
         # receive_from's own timeout cancels the application, so wait with receive_nothing.
         if await self.communicator.receive_nothing(timeout=timeout, interval=0.01):
-            raise asyncio.TimeoutError
+            raise TimeoutError
         frame = await self.communicator.receive_from(timeout=1)
         self.frames.append(frame)
         elements = parse(frame)
@@ -94,16 +94,23 @@ class Socket:
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                raise AssertionError("timed out; received: " + ", ".join(
-                    f"{e.attrs.get('data-event') or 'msg'}:{e.attrs.get('data-error') or e.attrs.get('data-seq') or ''}"
-                    for e in self.received))
+                raise AssertionError(
+                    "timed out; received: "
+                    + ", ".join(
+                        f"{e.attrs.get('data-event') or 'msg'}:{e.attrs.get('data-error') or e.attrs.get('data-seq') or ''}"
+                        for e in self.received
+                    )
+                )
             for element in await self.next_elements(timeout=remaining):
                 if predicate(element):
                     return element
 
     async def wait_event(self, event, *, since: int = 0, **attrs) -> Element:
         def match(e):
-            return e.attrs.get("data-event") == event and all(e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())
+            return e.attrs.get("data-event") == event and all(
+                e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items()
+            )
+
         return await self.wait_for(match, since=since)
 
     async def next_event(self, event, **attrs) -> Element:
@@ -123,7 +130,9 @@ class Socket:
         await self.wait_event("pong", since=mark)
 
     async def wait_message(self, room_id, seq) -> Element:
-        return await self.wait_for(lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq))
+        return await self.wait_for(
+            lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq)
+        )
 
     def messages(self, room_id) -> list[Element]:
         return [e for e in self.received if "data-seq" in e.attrs and e.attrs.get("data-room") == str(room_id)]
@@ -133,7 +142,7 @@ class Socket:
         while True:
             try:
                 await self.next_elements(timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     async def close(self):

@@ -64,14 +64,21 @@ class SoakResult:
         lines = [head, "-" * len(head)]
         for s in self.samples:
             mark = " " if s.elapsed >= self.warmup else "w"  # w: still warming up
-            lines.append(f"{s.elapsed:6.0f}s{mark} " + "  ".join(f"{kib / 1024:14.1f}" for kib in s.rss_kib)
-                         + f"  {s.connects:9d}  {s.messages:9d}")
+            lines.append(
+                f"{s.elapsed:6.0f}s{mark} "
+                + "  ".join(f"{kib / 1024:14.1f}" for kib in s.rss_kib)
+                + f"  {s.connects:9d}  {s.messages:9d}"
+            )
         lines.append("-" * len(head))
-        lines.append("drift after warm-up: " + ", ".join(f"server {n + 1} {d:+.2f}%" for n, d in enumerate(self.drift())))
-        lines.append(f"{self.connects} connects in {self.seconds:.0f}s ({60 * self.connects / self.seconds:.0f}/min), "
-                     f"{self.messages} messages, catch-up p99 {self.catch_up_p99:.3f}s; lost {self.tally.lost}, "
-                     f"duplicated {self.tally.duplicated}, reordered {self.tally.reordered}, "
-                     f"unacknowledged {self.tally.unacked}, never stored {self.missing}")
+        lines.append(
+            "drift after warm-up: " + ", ".join(f"server {n + 1} {d:+.2f}%" for n, d in enumerate(self.drift()))
+        )
+        lines.append(
+            f"{self.connects} connects in {self.seconds:.0f}s ({60 * self.connects / self.seconds:.0f}/min), "
+            f"{self.messages} messages, catch-up p99 {self.catch_up_p99:.3f}s; lost {self.tally.lost}, "
+            f"duplicated {self.tally.duplicated}, reordered {self.tally.reordered}, "
+            f"unacknowledged {self.tally.unacked}, never stored {self.missing}"
+        )
         return "\n".join(lines)
 
 
@@ -79,16 +86,38 @@ def make_peers(cluster: FaultCluster, chats: list[dict]) -> list[Peer]:
     """Return a client tab and an engineer tab for each seeded chat, on any live server."""
     peers = []
     for n, chat in enumerate(chats):
-        peers.append(Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
-        peers.append(Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
+        peers.append(
+            Peer(
+                name=f"c{n}",
+                path="/ws/chat/",
+                session=chat["client"]["session"],
+                room_id=chat["room_id"],
+                urls=cluster.ws_urls,
+            )
+        )
+        peers.append(
+            Peer(
+                name=f"e{n}",
+                path="/ws/hud/",
+                session=chat["engineer"]["session"],
+                room_id=chat["room_id"],
+                urls=cluster.ws_urls,
+            )
+        )
     return peers
 
 
-async def run_soak(cluster: FaultCluster, peers: list[Peer], *, seconds: float, warmup: float,
-                   connects_per_minute: float = 100, message_interval: float = 5.0,
-                   sample_every: float = 5.0, progress=None) -> SoakResult:
+async def run_soak(
+    cluster: FaultCluster,
+    peers: list[Peer],
+    *,
+    seconds: float,
+    warmup: float,
+    connects_per_minute: float = 100,
+    message_interval: float = 5.0,
+    sample_every: float = 5.0,
+    progress=None,
+) -> SoakResult:
     """Run the workload on started servers and connected-to-be peers; judge it against the database."""
     result = SoakResult(seconds=seconds, warmup=warmup)
     await asyncio.gather(*(peer.connect(timeout=120) for peer in peers))
@@ -110,16 +139,19 @@ async def run_soak(cluster: FaultCluster, peers: list[Peer], *, seconds: float, 
             if not peer.lock.locked():
                 task = asyncio.create_task(peer.bounce(pause=random.uniform(0, 0.2), timeout=60))
                 task.add_done_callback(
-                    lambda t: catch_ups.append(t.result()) if not t.cancelled() and t.exception() is None else None)
+                    lambda t: catch_ups.append(t.result()) if not t.cancelled() and t.exception() is None else None
+                )
                 bounces.add(task)
                 task.add_done_callback(bounces.discard)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     def sample() -> Sample:
-        return Sample(elapsed=time.monotonic() - started,
-                      rss_kib=[server.rss_kib() for server in cluster.servers],
-                      connects=sum(peer.connects for peer in peers),
-                      messages=sum(len(peer.sent) for peer in peers))
+        return Sample(
+            elapsed=time.monotonic() - started,
+            rss_kib=[server.rss_kib() for server in cluster.servers],
+            connects=sum(peer.connects for peer in peers),
+            messages=sum(len(peer.sent) for peer in peers),
+        )
 
     churner = asyncio.create_task(churn())
     result.samples.append(sample())

@@ -86,8 +86,12 @@ class Peer:
             started = time.monotonic()
             try:
                 ws = await websockets.connect(
-                    url + self.path, additional_headers={"Cookie": self.cookie, "Origin": self.origin},
-                    open_timeout=10, close_timeout=2, max_size=None, ping_interval=None,
+                    url + self.path,
+                    additional_headers={"Cookie": self.cookie, "Origin": self.origin},
+                    open_timeout=10,
+                    close_timeout=2,
+                    max_size=None,
+                    ping_interval=None,
                 )
                 self.ws = ws
                 self._pong = asyncio.Event()
@@ -100,7 +104,7 @@ class Peer:
                 self.connects += 1
                 await self.resend(older_than=0)
                 return elapsed
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                 self.connect_failures += 1
                 await self.drop(abort=True)
                 if time.monotonic() > deadline:
@@ -187,8 +191,9 @@ class Peer:
             return
         self.pending[client_msg_id] = (body, time.monotonic())
         try:
-            await ws.send(json.dumps({"action": "send", "room_id": self.room_id, "body": body,
-                                      "client_msg_id": client_msg_id}))
+            await ws.send(
+                json.dumps({"action": "send", "room_id": self.room_id, "body": body, "client_msg_id": client_msg_id})
+            )
         except (websockets.exceptions.WebSocketException, OSError):
             pass
 
@@ -269,8 +274,10 @@ async def settle(peers: list["Peer"], *, timeout: float = 60.0) -> None:
         if not any(peer.pending for peer in peers):
             break
         if time.monotonic() > deadline:
-            raise AssertionError(f"unacknowledged after {timeout}s: "
-                                 + ", ".join(f"{p.name}: {sorted(p.pending)[:3]}" for p in peers if p.pending))
+            raise AssertionError(
+                f"unacknowledged after {timeout}s: "
+                + ", ".join(f"{p.name}: {sorted(p.pending)[:3]}" for p in peers if p.pending)
+            )
         for peer in peers:
             await peer.resend(older_than=2.0)
         await asyncio.sleep(0.5)
@@ -315,14 +322,17 @@ class Racer:
                 ws = await websockets.connect(
                     random.choice(self.urls()) + "/ws/hud/",
                     additional_headers={"Cookie": self.cookie, "Origin": self.origin},
-                    open_timeout=5, close_timeout=1, max_size=None, ping_interval=None,
+                    open_timeout=5,
+                    close_timeout=1,
+                    max_size=None,
+                    ping_interval=None,
                 )
                 self.ws = ws
                 # Like the browser: the first frame after (re)connecting is sync; it names no room,
                 # so the server shows every room this engineer is in.
                 await self._exchange({"action": "sync", "rooms": {}}, timeout=10)
                 return
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                 await self._abort()
                 if time.monotonic() > deadline:
                     raise
@@ -358,7 +368,7 @@ class Racer:
                         await self._connect(deadline)
                     before = set(self.rooms_seen)
                     elements = await self._exchange({"action": "answer", "request_id": request_id}, timeout=10)
-                except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                     await self._abort()
                     if time.monotonic() > deadline:
                         raise

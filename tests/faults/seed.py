@@ -57,16 +57,19 @@ def main(spec: dict) -> dict:
         ticket = f.make_ticket(contact=contact, summary=f"Chat {n}")
         request = services.request_chat(contact=contact, ticket=ticket)
         room = services.answer_request(engineer=engineer, request_id=request.pk)
-        out["chats"].append({
-            "room_id": room.pk,
-            "client": {"user_id": contact.user_id, "session": session(contact.user)},
-            "engineer": {"user_id": engineer.user_id, "session": session(engineer.user)},
-        })
+        out["chats"].append(
+            {
+                "room_id": room.pk,
+                "client": {"user_id": contact.user_id, "session": session(contact.user)},
+                "engineer": {"user_id": engineer.user_id, "session": session(engineer.user)},
+            }
+        )
 
     for n in range(spec.get("engineers", 0)):
         engineer = f.make_engineer(display_name=f"Racer{n}", queues=[queue])
-        out["engineers"].append({"engineer_id": engineer.pk, "user_id": engineer.user_id,
-                                 "session": session(engineer.user)})
+        out["engineers"].append(
+            {"engineer_id": engineer.pk, "user_id": engineer.user_id, "session": session(engineer.user)}
+        )
 
     now = timezone.now()
     deadlines = [(3600, "waiting")] * spec.get("waiting", 0) + [(s, "expiring") for s in spec.get("expiring", [])]
@@ -74,11 +77,19 @@ def main(spec: dict) -> dict:
         contact = f.make_contact(company=company, first_name=f"Waiter{n}")
         ticket = f.make_ticket(contact=contact, summary=f"Waiting {n}")
         request = ChatRequest.objects.create(
-            kind=ChatRequest.Kind.CLIENT, ticket=ticket, contact=contact, queue=queue,
+            kind=ChatRequest.Kind.CLIENT,
+            ticket=ticket,
+            contact=contact,
+            queue=queue,
             expires_at=now + timedelta(seconds=seconds),
         )
-        out[key].append({"request_id": request.pk, "expires_at": request.expires_at.isoformat(),
-                         "client": {"user_id": contact.user_id, "session": session(contact.user)}})
+        out[key].append(
+            {
+                "request_id": request.pk,
+                "expires_at": request.expires_at.isoformat(),
+                "client": {"user_id": contact.user_id, "session": session(contact.user)},
+            }
+        )
     return out
 
 

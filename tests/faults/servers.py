@@ -82,9 +82,26 @@ class PrivateRedis:
 
     def start(self) -> "PrivateRedis":
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.workdir), "--loglevel", "warning", *self.EXTRA_ARGS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--loglevel",
+                "warning",
+                *self.EXTRA_ARGS,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_tcp(self.port, process=self.process)
         return self
@@ -125,13 +142,24 @@ class PrivatePostgres:
         if self.as_root:
             user = pwd.getpwnam("postgres")
             os.chown(self.root, user.pw_uid, user.pw_gid)
-        self._run(pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  *self.INITDB_ARGS, "--no-instructions")
+        self._run(
+            pg_binary("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            *self.INITDB_ARGS,
+            "--no-instructions",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {self.SETTINGS}"
-        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60",
-                  "start")
+        self._run(
+            pg_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start"
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
@@ -155,8 +183,14 @@ class PrivatePostgres:
         self.execute(f"CREATE DATABASE {TEMPLATE_DB}")
         env = server_environment(self.url(TEMPLATE_DB), "")
         env.pop("REDIS_URL")
-        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
             raise RuntimeError(result.stdout + result.stderr)
 
@@ -173,11 +207,17 @@ class PrivatePostgres:
 
 def server_environment(database_url: str, redis_url: str, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "SECRET_KEY": SECRET,
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
-        "DESKCHAT_TEST_DB_SUFFIX": "",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "deskchat.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": SECRET,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "LOG_LEVEL": "WARNING",
+            "DESKCHAT_TEST_DB_SUFFIX": "",
+        }
+    )
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -199,9 +239,22 @@ class FaultServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "--websocket-max-message-size", WEBSOCKET_MAX_MESSAGE_SIZE, "deskchat.asgi:application"],
-            cwd=ROOT, env=dict(self.env), stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--websocket-max-message-size",
+                WEBSOCKET_MAX_MESSAGE_SIZE,
+                "deskchat.asgi:application",
+            ],
+            cwd=ROOT,
+            env=dict(self.env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -275,8 +328,14 @@ class FaultCluster:
     def seed(self, **spec) -> dict:
         env = self.env()
         env.pop("REDIS_URL")  # the seed's own events have no listeners; don't need Redis for them
-        result = subprocess.run([sys.executable, "-m", "tests.faults.seed", json.dumps(spec)], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.faults.seed", json.dumps(spec)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if result.returncode != 0:
             raise RuntimeError(result.stderr[-3000:])
         return json.loads(result.stdout.strip().splitlines()[-1])

@@ -91,8 +91,10 @@ def report_catch_up(name: str, figures: dict) -> None:
     """
     verdict = "PASS" if figures["catch_up_p99"] <= 1.0 else "MISS"
     busy = f" (machine busy: {figures['busy']})" if figures["busy"] else ""
-    print(f"{name}: catch-up p50 {figures['catch_up_p50']} s, p99 {figures['catch_up_p99']} s "
-          f"(bound 1 s): {verdict}{busy}")
+    print(
+        f"{name}: catch-up p50 {figures['catch_up_p50']} s, p99 {figures['catch_up_p99']} s "
+        f"(bound 1 s): {verdict}{busy}"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps({**figures, "tally": str(figures["tally"])}, indent=2))
 

@@ -22,10 +22,24 @@ async def test_postgres_restart_refuses_clearly_then_stores_each_retry_once(clus
     cluster.start_servers(2, DB_POOL_MIN=2, DB_POOL_MAX=10)
     peers = []
     for n, chat in enumerate(seeded["chats"]):
-        peers.append(Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
-        peers.append(Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
+        peers.append(
+            Peer(
+                name=f"c{n}",
+                path="/ws/chat/",
+                session=chat["client"]["session"],
+                room_id=chat["room_id"],
+                urls=cluster.ws_urls,
+            )
+        )
+        peers.append(
+            Peer(
+                name=f"e{n}",
+                path="/ws/hud/",
+                session=chat["engineer"]["session"],
+                room_id=chat["room_id"],
+                urls=cluster.ws_urls,
+            )
+        )
     await asyncio.gather(*(peer.connect(timeout=60) for peer in peers))
 
     stop = asyncio.Event()
@@ -42,9 +56,11 @@ async def test_postgres_restart_refuses_clearly_then_stores_each_retry_once(clus
     # Recovery: every peer's messages are acknowledged again (its oldest pending one is gone).
     recovered_at = None
     while time.monotonic() - up_at < 60:
-        if all(peer.connected for peer in peers) and not any(
-            sent_at < up_at and sent_at for peer in peers for _, sent_at in peer.pending.values()
-        ) and all(peer.last_message_at > up_at for peer in peers):
+        if (
+            all(peer.connected for peer in peers)
+            and not any(sent_at < up_at and sent_at for peer in peers for _, sent_at in peer.pending.values())
+            and all(peer.last_message_at > up_at for peer in peers)
+        ):
             recovered_at = time.monotonic()
             break
         await asyncio.sleep(0.05)
@@ -58,10 +74,17 @@ async def test_postgres_restart_refuses_clearly_then_stores_each_retry_once(clus
     cluster.assert_rooms_consistent()
     refusals = [r for p in peers for r in p.refusals]
     codes = Counter(code for _, code, _ in refusals)
-    print(f"\npostgres restart: outage {up_at - down_at:.1f}s; {len(refusals)} sends refused {dict(codes)}; "
-          f"e.g. {refusals[0][2]!r}; " if refusals else "\npostgres restart: no send refused; ", end="")
-    print(f"recovered {recovered_at - up_at:.2f}s after PostgreSQL was back; " if recovered_at else "not recovered; ",
-          f"{len(sent)} sent, {len(stored_ids)} stored; {tally}")
+    print(
+        f"\npostgres restart: outage {up_at - down_at:.1f}s; {len(refusals)} sends refused {dict(codes)}; "
+        f"e.g. {refusals[0][2]!r}; "
+        if refusals
+        else "\npostgres restart: no send refused; ",
+        end="",
+    )
+    print(
+        f"recovered {recovered_at - up_at:.2f}s after PostgreSQL was back; " if recovered_at else "not recovered; ",
+        f"{len(sent)} sent, {len(stored_ids)} stored; {tally}",
+    )
     for peer in peers:
         await peer.drop()
 

@@ -23,10 +23,24 @@ async def test_redis_restart_loses_nothing_and_delivery_resumes(cluster):
     peers = []
     for n, chat in enumerate(seeded["chats"]):
         # Client and engineer on different processes: their messages must cross Redis.
-        peers.append(Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"],
-                          room_id=chat["room_id"], urls=lambda: [first.ws_url]))
-        peers.append(Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"],
-                          room_id=chat["room_id"], urls=lambda: [second.ws_url]))
+        peers.append(
+            Peer(
+                name=f"c{n}",
+                path="/ws/chat/",
+                session=chat["client"]["session"],
+                room_id=chat["room_id"],
+                urls=lambda: [first.ws_url],
+            )
+        )
+        peers.append(
+            Peer(
+                name=f"e{n}",
+                path="/ws/hud/",
+                session=chat["engineer"]["session"],
+                room_id=chat["room_id"],
+                urls=lambda: [second.ws_url],
+            )
+        )
     await asyncio.gather(*(peer.connect(timeout=60) for peer in peers))
 
     stop = asyncio.Event()
@@ -38,7 +52,9 @@ async def test_redis_restart_loses_nothing_and_delivery_resumes(cluster):
     down_at = time.monotonic()
     sent_before_outage = {p.name: p.sent_count for p in peers}
     await asyncio.sleep(3)
-    sent_during_outage = {f"{p.name}-{i}" for p in peers for i in range(sent_before_outage[p.name] + 1, p.sent_count + 1)}
+    sent_during_outage = {
+        f"{p.name}-{i}" for p in peers for i in range(sent_before_outage[p.name] + 1, p.sent_count + 1)
+    }
     cluster.redis.start()
     up_at = time.monotonic()
 
@@ -60,10 +76,12 @@ async def test_redis_restart_loses_nothing_and_delivery_resumes(cluster):
     tally = judge(peers, stored)
     cluster.assert_rooms_consistent()
     slowest = max(resumed.values(), default=float("inf"))
-    print(f"\nredis restart: outage {up_at - down_at:.1f}s, {len(sent_during_outage)} sends during it, "
-          f"{len(sent_during_outage & stored_ids)} stored; delivery resumed for {len(resumed)}/{len(peers)} "
-          f"within {slowest:.2f}s of Redis coming back; {tally}; "
-          f"errors {sum((p.errors for p in peers), Counter())}")
+    print(
+        f"\nredis restart: outage {up_at - down_at:.1f}s, {len(sent_during_outage)} sends during it, "
+        f"{len(sent_during_outage & stored_ids)} stored; delivery resumed for {len(resumed)}/{len(peers)} "
+        f"within {slowest:.2f}s of Redis coming back; {tally}; "
+        f"errors {sum((p.errors for p in peers), Counter())}"
+    )
     for peer in peers:
         await peer.drop()
 
@@ -77,10 +95,26 @@ async def test_messages_sent_while_redis_is_down_reach_a_quiet_room_once_it_is_b
     """No later message reveals the gap: what was stored during the outage still arrives within 5 s of Redis's return."""
     seeded = cluster.seed(chats=2)
     first, second = cluster.start_servers(2)
-    clients = [Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"], room_id=chat["room_id"],
-                    urls=lambda: [first.ws_url]) for n, chat in enumerate(seeded["chats"])]
-    engineers = [Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"], room_id=chat["room_id"],
-                      urls=lambda: [second.ws_url]) for n, chat in enumerate(seeded["chats"])]
+    clients = [
+        Peer(
+            name=f"c{n}",
+            path="/ws/chat/",
+            session=chat["client"]["session"],
+            room_id=chat["room_id"],
+            urls=lambda: [first.ws_url],
+        )
+        for n, chat in enumerate(seeded["chats"])
+    ]
+    engineers = [
+        Peer(
+            name=f"e{n}",
+            path="/ws/hud/",
+            session=chat["engineer"]["session"],
+            room_id=chat["room_id"],
+            urls=lambda: [second.ws_url],
+        )
+        for n, chat in enumerate(seeded["chats"])
+    ]
     peers = clients + engineers
     await asyncio.gather(*(peer.connect(timeout=60) for peer in peers))
     for client in clients:
@@ -95,14 +129,14 @@ async def test_messages_sent_while_redis_is_down_reach_a_quiet_room_once_it_is_b
     up_at = time.monotonic()
 
     stored = cluster.stored_seqs()
-    while time.monotonic() - up_at < 10 and not all(
-        set(stored[p.room_id]) <= set(p.arrivals) for p in peers
-    ):
+    while time.monotonic() - up_at < 10 and not all(set(stored[p.room_id]) <= set(p.arrivals) for p in peers):
         await asyncio.sleep(0.05)
     arrived_after = time.monotonic() - up_at
     tally = judge(peers, stored)
-    print(f"\nredis restart, quiet room: everything stored during the outage reached both sides "
-          f"{arrived_after:.2f}s after Redis was back; {tally}")
+    print(
+        f"\nredis restart, quiet room: everything stored during the outage reached both sides "
+        f"{arrived_after:.2f}s after Redis was back; {tally}"
+    )
     for peer in peers:
         await peer.drop()
     assert arrived_after <= 5.0

@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -49,8 +49,11 @@ CREATE TRIGGER fault_log AFTER UPDATE ON chat_chatrequest FOR EACH ROW EXECUTE F
 def set_deadlines(cluster, deadlines: dict[int, float]) -> None:
     """Set each request's expires_at to that many seconds from now (database clock)."""
     for request_id, seconds in deadlines.items():
-        cluster.query("UPDATE chat_chatrequest SET expires_at = clock_timestamp() + make_interval(secs => %s) "
-                      "WHERE id = %s RETURNING id", (seconds, request_id))
+        cluster.query(
+            "UPDATE chat_chatrequest SET expires_at = clock_timestamp() + make_interval(secs => %s) "
+            "WHERE id = %s RETURNING id",
+            (seconds, request_id),
+        )
 
 
 async def restart(server) -> None:
@@ -63,9 +66,15 @@ async def test_requests_expire_once_on_time_and_answers_have_one_winner_across_r
     seeded = cluster.seed(engineers=4, waiting=14, expiring=[3600] * 10)
     cluster.execute(AUDIT)
     first, second = cluster.start_servers(2)
-    racers = [Racer(name=f"r{n}", engineer_id=e["engineer_id"], session=e["session"],
-                    urls=(lambda url: lambda: [url])(first.ws_url if n % 2 == 0 else second.ws_url))
-              for n, e in enumerate(seeded["engineers"])]
+    racers = [
+        Racer(
+            name=f"r{n}",
+            engineer_id=e["engineer_id"],
+            session=e["session"],
+            urls=(lambda url: lambda: [url])(first.ws_url if n % 2 == 0 else second.ws_url),
+        )
+        for n, e in enumerate(seeded["engineers"])
+    ]
     await asyncio.gather(*(racer.refresh() for racer in racers))  # connect, and start both sweepers
     for racer in racers:
         racer.urls = cluster.ws_urls  # from now on, any live server
@@ -110,30 +119,41 @@ async def test_requests_expire_once_on_time_and_answers_have_one_winner_across_r
         await racer.refresh()  # a win whose reply died with its process shows on the next sync
         await racer.close()
 
-    log = cluster.query("SELECT request_id, old_state, new_state, answered_by_id, at FROM fault_request_log ORDER BY id")
-    requests = {row[0]: row[1:] for row in cluster.query(
-        "SELECT id, state, expires_at, answered_by_id FROM chat_chatrequest WHERE id = ANY(%s)", (expiring + contested,))}
+    log = cluster.query(
+        "SELECT request_id, old_state, new_state, answered_by_id, at FROM fault_request_log ORDER BY id"
+    )
+    requests = {
+        row[0]: row[1:]
+        for row in cluster.query(
+            "SELECT id, state, expires_at, answered_by_id FROM chat_chatrequest WHERE id = ANY(%s)",
+            (expiring + contested,),
+        )
+    }
     rooms = cluster.query("SELECT request_id, id FROM chat_chatroom WHERE request_id = ANY(%s)", (contested,))
     engineers_in = cluster.query(
         "SELECT r.request_id, e.id FROM chat_chatparticipant p JOIN chat_chatroom r ON r.id = p.room_id "
-        "JOIN accounts_engineer e ON e.user_id = p.user_id WHERE r.request_id = ANY(%s)", (contested,))
+        "JOIN accounts_engineer e ON e.user_id = p.user_id WHERE r.request_id = ANY(%s)",
+        (contested,),
+    )
 
     transitions = Counter(row[0] for row in log)
     lateness = {}
-    for request_id, old, new, _, at in log:
+    for request_id, _old, _new, _, at in log:
         if request_id in expiring:
             due = requests[request_id][1]
-            start = max(due, datetime.fromtimestamp(back_at, timezone.utc)) if request_id in outage_expiring else due
+            start = max(due, datetime.fromtimestamp(back_at, UTC)) if request_id in outage_expiring else due
             lateness[request_id] = ((at - due).total_seconds(), (at - start).total_seconds())
     room_of = dict(rooms)
     racer_by_engineer = {racer.engineer_id: racer for racer in racers}
     seen_by = {rid: sorted(r.name for r in racers if room_of.get(rid) in r.rooms_seen) for rid in contested}
     won_replies = {rid: sum(r.outcomes.get(rid, []).count("won") for r in racers) for rid in contested}
     replies = Counter(outcome for r in racers for outcomes in r.outcomes.values() for outcome in outcomes)
-    print(f"\nrequest lifecycle: outage {back_at - down_at:.1f}s; expiry after deadline (s): "
-          + ", ".join(f"{late:.2f}" for late, _ in lateness.values())
-          + f"; after restart for outage deadlines: {[round(lateness[r][1], 2) for r in outage_expiring if r in lateness]}"
-          + f"; replies {dict(replies)}; racer retries {sum(r.retries for r in racers)}")
+    print(
+        f"\nrequest lifecycle: outage {back_at - down_at:.1f}s; expiry after deadline (s): "
+        + ", ".join(f"{late:.2f}" for late, _ in lateness.values())
+        + f"; after restart for outage deadlines: {[round(lateness[r][1], 2) for r in outage_expiring if r in lateness]}"
+        + f"; replies {dict(replies)}; racer retries {sum(r.retries for r in racers)}"
+    )
 
     # Exactly once: each request left waiting once, and to the right state.
     assert all(requests[rid][0] == "expired" for rid in expiring), {rid: requests[rid][0] for rid in expiring}

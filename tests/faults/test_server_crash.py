@@ -17,11 +17,25 @@ async def test_kill_9_of_one_server_loses_nothing(cluster):
     peers = []
     for n, chat in enumerate(seeded["chats"]):
         # Each chat has one side on each process, so every message crosses Redis before the crash.
-        client_url = (lambda url: (lambda: [url]))(doomed.ws_url if n % 2 == 0 else survivor.ws_url)
-        peers.append(Peer(name=f"c{n}", path="/ws/chat/", session=chat["client"]["session"],
-                          room_id=chat["room_id"], urls=client_url))
-        peers.append(Peer(name=f"e{n}", path="/ws/hud/", session=chat["engineer"]["session"],
-                          room_id=chat["room_id"], urls=cluster.ws_urls))
+        client_url = (lambda url: lambda: [url])(doomed.ws_url if n % 2 == 0 else survivor.ws_url)
+        peers.append(
+            Peer(
+                name=f"c{n}",
+                path="/ws/chat/",
+                session=chat["client"]["session"],
+                room_id=chat["room_id"],
+                urls=client_url,
+            )
+        )
+        peers.append(
+            Peer(
+                name=f"e{n}",
+                path="/ws/hud/",
+                session=chat["engineer"]["session"],
+                room_id=chat["room_id"],
+                urls=cluster.ws_urls,
+            )
+        )
     await asyncio.gather(*(peer.connect(timeout=60) for peer in peers))
     for peer in peers:
         peer.urls = cluster.ws_urls  # from now on, any live server
@@ -43,10 +57,12 @@ async def test_kill_9_of_one_server_loses_nothing(cluster):
     cluster.assert_rooms_consistent()
     missing_ids = set().union(*(p.sent for p in peers)) - cluster.stored_client_msg_ids()
     moved = [p for p in on_doomed if p.ws is not None and p.ws.remote_address[1] == survivor.port]
-    print(f"\nserver crash: {len(on_doomed)} sockets on the killed process, {len(moved)} back on the survivor, "
-          f"{sum(len(s) for s in stored.values())} messages, {tally}, "
-          f"reconnect after kill within {max((max(p.catch_up_times) for p in on_doomed), default=0):.2f}s, "
-          f"{time.monotonic() - killed_at:.1f}s after the kill everything was settled")
+    print(
+        f"\nserver crash: {len(on_doomed)} sockets on the killed process, {len(moved)} back on the survivor, "
+        f"{sum(len(s) for s in stored.values())} messages, {tally}, "
+        f"reconnect after kill within {max((max(p.catch_up_times) for p in on_doomed), default=0):.2f}s, "
+        f"{time.monotonic() - killed_at:.1f}s after the kill everything was settled"
+    )
     for peer in peers:
         await peer.drop()
 

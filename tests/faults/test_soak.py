@@ -19,8 +19,15 @@ async def test_memory_holds_steady_under_chat_and_connection_churn(cluster):
     """A minute of chat with 100 connects a minute: RSS drifts by at most 5% after the warm-up."""
     seeded = cluster.seed(chats=10)
     cluster.start_servers(2)
-    result = await run_soak(cluster, make_peers(cluster, seeded["chats"]), seconds=60, warmup=20,
-                            connects_per_minute=100, message_interval=4.0, sample_every=5.0)
+    result = await run_soak(
+        cluster,
+        make_peers(cluster, seeded["chats"]),
+        seconds=60,
+        warmup=20,
+        connects_per_minute=100,
+        message_interval=4.0,
+        sample_every=5.0,
+    )
     print("\nsoak (short):\n" + result.table())
 
     assert result.missing == 0

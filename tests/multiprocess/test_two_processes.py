@@ -40,8 +40,12 @@ class Live:
     @classmethod
     async def open(cls, server, path: str, user) -> "Live":
         cookie = (await sync_to_async(session_cookie)(user)).decode()
-        ws = await websockets.connect(server.ws_url + path, additional_headers={"Cookie": cookie, "Origin": ORIGIN},
-                                      open_timeout=10, ping_interval=None)
+        ws = await websockets.connect(
+            server.ws_url + path,
+            additional_headers={"Cookie": cookie, "Origin": ORIGIN},
+            open_timeout=10,
+            ping_interval=None,
+        )
         return cls(ws)
 
     async def _read(self):
@@ -67,16 +71,23 @@ class Live:
     async def wait_event(self, event, *, timeout: float = 10.0, since: int = 0, **attrs):
         def match(e):
             return e.attrs.get("data-event") == event and all(
-                e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())
+                e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items()
+            )
+
         return await self.wait_for(match, timeout, since=since)
 
     async def wait_message(self, room_id, seq):
         return await self.wait_for(
-            lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq))
+            lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq)
+        )
 
     def events(self, event, **attrs):
-        return [e for e in self.received if e.attrs.get("data-event") == event and all(
-            e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())]
+        return [
+            e
+            for e in self.received
+            if e.attrs.get("data-event") == event
+            and all(e.attrs.get(f"data-{k.replace('_', '-')}") == str(v) for k, v in attrs.items())
+        ]
 
     def messages(self, room_id):
         return [e for e in self.received if "data-seq" in e.attrs and e.attrs.get("data-room") == str(room_id)]
@@ -157,8 +168,9 @@ async def test_a_client_on_one_process_chats_with_an_engineer_on_the_other(daphn
     await asyncio.sleep(0.3)
     assert [e.attrs["data-seq"] for e in client.messages(room_id)] == ["1", "2", "3", "4"]
     assert [e.attrs["data-seq"] for e in sam.messages(room_id)] == ["1", "2", "3", "4"]
-    stored = await sync_to_async(lambda: list(ChatMessage.objects.filter(room_id=room_id).values_list("seq", flat=True)
-                                              .order_by("seq")))()
+    stored = await sync_to_async(
+        lambda: list(ChatMessage.objects.filter(room_id=room_id).values_list("seq", flat=True).order_by("seq"))
+    )()
     assert stored == [1, 2, 3, 4]
     await close_all(client, dana, sam)
 
@@ -201,7 +213,10 @@ async def test_a_request_that_fell_due_while_no_process_ran_expires_on_the_first
     expired by the first process to sweep, and a second process changes nothing."""
     carol = desk["contacts"][0]
     request = await sync_to_async(ChatRequest.objects.create)(
-        kind=ChatRequest.Kind.CLIENT, ticket=desk["tickets"][0], contact=carol, queue=desk["queues"][0],
+        kind=ChatRequest.Kind.CLIENT,
+        ticket=desk["tickets"][0],
+        contact=carol,
+        queue=desk["queues"][0],
         expires_at=timezone.now() - timedelta(seconds=5),
     )
     a, b = daphne_servers(2, CHAT_SWEEP_INTERVAL_SECONDS=0.05)
@@ -222,8 +237,11 @@ async def test_a_process_sweeps_from_its_start_before_any_socket_opens(daphne_se
     """A freshly started process expires due requests even while nobody has connected to it yet:
     its sweeper starts with daphne's reactor, not with the first websocket."""
     request = await sync_to_async(ChatRequest.objects.create)(
-        kind=ChatRequest.Kind.CLIENT, ticket=desk["tickets"][0], contact=desk["contacts"][0],
-        queue=desk["queues"][0], expires_at=timezone.now() - timedelta(seconds=1),
+        kind=ChatRequest.Kind.CLIENT,
+        ticket=desk["tickets"][0],
+        contact=desk["contacts"][0],
+        queue=desk["queues"][0],
+        expires_at=timezone.now() - timedelta(seconds=1),
     )
     daphne_servers(1, CHAT_SWEEP_INTERVAL_SECONDS=0.05)  # no socket, no page: nothing but the process
 

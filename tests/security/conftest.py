@@ -56,12 +56,29 @@ def world(f):
     ken_ticket = f.make_ticket(contact=ken, summary="Ken's monitor")
     their_ticket = f.make_ticket(contact=mallory, summary=THEIR_SUMMARY)
     return {
-        "ours": ours, "theirs": theirs, "queue": queue,
-        "carol": carol, "cora": cora, "cleo": cleo, "carl": carl, "ken": ken, "mallory": mallory,
-        "dana": dana, "sam": sam, "eve": eve, "sue": sue,
-        "ticket": ticket, "room": room, "request": request, "waiting": waiting, "invitation": invitation,
-        "cora_ticket": cora_ticket, "cleo_ticket": cleo_ticket, "carl_ticket": carl_ticket,
-        "ken_ticket": ken_ticket, "their_ticket": their_ticket,
+        "ours": ours,
+        "theirs": theirs,
+        "queue": queue,
+        "carol": carol,
+        "cora": cora,
+        "cleo": cleo,
+        "carl": carl,
+        "ken": ken,
+        "mallory": mallory,
+        "dana": dana,
+        "sam": sam,
+        "eve": eve,
+        "sue": sue,
+        "ticket": ticket,
+        "room": room,
+        "request": request,
+        "waiting": waiting,
+        "invitation": invitation,
+        "cora_ticket": cora_ticket,
+        "cleo_ticket": cleo_ticket,
+        "carl_ticket": carl_ticket,
+        "ken_ticket": ken_ticket,
+        "their_ticket": their_ticket,
     }
 
 
@@ -115,6 +132,17 @@ def evil(f):
     waiting_ticket = f.make_ticket(contact=other, summary=PAYLOADS[2])
     waiting = services.request_chat(contact=other, ticket=waiting_ticket)
     callback_ticket = f.make_ticket(contact=other, summary="callback " + PAYLOADS[0])
-    return {"contact": contact, "other": other, "dana": dana, "sam": sam, "ticket": ticket, "done": done,
-            "live": live, "waiting": waiting, "waiting_ticket": waiting_ticket, "callback_ticket": callback_ticket,
-            "company": company, "queue": queue}
+    return {
+        "contact": contact,
+        "other": other,
+        "dana": dana,
+        "sam": sam,
+        "ticket": ticket,
+        "done": done,
+        "live": live,
+        "waiting": waiting,
+        "waiting_ticket": waiting_ticket,
+        "callback_ticket": callback_ticket,
+        "company": company,
+        "queue": queue,
+    }

@@ -6,7 +6,6 @@ a session. No dialog opens and no payload runs. Then script injected into the pa
 refused by the Content-Security-Policy, which has no 'unsafe-inline' for scripts.
 """
 
-
 import pytest
 
 from tests.conftest import login

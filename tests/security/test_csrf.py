@@ -76,15 +76,30 @@ def test_the_url_list_is_not_empty(csrf_world):
 
 def test_every_post_without_the_token_is_refused(csrf_world):
     """Each URL answers a token-less POST with 403 "CSRF verification failed", and nothing is written."""
-    counts = lambda: (Ticket.objects.count(), TicketNote.objects.count(), TimeEntry.objects.count(),  # noqa: E731
-                      ChatRequest.objects.count())
+
+    def counts():
+        return (
+            Ticket.objects.count(),
+            TicketNote.objects.count(),
+            TimeEntry.objects.count(),
+            ChatRequest.objects.count(),
+        )
+
     before = counts()
     failures = []
     for url in all_urls(csrf_world):
         client = Client(enforce_csrf_checks=True)
         client.force_login(_user_for(url, csrf_world))
-        data = {"text": "csrf", "summary": "csrf", "priority": "medium", "username": "carol", "password": "x",
-                "started": "2026-01-01T10:00", "ended": "2026-01-01T10:10", "post": "yes"}
+        data = {
+            "text": "csrf",
+            "summary": "csrf",
+            "priority": "medium",
+            "username": "carol",
+            "password": "x",
+            "started": "2026-01-01T10:00",
+            "ended": "2026-01-01T10:10",
+            "post": "yes",
+        }
         for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
             response = client.post(url, data, **headers)
             if response.status_code != 403 or b"CSRF" not in response.content:
@@ -99,8 +114,9 @@ def test_a_post_with_the_token_gets_through(world):
     client.force_login(world["carol"].user)
     page = client.get(reverse("tickets:detail", args=[world["ticket"].pk]))
     token = page.cookies["csrftoken"].value if "csrftoken" in page.cookies else client.cookies["csrftoken"].value
-    response = client.post(reverse("tickets:note_add", args=[world["ticket"].pk]), {"text": "with token"},
-                           HTTP_X_CSRFTOKEN=token)
+    response = client.post(
+        reverse("tickets:note_add", args=[world["ticket"].pk]), {"text": "with token"}, HTTP_X_CSRFTOKEN=token
+    )
     assert response.status_code == 302
     assert TicketNote.objects.filter(text="with token").exists()
 

@@ -14,7 +14,6 @@ from chat.models import ChatMessage, ChatRequest
 from tests.chat.wsutil import client_socket, staff_socket
 from tests.factories import PASSWORD
 
-
 # --- Messages: a token bucket per socket ------------------------------------------------------
 
 
@@ -179,7 +178,7 @@ def test_a_successful_sign_in_clears_the_failures(world, settings):
 def test_the_lockout_message_is_escaped_and_keeps_the_username(world, settings):
     """The page shows the username typed (escaped) so the user sees which account is paused."""
     settings.LOGIN_FAILURE_LIMIT = 1
-    response = _login(Client(), '<script>alert(1)</script>', "x")
+    response = _login(Client(), "<script>alert(1)</script>", "x")
     body = response.content.decode()
     assert response.status_code == 429
     assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body

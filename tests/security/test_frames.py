@@ -11,9 +11,9 @@ import json
 
 import pytest
 import websockets
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from asgiref.sync import sync_to_async
 
 from chat.models import ChatMessage
 from tests.chat.wsutil import client_socket, connect, parse, session_cookie, staff_socket
@@ -49,39 +49,72 @@ HOSTILE = [
     ("room id is 1e999", '{"action": "send", "room_id": 1e999, "body": "x"}', {"bad_frame"}),
     ("room id is NaN", '{"action": "send", "room_id": NaN, "body": "x"}', {"bad_frame"}),
     ("room id as a huge digit string", lambda w: {"action": "send", "room_id": "9" * 400, "body": "x"}, {"bad_frame"}),
-    ("body is a dict", lambda w: {"action": "send", "room_id": _room(w), "body": {"a": 1}, "client_msg_id": "q"},
-     {"bad_frame"}),
-    ("body is too long", lambda w: {"action": "send", "room_id": _room(w), "body": "x" * 40_000, "client_msg_id": "q"},
-     {"too_long"}),
-    ("body is blank", lambda w: {"action": "send", "room_id": _room(w), "body": " \n\t ", "client_msg_id": "q"},
-     {"empty"}),
-    ("body with a NUL", lambda w: {"action": "send", "room_id": _room(w), "body": "a\x00b", "client_msg_id": "q"},
-     {"bad_frame"}),
-    ("body with a lone surrogate", lambda w: '{"action": "send", "room_id": %d, "body": "a\\ud800b", '
-     '"client_msg_id": "q"}' % _room(w), {"bad_frame"}),
-    ("client_msg_id with a NUL", lambda w: {"action": "send", "room_id": _room(w), "body": "b", "client_msg_id": "\x00"},
-     {"bad_frame"}),
-    ("client_msg_id is a list", lambda w: {"action": "send", "room_id": _room(w), "body": "b", "client_msg_id": [1]},
-     {"bad_frame"}),
+    (
+        "body is a dict",
+        lambda w: {"action": "send", "room_id": _room(w), "body": {"a": 1}, "client_msg_id": "q"},
+        {"bad_frame"},
+    ),
+    (
+        "body is too long",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "x" * 40_000, "client_msg_id": "q"},
+        {"too_long"},
+    ),
+    (
+        "body is blank",
+        lambda w: {"action": "send", "room_id": _room(w), "body": " \n\t ", "client_msg_id": "q"},
+        {"empty"},
+    ),
+    (
+        "body with a NUL",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "a\x00b", "client_msg_id": "q"},
+        {"bad_frame"},
+    ),
+    (
+        "body with a lone surrogate",
+        lambda w: '{"action": "send", "room_id": ' + str(_room(w)) + ', "body": "a\\ud800b", "client_msg_id": "q"}',
+        {"bad_frame"},
+    ),
+    (
+        "client_msg_id with a NUL",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "b", "client_msg_id": "\x00"},
+        {"bad_frame"},
+    ),
+    (
+        "client_msg_id is a list",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "b", "client_msg_id": [1]},
+        {"bad_frame"},
+    ),
     ("action with a lone surrogate", '{"action": "\\udfff"}', {"bad_frame", "unknown_action"}),
     ("read seq is huge", lambda w: {"action": "read", "room_id": _room(w), "seq": 2**63}, {"bad_frame"}),
     ("sync rooms is a list", lambda w: {"action": "sync", "rooms": [1, 2]}, {"bad_frame"}),
     ("callback body is a number", lambda w: {"action": "callback", "request_id": 1, "body": 5}, {"bad_frame"}),
-    ("callback body with a NUL", lambda w: {"action": "callback", "request_id": w["request"].pk, "body": "\x00"},
-     {"bad_frame", "not_waiting"}),
+    (
+        "callback body with a NUL",
+        lambda w: {"action": "callback", "request_id": w["request"].pk, "body": "\x00"},
+        {"bad_frame", "not_waiting"},
+    ),
     ("request ticket id is huge", lambda w: {"action": "request_chat", "ticket_id": 2**64}, {"bad_frame"}),
     ("request ticket id is an object", lambda w: {"action": "request_chat", "ticket_id": {"$gt": 0}}, {"bad_frame"}),
 ]
 STAFF_HOSTILE = [
-    ("bad kind", lambda w: {"action": "send", "room_id": _room(w), "body": "b", "kind": "system", "client_msg_id": "k"},
-     {"bad_frame"}),
-    ("kind is a dict", lambda w: {"action": "send", "room_id": _room(w), "body": "b", "kind": {"a": 1}, "client_msg_id": "k"},
-     {"bad_frame"}),
+    (
+        "bad kind",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "b", "kind": "system", "client_msg_id": "k"},
+        {"bad_frame"},
+    ),
+    (
+        "kind is a dict",
+        lambda w: {"action": "send", "room_id": _room(w), "body": "b", "kind": {"a": 1}, "client_msg_id": "k"},
+        {"bad_frame"},
+    ),
     ("availability is a list", lambda w: {"action": "set_availability", "availability": ["away"]}, {"bad_frame"}),
     ("availability is offline", lambda w: {"action": "set_availability", "availability": "offline"}, {"bad_frame"}),
     ("availability with a NUL", lambda w: {"action": "set_availability", "availability": "away\x00"}, {"bad_frame"}),
-    ("engineer id is huge", lambda w: {"action": "invite_engineer", "room_id": _room(w), "engineer_id": 2**60},
-     {"bad_frame"}),
+    (
+        "engineer id is huge",
+        lambda w: {"action": "invite_engineer", "room_id": _room(w), "engineer_id": 2**60},
+        {"bad_frame"},
+    ),
     ("answer id is a string of zeros", lambda w: {"action": "answer", "request_id": "0000"}, {"not_found"}),
 ]
 
@@ -151,8 +184,9 @@ async def test_no_hostile_frame_stored_anything(world):
     await socket.send(action="ping")
     await socket.wait_event("pong")
     await socket.close()
-    seqs = await sync_to_async(lambda: list(ChatMessage.objects.filter(room=world["room"]).values_list("seq", flat=True)
-                                            .order_by("seq")))()
+    seqs = await sync_to_async(
+        lambda: list(ChatMessage.objects.filter(room=world["room"]).values_list("seq", flat=True).order_by("seq"))
+    )()
     assert seqs == [1, 2]
 
 
@@ -175,8 +209,9 @@ async def test_error_frames_escape_what_the_frame_said(world):
 # --- Handshakes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("origin", [b"http://evil.example", b"https://localhost.evil.example", b"null",
-                                    b"http://127.0.0.1.nip.io"])
+@pytest.mark.parametrize(
+    "origin", [b"http://evil.example", b"https://localhost.evil.example", b"null", b"http://127.0.0.1.nip.io"]
+)
 @pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/"])
 async def test_cross_origin_handshakes_are_refused(world, origin, path):
     """A page on another origin cannot open a socket with the victim's session cookie."""
@@ -192,7 +227,9 @@ async def test_a_handshake_without_origin_is_refused(world):
     from deskchat.asgi import application
 
     cookie = await sync_to_async(session_cookie)(world["carol"].user)
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[(b"host", b"localhost"), (b"cookie", cookie)])
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"host", b"localhost"), (b"cookie", cookie)]
+    )
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
 
@@ -208,8 +245,11 @@ async def test_a_forged_or_stale_session_is_refused(world):
         if cookie is None:
             cookie = await sync_to_async(session_cookie)(world["carol"].user)
             await sync_to_async(Session.objects.all().delete)()
-        communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[
-            (b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)])
+        communicator = WebsocketCommunicator(
+            application,
+            "/ws/chat/",
+            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)],
+        )
         connected, code = await communicator.connect(timeout=5)
         assert not connected and code == 4401
 
@@ -228,8 +268,14 @@ async def _open(server, cookie, origin, path="/ws/chat/"):
     headers = {"Origin": origin}
     if cookie:
         headers["Cookie"] = cookie.decode() if isinstance(cookie, bytes) else cookie
-    return await websockets.connect(server.ws_url + path, additional_headers=headers, open_timeout=10,
-                                    max_size=None, ping_interval=None, close_timeout=2)
+    return await websockets.connect(
+        server.ws_url + path,
+        additional_headers=headers,
+        open_timeout=10,
+        max_size=None,
+        ping_interval=None,
+        close_timeout=2,
+    )
 
 
 async def _until(ws, event: str, timeout=5.0):

@@ -28,19 +28,51 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 EXAMPLES = 3000
 PING = json.dumps({"action": "ping"})
-FIELDS = ["room_id", "ticket_id", "request_id", "engineer_id", "seq", "body", "client_msg_id", "kind", "typing",
-          "transfer", "availability", "rooms"]
-PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "<svg onload=alert(1)>",
-            "[x](javascript:alert(1))", "{client_first_name}", "%s%s%n", "' OR 1=1 --", "\u202e\u200b", "😀" * 5]
+FIELDS = [
+    "room_id",
+    "ticket_id",
+    "request_id",
+    "engineer_id",
+    "seq",
+    "body",
+    "client_msg_id",
+    "kind",
+    "typing",
+    "transfer",
+    "availability",
+    "rooms",
+]
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "<svg onload=alert(1)>",
+    "[x](javascript:alert(1))",
+    "{client_first_name}",
+    "%s%s%n",
+    "' OR 1=1 --",
+    "\u202e\u200b",
+    "😀" * 5,
+]
 
 
 ACTION_FIELDS = {
-    "sync": ["rooms"], "send": ["room_id", "body", "client_msg_id", "kind"], "typing": ["room_id", "typing"],
-    "read": ["room_id", "seq"], "leave": ["room_id"], "request_chat": ["ticket_id"], "cancel": ["request_id"],
-    "callback": ["request_id", "body"], "accept_invitation": ["request_id"], "reject_invitation": ["request_id"],
-    "answer": ["request_id"], "join": ["room_id"], "end": ["room_id"],
-    "invite_engineer": ["room_id", "engineer_id", "transfer"], "invite_contact": ["ticket_id"],
-    "cancel_invitation": ["request_id"], "set_availability": ["availability"],
+    "sync": ["rooms"],
+    "send": ["room_id", "body", "client_msg_id", "kind"],
+    "typing": ["room_id", "typing"],
+    "read": ["room_id", "seq"],
+    "leave": ["room_id"],
+    "request_chat": ["ticket_id"],
+    "cancel": ["request_id"],
+    "callback": ["request_id", "body"],
+    "accept_invitation": ["request_id"],
+    "reject_invitation": ["request_id"],
+    "answer": ["request_id"],
+    "join": ["room_id"],
+    "end": ["room_id"],
+    "invite_engineer": ["room_id", "engineer_id", "transfer"],
+    "invite_contact": ["ticket_id"],
+    "cancel_invitation": ["request_id"],
+    "set_availability": ["availability"],
 }
 
 
@@ -78,15 +110,30 @@ def unthrottled(settings):
 def frames(actions: list[str], ids: list[int], room_id: int):
     """Frames as text: mostly JSON objects with an action and some fields, sometimes raw junk."""
     hostile_text = st.text(alphabet=st.characters(categories=["L", "N", "P", "S", "Z", "Cc", "Cs"]), max_size=40)
-    scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-               | st.floats(allow_nan=True, allow_infinity=True) | hostile_text | st.sampled_from(PAYLOADS))
-    junk = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                            max_size=3), max_leaves=8)
-    value = (st.sampled_from(ids) | st.sampled_from(ids).map(str) | st.sampled_from(["text", "greeting", "farewell",
-                                                                                        "available", "busy", "away"])
-             | st.text(min_size=1, max_size=60) | st.sampled_from(PAYLOADS) | junk)
-    rooms = st.dictionaries(st.sampled_from(ids).map(str) | st.text(max_size=5), st.integers(-5, 2**40) | junk,
-                            max_size=4)
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**80), max_value=2**80)
+        | st.floats(allow_nan=True, allow_infinity=True)
+        | hostile_text
+        | st.sampled_from(PAYLOADS)
+    )
+    junk = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=8,
+    )
+    value = (
+        st.sampled_from(ids)
+        | st.sampled_from(ids).map(str)
+        | st.sampled_from(["text", "greeting", "farewell", "available", "busy", "away"])
+        | st.text(min_size=1, max_size=60)
+        | st.sampled_from(PAYLOADS)
+        | junk
+    )
+    rooms = st.dictionaries(
+        st.sampled_from(ids).map(str) | st.text(max_size=5), st.integers(-5, 2**40) | junk, max_size=4
+    )
     obj = st.fixed_dictionaries(
         {"action": st.sampled_from(actions) | hostile_text | junk},
         optional={**{name: value for name in FIELDS}, "rooms": rooms | junk},
@@ -98,7 +145,10 @@ def frames(actions: list[str], ids: list[int], room_id: int):
         "client_msg_id": st.text(max_size=12),
         "kind": st.sampled_from(["text", "greeting", "farewell", "system", ""]),
         "availability": st.sampled_from(["available", "busy", "away", "offline"]),
-        "typing": st.booleans(), "transfer": st.booleans(), "seq": st.integers(-3, 2**40), "rooms": rooms,
+        "typing": st.booleans(),
+        "transfer": st.booleans(),
+        "seq": st.integers(-3, 2**40),
+        "rooms": rooms,
     }
 
     def plausible_for(action):
@@ -109,10 +159,15 @@ def frames(actions: list[str], ids: list[int], room_id: int):
     # plausible frames keep it open (random frames still try both, with ids that rarely match).
     plausible = st.sampled_from([a for a in actions if a not in ("leave", "end")]).flatmap(plausible_for)
     # Sends into the live room, so hostile text really reaches the database and the fragments.
-    sends = st.fixed_dictionaries({
-        "action": st.just("send"), "room_id": st.just(room_id) | st.just(str(room_id)), "body": field_values["body"],
-        "client_msg_id": st.text(max_size=12) | hostile_text,
-    }, optional={"kind": field_values["kind"]}).map(lambda frame: json.dumps(frame))
+    sends = st.fixed_dictionaries(
+        {
+            "action": st.just("send"),
+            "room_id": st.just(room_id) | st.just(str(room_id)),
+            "body": field_values["body"],
+            "client_msg_id": st.text(max_size=12) | hostile_text,
+        },
+        optional={"kind": field_values["kind"]},
+    ).map(lambda frame: json.dumps(frame))
     as_json = (obj | plausible | plausible).map(lambda frame: json.dumps(frame, allow_nan=True))
     raw = st.text(min_size=1, max_size=200) | st.sampled_from(["[]", "null", "1e999", "{", '{"action":', "[" * 500])
     return st.one_of(as_json, as_json, sends, raw).filter(lambda text: text != "")
@@ -140,15 +195,31 @@ def assert_database_keeps_its_promises():
 
 
 def _fuzz(world, loop_thread, opener, user, actions):
-    ids = sorted({0, 1, 2**31, world["room"].pk, world["ticket"].pk, world["request"].pk, world["waiting"].pk,
-                  world["invitation"].pk, world["their_ticket"].pk, world["ken_ticket"].pk, world["carl_ticket"].pk,
-                  world["dana"].pk, world["sam"].pk, world["eve"].pk})
+    ids = sorted(
+        {
+            0,
+            1,
+            2**31,
+            world["room"].pk,
+            world["ticket"].pk,
+            world["request"].pk,
+            world["waiting"].pk,
+            world["invitation"].pk,
+            world["their_ticket"].pk,
+            world["ken_ticket"].pk,
+            world["carl_ticket"].pk,
+            world["dana"].pk,
+            world["sam"].pk,
+            world["eve"].pk,
+        }
+    )
     socket = loop_thread.run(opener(user))
     loop_thread.run(exchange(socket, json.dumps({"action": "sync", "rooms": {}})))
     seen = Counter()
 
-    @hsettings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-               suppress_health_check=list(HealthCheck))
+    @hsettings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=False, suppress_health_check=list(HealthCheck)
+    )
     @given(frame=frames(actions, ids, world["room"].pk))
     def check(frame):
         received = loop_thread.run(exchange(socket, frame))

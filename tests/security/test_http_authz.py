@@ -31,7 +31,9 @@ NOT_FOR = {
     "mallory": (SECRET_SUMMARY, SECRET_BODY, SECRET_NOTE),
     "ken": (SECRET_NOTE,),
     "carol": (SECRET_NOTE,),
-    "eve": (), "dana": (), "sue": (),
+    "eve": (),
+    "dana": (),
+    "sue": (),
 }
 
 
@@ -54,32 +56,65 @@ def _time_entry_data(world):
 
 ROWS = [
     Row("tickets:list", "GET", lambda w: reverse("tickets:list"), COMPANY_A | ENGINEERS, filtered={"mallory"}),
-    Row("tickets:list", "GET", lambda w: reverse("tickets:list") + "?q=Zebra", COMPANY_A | ENGINEERS,
-        htmx=True, filtered={"mallory"}),
+    Row(
+        "tickets:list",
+        "GET",
+        lambda w: reverse("tickets:list") + "?q=Zebra",
+        COMPANY_A | ENGINEERS,
+        htmx=True,
+        filtered={"mallory"},
+    ),
     Row("tickets:create", "GET", lambda w: reverse("tickets:create"), {"carol"}),
-    Row("tickets:create", "POST", lambda w: reverse("tickets:create"), {"carol"},
-        data=lambda w: {"summary": "New one", "priority": "medium", "company": str(w["theirs"].pk)}, ok=(422,)),
+    Row(
+        "tickets:create",
+        "POST",
+        lambda w: reverse("tickets:create"),
+        {"carol"},
+        data=lambda w: {"summary": "New one", "priority": "medium", "company": str(w["theirs"].pk)},
+        ok=(422,),
+    ),
     Row("tickets:detail", "GET", lambda w: reverse("tickets:detail", args=[w["ticket"].pk]), COMPANY_A | ENGINEERS),
-    Row("tickets:detail", "GET", lambda w: reverse("tickets:detail", args=[w["ticket"].pk]) + "?tab=history",
-        COMPANY_A | ENGINEERS, htmx=True),
-    Row("tickets:note_add", "POST", lambda w: reverse("tickets:note_add", args=[w["ticket"].pk]),
-        COMPANY_A | ENGINEERS, data=lambda w: {"text": "a note from the matrix"}),
+    Row(
+        "tickets:detail",
+        "GET",
+        lambda w: reverse("tickets:detail", args=[w["ticket"].pk]) + "?tab=history",
+        COMPANY_A | ENGINEERS,
+        htmx=True,
+    ),
+    Row(
+        "tickets:note_add",
+        "POST",
+        lambda w: reverse("tickets:note_add", args=[w["ticket"].pk]),
+        COMPANY_A | ENGINEERS,
+        data=lambda w: {"text": "a note from the matrix"},
+    ),
     Row("hud", "GET", lambda w: reverse("hud"), ENGINEERS),
     Row("hud_supervisor", "GET", lambda w: reverse("hud_supervisor"), {"sue"}),
     Row("hud_supervisor", "GET", lambda w: reverse("hud_supervisor"), {"sue"}, htmx=True),
     # Engineers see every ticket, so every chat log (chat.selectors.get_room_for_engineer).
     Row("hud_transcript", "GET", lambda w: reverse("hud_transcript", args=[w["room"].pk]), ENGINEERS),
     Row("hud_time_entry", "GET", lambda w: reverse("hud_time_entry", args=[w["room"].pk]), {"dana"}),
-    Row("hud_time_entry", "POST", lambda w: reverse("hud_time_entry", args=[w["room"].pk]), {"dana"},
-        data=_time_entry_data, htmx=True),
+    Row(
+        "hud_time_entry",
+        "POST",
+        lambda w: reverse("hud_time_entry", args=[w["room"].pk]),
+        {"dana"},
+        data=_time_entry_data,
+        htmx=True,
+    ),
     # Only someone who is (or was) in the chat may list whom to invite into it.
-    Row("hud_invite_options", "GET", lambda w: reverse("hud_invite_options", args=[w["room"].pk]), {"dana"},
-        htmx=True),
+    Row("hud_invite_options", "GET", lambda w: reverse("hud_invite_options", args=[w["room"].pk]), {"dana"}, htmx=True),
     Row("hud_ticket_panel", "GET", lambda w: reverse("hud_ticket_panel", args=[w["ticket"].pk]), ENGINEERS, htmx=True),
-    Row("hud_ticket_chat", "GET", lambda w: reverse("hud_ticket_chat", args=[w["carl_ticket"].pk]), ENGINEERS,
-        htmx=True),
-    Row("hud_ticket_chat", "POST", lambda w: reverse("hud_ticket_chat", args=[w["carl_ticket"].pk]), ENGINEERS,
-        htmx=True),
+    Row(
+        "hud_ticket_chat", "GET", lambda w: reverse("hud_ticket_chat", args=[w["carl_ticket"].pk]), ENGINEERS, htmx=True
+    ),
+    Row(
+        "hud_ticket_chat",
+        "POST",
+        lambda w: reverse("hud_ticket_chat", args=[w["carl_ticket"].pk]),
+        ENGINEERS,
+        htmx=True,
+    ),
 ]
 # Pages anyone may open: they show nothing of any company.
 PUBLIC = {"home", "login", "logout"}
@@ -147,15 +182,19 @@ def test_refused_writes_change_nothing(client, world, role):
         if row.method == "POST" and role not in row.allowed:
             _request(client, world, row, role)
     assert (TicketNote.objects.count(), TimeEntry.objects.count(), ChatRequest.objects.count()) == (
-        notes, entries, invitations)
+        notes,
+        entries,
+        invitations,
+    )
 
 
 def test_a_contact_cannot_open_a_ticket_for_another_company(client, world):
     """A forged company field is refused and no ticket appears in the other company."""
     client.force_login(world["carol"].user)
     before = Ticket.objects.filter(company=world["theirs"]).count()
-    response = client.post(reverse("tickets:create"), {"summary": "x", "priority": "medium",
-                                                       "company": str(world["theirs"].pk)})
+    response = client.post(
+        reverse("tickets:create"), {"summary": "x", "priority": "medium", "company": str(world["theirs"].pk)}
+    )
     assert response.status_code == 422
     assert Ticket.objects.filter(company=world["theirs"]).count() == before
 

@@ -45,7 +45,9 @@ CLIENT_ATTACKS = {
         r: (lambda w: {"room_id": w["room"].pk, "body": "let me in", "client_msg_id": "x1"}, {"not_participant"})
         for r in ("mallory", "ken")
     },
-    "typing": {r: (lambda w: {"room_id": w["room"].pk, "typing": True}, {"not_participant"}) for r in ("mallory", "ken")},
+    "typing": {
+        r: (lambda w: {"room_id": w["room"].pk, "typing": True}, {"not_participant"}) for r in ("mallory", "ken")
+    },
     "read": {r: (lambda w: {"room_id": w["room"].pk, "seq": 1}, {"not_participant"}) for r in ("mallory", "ken")},
     "leave": {r: (lambda w: {"room_id": w["room"].pk}, {"not_participant"}) for r in ("mallory", "ken")},
 }
@@ -57,8 +59,9 @@ STAFF_ATTACKS = {
     # Engineers may invite any ticket's contact (they see every ticket), but not one denied chat.
     "invite_contact": {"eve": (lambda w: {"ticket_id": w["ken_ticket"].pk}, {"not_allowed"})},
     "cancel_invitation": {"eve": (lambda w: {"request_id": w["invitation"].pk}, {"not_waiting"})},
-    "send": {"eve": (lambda w: {"room_id": w["room"].pk, "body": "let me in", "client_msg_id": "x1"},
-                     {"not_participant"})},
+    "send": {
+        "eve": (lambda w: {"room_id": w["room"].pk, "body": "let me in", "client_msg_id": "x1"}, {"not_participant"})
+    },
     "typing": {"eve": (lambda w: {"room_id": w["room"].pk}, {"not_participant"})},
     "read": {"eve": (lambda w: {"room_id": w["room"].pk, "seq": 1}, {"not_participant"})},
     "leave": {"eve": (lambda w: {"room_id": w["room"].pk}, {"not_participant"})},
@@ -130,8 +133,10 @@ async def test_anonymous_sockets_are_closed_before_any_action(path):
     assert not connected and code == 4401
 
 
-@pytest.mark.parametrize("role,path", [("eve", "/ws/chat/"), ("dana", "/ws/chat/"), ("carol", "/ws/hud/"),
-                                       ("mallory", "/ws/hud/"), ("ken", "/ws/hud/")])
+@pytest.mark.parametrize(
+    "role,path",
+    [("eve", "/ws/chat/"), ("dana", "/ws/chat/"), ("carol", "/ws/hud/"), ("mallory", "/ws/hud/"), ("ken", "/ws/hud/")],
+)
 async def test_the_wrong_kind_of_user_is_closed_with_4403(world, role, path):
     """Engineers cannot open the client socket and contacts cannot open the HUD socket."""
     _, connected, code = await connect(world[role].user, path)
@@ -171,8 +176,9 @@ async def test_other_clients_do_not_hear_the_room(world, role):
 async def test_a_forged_engineer_id_cannot_change_someone_elses_availability(world):
     """set_availability acts on the sender only, whatever ids the frame carries."""
     eve = await staff_socket(world["eve"].user)
-    await eve.send(action="set_availability", availability="away", engineer_id=world["dana"].pk,
-                   user_id=world["dana"].user_id)
+    await eve.send(
+        action="set_availability", availability="away", engineer_id=world["dana"].pk, user_id=world["dana"].user_id
+    )
     await eve.send(action="ping")
     await eve.wait_event("pong")
     dana = await sync_to_async(lambda: world["dana"].__class__.objects.get(pk=world["dana"].pk))()
@@ -251,7 +257,8 @@ async def test_the_participant_engineer_may_do_everything(world):
     await dana.send(action="ping")
     await dana.wait_event("pong")
     assert not [e for e in dana.received if e.attrs.get("data-event") == "error"], [
-        e.attrs for e in dana.received if e.attrs.get("data-event") == "error"]
+        e.attrs for e in dana.received if e.attrs.get("data-event") == "error"
+    ]
     assert (await sync_to_async(ChatRequest.objects.get)(pk=world["invitation"].pk)).state == "cancelled"
     assert await sync_to_async(ChatRequest.objects.filter(contact=world["carl"], kind="invitation").exists)()
     await dana.close()

@@ -21,6 +21,8 @@ from tests.chat.wsutil import client_socket, staff_socket
 from .conftest import EVIL, MARKERS, PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
 class Inspector(HTMLParser):
     """Collect what would execute if the markup were live, and the page's visible text."""
 
@@ -40,8 +42,15 @@ class Inspector(HTMLParser):
                 self.problems.append(f"<{tag} {name}=...>")
             if name == "srcdoc":
                 self.problems.append(f"<{tag} srcdoc>")
-            if re.match(r"\s*(javascript|vbscript|data):", value, re.I) and name in ("href", "src", "action", "formaction",
-                                                                                     "xlink:href", "hx-get", "hx-post"):
+            if re.match(r"\s*(javascript|vbscript|data):", value, re.I) and name in (
+                "href",
+                "src",
+                "action",
+                "formaction",
+                "xlink:href",
+                "hx-get",
+                "hx-post",
+            ):
                 self.problems.append(f"<{tag} {name}={value[:30]}>")
             if name.startswith("hx-") and "/evil" in value:
                 self.problems.append(f"<{tag} {name}={value}> (injected htmx attribute)")
@@ -138,13 +147,18 @@ def test_admin_pages_render_payloads_inert(client, evil, f):
     """The admin's lists and forms for tickets, contacts, companies, engineers, rooms, templates, queues."""
     client.force_login(f.make_user(username="root", is_staff=True, is_superuser=True))
     urls = [
-        reverse("admin:tickets_ticket_changelist"), reverse("admin:tickets_ticket_change", args=[evil["ticket"].pk]),
+        reverse("admin:tickets_ticket_changelist"),
+        reverse("admin:tickets_ticket_change", args=[evil["ticket"].pk]),
         reverse("admin:accounts_contact_changelist"),
         reverse("admin:accounts_contact_change", args=[evil["contact"].pk]),
-        reverse("admin:accounts_company_changelist"), reverse("admin:accounts_engineer_changelist"),
-        reverse("admin:chat_chatroom_changelist"), reverse("admin:chat_chatroom_change", args=[evil["done"].pk]),
-        reverse("admin:chat_chatrequest_changelist"), reverse("admin:chat_messagetemplate_changelist"),
-        reverse("admin:chat_chatqueue_changelist"), reverse("admin:chat_chatqueue_change", args=[evil["queue"].pk]),
+        reverse("admin:accounts_company_changelist"),
+        reverse("admin:accounts_engineer_changelist"),
+        reverse("admin:chat_chatroom_changelist"),
+        reverse("admin:chat_chatroom_change", args=[evil["done"].pk]),
+        reverse("admin:chat_chatrequest_changelist"),
+        reverse("admin:chat_messagetemplate_changelist"),
+        reverse("admin:chat_chatqueue_changelist"),
+        reverse("admin:chat_chatqueue_change", args=[evil["queue"].pk]),
         reverse("admin:tickets_ticket_delete", args=[evil["ticket"].pk]),
     ]
     for url in urls:
@@ -166,6 +180,7 @@ def _raw_frames(socket, timeout=0.4):
         while not await socket.communicator.receive_nothing(timeout=timeout, interval=0.01):
             frames.append(await socket.communicator.receive_from(timeout=1))
         return frames
+
     return collect()
 
 

@@ -126,7 +126,7 @@ def test_search_by_number_never_reaches_another_company(two_companies):
 
 
 def test_status_filter_separates_open_and_finished_tickets(f):
-    """"open" means neither resolved nor closed; a status value filters on exactly that status."""
+    """ "open" means neither resolved nor closed; a status value filters on exactly that status."""
     engineer = f.make_engineer()
     new = f.make_ticket(status=Ticket.Status.NEW)
     waiting = f.make_ticket(status=Ticket.Status.WAITING_CLIENT)

@@ -24,8 +24,9 @@ def test_create_ticket_opens_a_ticket_for_the_contact_company(f):
     """The new ticket belongs to the contact and the contact's company, with text trimmed."""
     contact = allow_create_ticket(f.make_contact())
 
-    ticket = services.create_ticket(contact=contact, summary="  Laptop won't boot  ", description=" Since Monday. ",
-                                    priority=Ticket.Priority.HIGH)
+    ticket = services.create_ticket(
+        contact=contact, summary="  Laptop won't boot  ", description=" Since Monday. ", priority=Ticket.Priority.HIGH
+    )
 
     ticket.refresh_from_db()
     assert (ticket.company, ticket.contact) == (contact.company, contact)
@@ -133,8 +134,15 @@ def test_add_time_entry_records_time(f):
     engineer = f.make_engineer()
     start = timezone.now() - timedelta(hours=1)
 
-    entry = services.add_time_entry(ticket=ticket, engineer=engineer, started=start, ended=start + timedelta(hours=1),
-                                    hours=Decimal("1.00"), notes="Fixed it", billable=False)
+    entry = services.add_time_entry(
+        ticket=ticket,
+        engineer=engineer,
+        started=start,
+        ended=start + timedelta(hours=1),
+        hours=Decimal("1.00"),
+        notes="Fixed it",
+        billable=False,
+    )
 
     entry.refresh_from_db()
     assert (entry.hours, entry.billable, entry.notes) == (Decimal("1.00"), False, "Fixed it")
@@ -142,8 +150,11 @@ def test_add_time_entry_records_time(f):
 
 @pytest.mark.parametrize(
     "offset, hours, field",
-    [(timedelta(hours=-1), Decimal("1"), "ended"), (timedelta(hours=1), Decimal("-1"), "hours"),
-     (timedelta(hours=1), Decimal("25"), "hours")],
+    [
+        (timedelta(hours=-1), Decimal("1"), "ended"),
+        (timedelta(hours=1), Decimal("-1"), "hours"),
+        (timedelta(hours=1), Decimal("25"), "hours"),
+    ],
     ids=["ends-before-start", "negative-hours", "over-a-day"],
 )
 def test_add_time_entry_refuses_impossible_times(f, offset, hours, field):
@@ -152,8 +163,9 @@ def test_add_time_entry_refuses_impossible_times(f, offset, hours, field):
     start = timezone.now()
 
     with pytest.raises(ValidationError) as error:
-        services.add_time_entry(ticket=ticket, engineer=f.make_engineer(), started=start, ended=start + offset,
-                                hours=hours)
+        services.add_time_entry(
+            ticket=ticket, engineer=f.make_engineer(), started=start, ended=start + offset, hours=hours
+        )
 
     assert field in error.value.message_dict
     assert not TimeEntry.objects.exists()

@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from accounts.models import Access, CompanyPermission, ContactPermission
 from accounts.permissions import CREATE_TICKET
-from tickets.models import Ticket, TicketNote
 from tests.queries import statements_run
+from tickets.models import Ticket, TicketNote
 
 pytestmark = pytest.mark.django_db
 
@@ -327,8 +327,9 @@ def test_contact_with_permission_opens_a_ticket(contact_client, world):
     may_create_tickets(world["contact"])
 
     assert contact_client.get(create_url()).status_code == 200
-    response = contact_client.post(create_url(), {"summary": "Screen flickers", "description": "Since today",
-                                                  "priority": "high"})
+    response = contact_client.post(
+        create_url(), {"summary": "Screen flickers", "description": "Since today", "priority": "high"}
+    )
 
     ticket = Ticket.objects.get(summary="Screen flickers")
     assert response.status_code == 302
@@ -404,8 +405,9 @@ def test_forged_company_id_is_refused(contact_client, world):
     may_create_tickets(world["contact"])
     before = Ticket.objects.count()
 
-    response = contact_client.post(create_url(), {"summary": "Planted", "priority": "low",
-                                                  "company": world["other"].company_id})
+    response = contact_client.post(
+        create_url(), {"summary": "Planted", "priority": "low", "company": world["other"].company_id}
+    )
 
     assert response.status_code == 422
     assert "You can only open tickets for your own company." in response.content.decode()
@@ -417,8 +419,9 @@ def test_own_company_id_in_the_post_is_accepted(contact_client, world):
     """Naming one's own company is harmless."""
     may_create_tickets(world["contact"])
 
-    response = contact_client.post(create_url(), {"summary": "Honest", "priority": "low",
-                                                  "company": world["contact"].company_id})
+    response = contact_client.post(
+        create_url(), {"summary": "Honest", "priority": "low", "company": world["contact"].company_id}
+    )
 
     assert response.status_code == 302
     assert Ticket.objects.get(summary="Honest").company == world["contact"].company

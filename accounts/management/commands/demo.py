@@ -4,7 +4,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from accounts.models import Access, Company, CompanyPermission, Contact, ContactPermission, Engineer, GlobalFeature, GlobalPermissions
+from accounts.models import (
+    Access,
+    Company,
+    CompanyPermission,
+    Contact,
+    ContactPermission,
+    Engineer,
+    GlobalFeature,
+    GlobalPermissions,
+)
 from accounts.permissions import CHAT, CREATE_TICKET, resolve_feature
 from chat.models import ChatQueue, MessageTemplate
 from tickets.models import Board, Ticket, TicketNote
@@ -27,13 +36,22 @@ COMPANIES = {
 
 TICKETS = [
     # summary, board, priority, notes [(author username, text, internal)]
-    ("Outlook keeps asking for my password", "Service Desk", "high",
-     [(None, "It started this morning after the Windows update.", False),
-      ("dana", "Likely the modern-auth token. Check the credential manager first.", True)]),
-    ("New starter needs a laptop on Monday", "Service Desk", "medium",
-     [(None, "Her name is Priya, she starts in accounts.", False)]),
-    ("VPN drops every ten minutes", "Network", "critical",
-     [("sam", "Firewall logs show IKE rekey failures.", True)]),
+    (
+        "Outlook keeps asking for my password",
+        "Service Desk",
+        "high",
+        [
+            (None, "It started this morning after the Windows update.", False),
+            ("dana", "Likely the modern-auth token. Check the credential manager first.", True),
+        ],
+    ),
+    (
+        "New starter needs a laptop on Monday",
+        "Service Desk",
+        "medium",
+        [(None, "Her name is Priya, she starts in accounts.", False)],
+    ),
+    ("VPN drops every ten minutes", "Network", "critical", [("sam", "Firewall logs show IKE rekey failures.", True)]),
     ("Printer on floor 2 prints blank pages", "Service Desk", "low", []),
 ]
 
@@ -52,7 +70,9 @@ class Command(BaseCommand):
         for company_name, (company_access, contacts) in COMPANIES.items():
             company, _ = Company.objects.get_or_create(name=company_name)
             if company_access:
-                CompanyPermission.objects.update_or_create(company=company, feature=CHAT, defaults={"access": company_access})
+                CompanyPermission.objects.update_or_create(
+                    company=company, feature=CHAT, defaults={"access": company_access}
+                )
             people = [self._contact(company, *person) for person in contacts]
             if not company.tickets.exists():
                 self._tickets(company, people, boards, engineers)
@@ -68,7 +88,8 @@ class Command(BaseCommand):
     def _user(self, username, first, last, **extra):
         User = get_user_model()
         user, created = User.objects.get_or_create(
-            username=username, defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com", **extra}
+            username=username,
+            defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com", **extra},
         )
         if created:
             user.set_password(DEMO_PASSWORD)
@@ -84,8 +105,10 @@ class Command(BaseCommand):
 
     def _superuser(self):
         user = self._user("admin", "Ada", "Admin", is_staff=True, is_superuser=True)
-        Engineer.objects.get_or_create(user=user, defaults={"display_name": "Ada Admin", "is_supervisor": True,
-                                                            "availability": Engineer.Availability.AWAY})
+        Engineer.objects.get_or_create(
+            user=user,
+            defaults={"display_name": "Ada Admin", "is_supervisor": True, "availability": Engineer.Availability.AWAY},
+        )
 
     def _contact(self, company, username, first, last, chat_access):
         user = self._user(username, first, last)
@@ -104,21 +127,32 @@ class Command(BaseCommand):
 
     def _templates(self):
         MessageTemplate.objects.get_or_create(
-            kind=MessageTemplate.Kind.GREETING, name="Standard greeting", owner=None,
-            defaults={"body": "Hi {client_first_name}, this is {engineer_name} from the service desk. "
-                              "I'm looking at ticket #{ticket_number} with you now."},
+            kind=MessageTemplate.Kind.GREETING,
+            name="Standard greeting",
+            owner=None,
+            defaults={
+                "body": "Hi {client_first_name}, this is {engineer_name} from the service desk. "
+                "I'm looking at ticket #{ticket_number} with you now."
+            },
         )
         MessageTemplate.objects.get_or_create(
-            kind=MessageTemplate.Kind.FAREWELL, name="Standard farewell", owner=None,
-            defaults={"body": "Thanks {client_first_name}! I'll note what we did on ticket #{ticket_number}. "
-                              "Have a good day."},
+            kind=MessageTemplate.Kind.FAREWELL,
+            name="Standard farewell",
+            owner=None,
+            defaults={
+                "body": "Thanks {client_first_name}! I'll note what we did on ticket #{ticket_number}. Have a good day."
+            },
         )
 
     def _tickets(self, company, people, boards, engineers):
         for index, (summary, board, priority, notes) in enumerate(TICKETS):
             contact = people[index % len(people)]
             ticket = Ticket.objects.create(
-                company=company, contact=contact, summary=summary, priority=priority, board=boards[board],
+                company=company,
+                contact=contact,
+                summary=summary,
+                priority=priority,
+                board=boards[board],
                 description=f"Reported by {contact.name}.",
                 assigned_engineer=engineers["dana"] if index == 0 else None,
                 status=Ticket.Status.IN_PROGRESS if notes else Ticket.Status.NEW,
@@ -135,5 +169,7 @@ class Command(BaseCommand):
             out.write(f"  Engineer:      {username:6} {first} {last}{' (supervisor)' if supervisor else ''}")
         for contact in Contact.objects.select_related("user", "company").order_by("company__name", "user__username"):
             chat = resolve_feature(contact, CHAT)
-            out.write(f"  Client:        {contact.user.username:6} {contact.name}, {contact.company.name}: chat {chat.label.lower()}")
+            out.write(
+                f"  Client:        {contact.user.username:6} {contact.name}, {contact.company.name}: chat {chat.label.lower()}"
+            )
         out.write("")
