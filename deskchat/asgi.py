@@ -43,6 +43,10 @@ def close_oversized_frames_with_1009() -> None:
 
 close_oversized_frames_with_1009()
 
+from deskchat.logs import route_daphne_access_log  # noqa: E402
+
+route_daphne_access_log()
+
 from django.conf import settings  # noqa: E402
 
 from chat.presence import start_sweeper_with_daphne  # noqa: E402
