@@ -42,7 +42,12 @@ def readiness_in_a_process(env: dict) -> tuple[int, dict]:
         "status, checks = asyncio.run(readiness()); print(json.dumps([status, checks]))"
     )
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     status, checks = json.loads(result.stdout.strip().splitlines()[-1])
