@@ -34,4 +34,6 @@ def dock_context(user, cookies) -> dict:
         view = "idle"  # the client closed this offer already
     context["view"] = view
     context["minimized"] = cookies.get(MINIMIZED_COOKIE) == "1" and view != "idle"
+    # Join Chat on a ticket page opens this chat instead of asking for another one.
+    context["open_ticket_id"] = chat_request.ticket_id if chat_request and view in ("waiting", "chatting") else None
     return context

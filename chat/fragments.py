@@ -60,11 +60,12 @@ def _messages_frame(payloads: list[dict], viewer) -> str:
 KIND_LABELS = {"greeting": "Greeting", "farewell": "Farewell"}
 
 
-def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False) -> SafeString:
+def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False, labels: bool = False) -> SafeString:
     """Render one message (a payload of selectors.message_payload) as the <li> every chat view lists.
 
     The one markup of a message, for the live chat (frames, the client's dialog, the HUD's
-    sessions) and, with `history`, the ticket's Chat history (no ids, its kind labelled). It is
+    sessions) and, with `history`, the ticket's Chat history (no ids; with `labels`, its kind
+    labelled, which only staff read: a client reads people's words, not "Greeting"). It is
     built here rather than in a template because it is the markup rendered most: for every
     message delivered to every socket, and for every line of every transcript on a page, where
     a template include per message was the largest part of the HUD page's time. format_html
@@ -76,7 +77,7 @@ def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False
     else:
         label = (
             format_html(' <span class="msg-kind">{}</span>', KIND_LABELS[m["kind"]])
-            if history and m["kind"] in KIND_LABELS
+            if history and labels and m["kind"] in KIND_LABELS
             else ""
         )
         content = format_html(
@@ -104,9 +105,13 @@ def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False
     )
 
 
-def messages_html(payloads: list[dict], *, viewer_id: int | None = None, history: bool = False) -> SafeString:
+def messages_html(
+    payloads: list[dict], *, viewer_id: int | None = None, history: bool = False, labels: bool = False
+) -> SafeString:
     """Render messages one after another."""
-    return format_html_join("", "{}", ((message_html(m, viewer_id=viewer_id, history=history),) for m in payloads))
+    return format_html_join(
+        "", "{}", ((message_html(m, viewer_id=viewer_id, history=history, labels=labels),) for m in payloads)
+    )
 
 
 def typing(event: dict) -> str:

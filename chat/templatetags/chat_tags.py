@@ -46,8 +46,8 @@ def chat_limit(name: str) -> int:
 
 
 @register.simple_tag
-def chat_messages(messages, viewer_id=None, history=False):
+def chat_messages(messages, viewer_id=None, history=False, labels=False):
     """Render a list of message payloads with chat.fragments.message_html, the one markup of a message."""
     from chat.fragments import messages_html
 
-    return messages_html(messages, viewer_id=viewer_id, history=history)
+    return messages_html(messages, viewer_id=viewer_id, history=history, labels=labels)

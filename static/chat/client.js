@@ -9,7 +9,11 @@
      a reconnect with the same id, which the server stores once however often it gets it;
    - the live wait timer from the server's timestamp, the compose lock and its reason, the
      typing indicator (throttled), read positions, the reconnecting indicator, and reconnecting
-     after closes htmx does not retry itself (it only retries 1006, 1011, 1012 and 1013).
+     after closes htmx does not retry itself (it only retries 1006, 1011, 1012 and 1013);
+   - the message list opens at its newest message and follows new ones unless the client has
+     scrolled up (then a "New messages" button), the unread count while minimised, alerts cleared
+     when the state they were about changes, the words of Join Chat while a chat is open, and the
+     ticket's tabs redrawn when the chat on that ticket ends.
    No inline script or style anywhere (the CSP forbids it): state shows through data attributes
    that static/css/deskchat.css styles. */
 (function () {
@@ -20,6 +24,8 @@
 
   var PENDING_KEY = "deskchat.pending";
   var DRAFT_KEY = "deskchat.draft";
+  var SEEN_KEY = "deskchat.seen"; // per room, the highest seq the client had on screen
+  var NEAR_BOTTOM_PX = 24;
   var MIN_COOKIE = "deskchat_dock_min";
   var DISMISSED_COOKIE = "deskchat_dock_dismissed";
   var HTMX_RETRIES = [1006, 1011, 1012, 1013];
@@ -35,6 +41,10 @@
   var lockLine = document.getElementById("chat-lock");
   var live = document.getElementById("chat-live");
   var headStatus = document.getElementById("chat-head-status");
+  var headLabel = document.getElementById("chat-head-label");
+  var unreadBadge = document.getElementById("chat-unread");
+  var scroller = document.getElementById("chat-room");
+  var jumpButton = document.getElementById("chat-jump");
 
   var wrapper = null; // htmx's socket wrapper (its public interface), known from the first open
   var early = []; // frames asked for before the first open
@@ -43,6 +53,10 @@
   var dismissedRoom = "";
   var focusOnOpen = false;
   var unread = 0;
+  var following = true; // the message list is scrolled to its end, so new messages are followed
+  var shownKey = null; // the server state the dialog last drew (see stateKey)
+  var tabsDue = false; // the chat on this page's ticket ended: redraw the ticket's tabs
+  var arrived = false; // a message from someone else came in since the last redraw
   var lastRead = {};
   var readTimer = null;
   var typingSentAt = 0;
@@ -110,9 +124,13 @@
 
   function panel() { return document.querySelector("#chat-room .chat-room[data-room]"); }
 
+  /* The room the client can still act in: a room shown as closed (left or ended) is not one, so
+     nothing (read positions, typing) is sent for it any more. */
   function roomId() {
     var st = status();
-    return st && st.dataset.state === "chatting" ? st.dataset.roomId : "";
+    if (!st || st.dataset.state !== "chatting") return "";
+    var section = panel();
+    return section && section.dataset.room === st.dataset.roomId && isClosed(section) ? "" : st.dataset.roomId;
   }
 
   function isClosed(section) {
@@ -143,6 +161,30 @@
     if (section && isClosed(section) && section.dataset.room !== dismissedRoom) return "ended";
     if (state === "expired" && getCookie(DISMISSED_COOKIE) !== st.dataset.requestId) return "expired";
     return hasAlert() ? "message" : "idle";
+  }
+
+  /* What the server says the dialog is about; alerts said about an earlier state go when it changes. */
+  function stateKey() {
+    var st = status();
+    var section = panel();
+    var slot = section && byId("room-" + section.dataset.room + "-closed");
+    return [st ? st.dataset.state : "", st ? st.dataset.requestId : "", st ? st.dataset.roomId : "",
+      section ? section.dataset.room : "", slot ? slot.dataset.state || "" : ""].join("|");
+  }
+
+  /* Errors are about what the client just tried, so any change of state makes them stale. A notice
+     tells of the change itself (a callback noted), so only a new chat (waiting, chatting) clears it. */
+  function clearStaleAlerts() {
+    var key = stateKey();
+    if (shownKey !== null && key !== shownKey) {
+      clearAlert("chat-errors");
+      var st = status();
+      if (st && (st.dataset.state === "waiting" || roomId())) clearAlert("chat-notice");
+    }
+    shownKey = key;
+    // "You are not in this chat" about a room the client has just left says nothing new.
+    var errors = byId("chat-errors");
+    if (!roomId() && ["not_participant", "room_ended"].indexOf(errors.dataset.error) >= 0) clearAlert("chat-errors");
   }
 
   function lockReason(view) {
@@ -254,9 +296,84 @@
 
   /* A note landed on a ticket: if this page shows that ticket, redraw its notes in place. */
   function reloadTicketNotes(ticketUrl) {
-    if (ticketUrl && byId("ticket-tabs") && location.pathname === ticketUrl) {
-      htmx.ajax("GET", ticketUrl + "?tab=notes", { target: "#ticket-tabs", swap: "outerHTML" });
-    }
+    if (ticketUrl && location.pathname === ticketUrl) redrawTicketTabs("notes");
+  }
+
+  /* Redraw the ticket's tabs (Notes, Chat history) in place, on the tab given or the one open, keeping
+     what the client was writing in "Add a note" (and the focus in it). */
+  function redrawTicketTabs(tab) {
+    if (!byId("ticket-tabs")) return;
+    var history = byId("tab-history");
+    tab = tab || (history && history.getAttribute("aria-selected") === "true" ? "history" : "notes");
+    var box = byId("id_text");
+    var draft = box ? box.value : "";
+    var focused = box && document.activeElement === box;
+    htmx.ajax("GET", location.pathname + "?tab=" + tab, { target: "#ticket-tabs", swap: "outerHTML" }).then(function () {
+      var again = byId("id_text");
+      if (!again || !draft || again.value) return;
+      again.value = draft;
+      if (focused) { again.focus(); again.setSelectionRange(draft.length, draft.length); }
+    });
+  }
+
+  /* The ticket this page shows, if it is a ticket page. */
+  function pageTicket() {
+    var article = document.querySelector("article.ticket[data-ticket-id]");
+    return article ? article.dataset.ticketId : "";
+  }
+
+  // --- The message list: open at the newest, follow new messages unless scrolled up ---------
+
+  function nearBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= NEAR_BOTTOM_PX;
+  }
+
+  function scrollToNewest() {
+    scroller.scrollTop = scroller.scrollHeight;
+    following = true;
+    jumpButton.hidden = true;
+  }
+
+  /* After new content: stay at the end if the client was there, else offer a way down. */
+  function follow(newFromOthers) {
+    if (!scroller.clientHeight) return; // hidden (minimised, waiting): scrolled when shown
+    if (following) scrollToNewest();
+    else if (newFromOthers) jumpButton.hidden = false;
+  }
+
+  // --- Unread messages: counted against what the client had on screen, kept across pages ----
+
+  function seenSeq(room) { return load(SEEN_KEY, {})[room] || 0; }
+
+  function markSeen(room) {
+    var seen = load(SEEN_KEY, {});
+    var seq = highestSeq(room);
+    if (seq > (seen[room] || 0)) { seen[room] = seq; store(SEEN_KEY, seen); }
+  }
+
+  function countUnread() {
+    var room = roomId();
+    if (!room) return 0;
+    var after = seenSeq(room);
+    return Array.prototype.filter.call(
+      document.querySelectorAll("#room-" + room + "-messages li[data-seq]:not(.mine):not(.msg-system)"),
+      function (li) { return parseInt(li.dataset.seq, 10) > after; }
+    ).length;
+  }
+
+  // --- Join Chat: while a chat waits or runs, the button opens it instead ------------------
+
+  function updateJoinButtons(view) {
+    var st = status();
+    var open = st && (view === "waiting" || view === "chatting") ? st.dataset.ticketId || "" : "";
+    document.querySelectorAll("[data-chat-join]").forEach(function (button) {
+      var label = !open ? "Join Chat" : open === button.dataset.chatJoin ? "Open chat" : "Chat open on #" + open;
+      if (button.textContent !== label) button.textContent = label;
+      button.dataset.chatOpen = open;
+      var help = byId(button.getAttribute("aria-describedby"));
+      var said = open ? "Shows your chat about ticket #" + open + "." : "Chat live with the service desk about this ticket.";
+      if (help && help.textContent !== said) help.textContent = said;
+    });
   }
 
   // --- Drawing the dock ----------------------------------------------------------------------
@@ -268,6 +385,7 @@
 
   function refresh() {
     var before = dock.dataset.view;
+    clearStaleAlerts();
     var view = computeView();
     dock.dataset.view = view;
     var st = status();
@@ -294,7 +412,7 @@
       if (view !== "idle" && view !== "message" && loaded) setMinimized(false);
       if (view === "waiting") say("You are in the queue for a chat.");
       else if (view === "chatting" && before === "waiting") say("An engineer answered your chat.");
-      else if (view === "ended") say("The chat has ended.");
+      else if (view === "ended") say(roomEnded() ? "The chat has ended." : "You left the chat.");
       else if (view === "expired") say("Nobody could answer in time. You can leave a note on the ticket or ask for a callback.");
       if (focusOnOpen && (view === "waiting" || view === "chatting")) {
         focusOnOpen = false;
@@ -318,9 +436,23 @@
     localizeTimes();
     settlePending();
     renderPending();
-    tick();
+    updateJoinButtons(view);
+    if (before !== view || !loaded) following = true; // a chat (re)appearing opens at its newest message
+    jumpButton.hidden = jumpButton.hidden || (view !== "chatting" && view !== "ended");
     markRead();
+    unread = countUnread();
+    tick();
+    follow(arrived);
+    arrived = false;
+    if (tabsDue) { tabsDue = false; redrawTicketTabs(); }
     loaded = true;
+  }
+
+  /* Whether the chat shown has ended for everyone (rather than been left by the client). */
+  function roomEnded() {
+    var section = panel();
+    var slot = section && byId("room-" + section.dataset.room + "-closed");
+    return !!(slot && slot.dataset.state === "ended");
   }
 
   function localizeTimes() {
@@ -346,11 +478,18 @@
     });
     var view = dock.dataset.view;
     var text = "";
+    var label = "Chat";
     if (view === "waiting") text = "· waiting " + waited;
-    else if (view === "chatting" && unread) text = "· " + unread + " new";
-    else if (view === "ended") text = "· ended";
+    else if (view === "ended") label = roomEnded() ? "Chat ended" : "You left the chat";
     else if (view === "expired") text = "· nobody answered";
     if (headStatus.textContent !== text) headStatus.textContent = text;
+    if (headLabel.textContent !== label) headLabel.textContent = label;
+    var count = view === "chatting" ? unread : 0;
+    unreadBadge.hidden = !count;
+    if (unreadBadge.textContent !== String(count)) {
+      unreadBadge.textContent = String(count);
+      unreadBadge.title = count === 1 ? "1 new message" : count + " new messages";
+    }
   }
 
   function setMinimized(minimized) {
@@ -359,7 +498,12 @@
     else delete dock.dataset.minimized;
     toggle.setAttribute("aria-expanded", minimized ? "false" : "true");
     setCookie(MIN_COOKIE, minimized ? "1" : "");
-    if (!minimized) { unread = 0; markRead(); tick(); }
+    if (!minimized) {
+      if (following) scrollToNewest();
+      markRead();
+      unread = countUnread();
+      tick();
+    }
   }
 
   function visible() {
@@ -370,22 +514,25 @@
   function markRead() {
     var room = roomId();
     if (!room || !visible()) return;
-    unread = 0;
+    markSeen(room);
     window.clearTimeout(readTimer);
     readTimer = window.setTimeout(function () {
       var seq = highestSeq(room);
-      if (seq > (lastRead[room] || 0) && socketOpen()) {
+      if (room === roomId() && seq > (lastRead[room] || 0) && socketOpen()) {
         lastRead[room] = seq;
         send({ action: "read", room_id: room, seq: seq }, true);
       }
     }, 500);
   }
 
+  function clearAlert(id) {
+    var el = byId(id);
+    if (el) { el.textContent = ""; el.removeAttribute("data-error"); el.removeAttribute("data-client-msg-id"); }
+  }
+
   function clearAlerts() {
-    ["chat-errors", "chat-notice"].forEach(function (id) {
-      var el = byId(id);
-      if (el) { el.textContent = ""; el.removeAttribute("data-error"); el.removeAttribute("data-client-msg-id"); }
-    });
+    clearAlert("chat-errors");
+    clearAlert("chat-notice");
   }
 
   /* The cross when there is nothing to leave: close the dialog until something new happens. */
@@ -462,9 +609,11 @@
         reads.appendChild(holder);
       }
     }
-    if (message.indexOf("data-seq=") >= 0 && (!visible())) {
-      unread += (message.match(/class="msg msg-(?:text|greeting|farewell)(?! mine)/g) || []).length;
-    }
+    if (/class="msg msg-(?:text|greeting|farewell)(?! mine)/.test(message)) arrived = true;
+    // The chat on this page's ticket has just ended (its closed line was empty until now).
+    var ended = /id="room-(\d+)-closed"[^>]*data-state="ended" data-ticket-id="(\d+)"/.exec(message);
+    var slot = ended && byId("room-" + ended[1] + "-closed");
+    if (ended && ended[2] === pageTicket() && !(slot && slot.textContent.trim())) tabsDue = true;
   });
 
   document.addEventListener("htmx:wsAfterMessage", function (evt) {
@@ -529,6 +678,7 @@
       saveDraft();
       stopTyping();
       savePending(items);
+      scrollToNewest(); // what the client sends is always brought into view
     } else if (form.hasAttribute("data-chat-callback")) {
       var note = document.querySelector("#chat-offer textarea");
       evt.detail.parameters.body = (note && note.value.trim()) || input.value.trim();
@@ -592,6 +742,12 @@
       return;
     }
     var join = target.closest("[data-chat-join]");
+    if (join && join.dataset.chatOpen) {
+      // A chat is already waiting or running: show it rather than ask for another.
+      setMinimized(false);
+      input.focus();
+      return;
+    }
     if (join) {
       clearAlerts();
       setCookie(DISMISSED_COOKIE, "");
@@ -631,7 +787,21 @@
     refresh();
   });
 
-  document.addEventListener("visibilitychange", markRead);
+  scroller.addEventListener("scroll", function () {
+    following = nearBottom();
+    if (following) jumpButton.hidden = true;
+  });
+
+  jumpButton.addEventListener("click", function () {
+    scrollToNewest();
+    input.focus();
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    markRead();
+    unread = countUnread();
+    tick();
+  });
   window.setInterval(tick, 1000);
   window.setInterval(function () { send({ action: "ping" }, true); }, PING_EVERY_MS);
 

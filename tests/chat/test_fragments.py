@@ -38,11 +38,19 @@ def test_system_messages_are_one_line_without_an_author():
     assert '<span class="msg-system">Dana joined.</span> <time' in html and "msg-author" not in html
 
 
-def test_the_chat_history_labels_greetings_and_farewells_and_carries_no_ids():
-    html = message_html({**MESSAGE, "kind": "greeting"}, history=True)
+def test_the_chat_history_labels_greetings_and_farewells_for_staff_and_carries_no_ids():
+    html = message_html({**MESSAGE, "kind": "greeting"}, history=True, labels=True)
     assert html.startswith('<li class="msg msg-greeting">') and '<span class="msg-kind">Greeting</span>' in html
     assert "data-seq" not in html and 'id="' not in html
     assert "msg-kind" not in message_html({**MESSAGE, "kind": "greeting"})
+
+
+def test_the_clients_chat_history_shows_a_greeting_without_its_label():
+    """A client reads people's words: no "Greeting" or "Farewell" label in their Chat history."""
+    for kind in ("greeting", "farewell"):
+        html = message_html({**MESSAGE, "kind": kind}, history=True)
+        assert "msg-kind" not in html and "Greeting" not in html and "Farewell" not in html
+        assert "alert(1)" in html
 
 
 def test_a_frame_appends_the_messages_to_their_room():
