@@ -263,8 +263,9 @@ def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
     return result[0], statements
 
 
-def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
-    """The ticket, the contact's standing, the route, the insert and the place in the queue; no more.
+def test_a_join_chat_costs_the_database_thread_six_queries(desk, f):
+    """The ticket, the contact's standing, the route, whether anyone could take it, the insert and the
+    place in the queue; no more.
 
     Join Chat is one trip to each process's one database thread, where a burst of them queues
     (docs/benchmarks.md). A pending invitation and past requests add nothing.
@@ -277,11 +278,12 @@ def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
     html, statements = join_chat_statements(desk, desk["ticket"])
 
     assert 'data-state="waiting"' in html
-    assert len(statements) == 5, "\n".join(s[:100] for s in statements)
+    assert len(statements) == 6, "\n".join(s[:100] for s in statements)
 
 
-def test_a_first_offer_to_the_tickets_engineer_costs_one_query_more(desk, f):
-    """The ticket comes with its engineer; only their open chats are counted, to see if they may be offered it."""
+def test_a_first_offer_to_the_tickets_engineer_costs_no_query_more(desk, f):
+    """The ticket comes with its engineer; their open chats are counted, to see if they may be offered it,
+    and an engineer offered it first makes asking the queue for a taker needless."""
     Engineer.objects.filter(pk=desk["dana"].pk).update(last_seen_at=timezone.now())
     ticket = f.make_ticket(contact=desk["contact"], assigned_engineer=desk["dana"])
 
