@@ -390,18 +390,25 @@ def flag_unstaffed_requests() -> list[int]:
     return flipped
 
 
-def _publish_positions_behind(request: ChatRequest) -> None:
-    """Tell the contacts queued behind a request that left the queue that their place moved up.
+def _publish_positions_behind(request: ChatRequest, *, returned: bool = False) -> None:
+    """Tell the contacts queued behind a request that left the queue (or `returned` to it) that their place moved.
 
-    Only a request leaving the queue moves anyone (a new one joins at the end), so nobody is
-    nudged while the request is still waiting. Every caller hands over the request with the state
-    this transaction wrote.
+    Only a request leaving the queue, or coming back to its old place, moves anyone (a new one
+    joins at the end), so nobody is nudged for a new request. Every caller hands over the request
+    with the state this transaction wrote.
     """
-    if request.queue_id is None or request.state == Waiting:
+    if request.queue_id is None or (request.state == Waiting and not returned):
         return
-    behind = ChatRequest.objects.filter(
-        queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT, requested_at__gte=request.requested_at
-    ).values_list("contact__user_id", flat=True)
+    behind = (
+        ChatRequest.objects.filter(
+            queue_id=request.queue_id,
+            state=Waiting,
+            kind=ChatRequest.Kind.CLIENT,
+            requested_at__gte=request.requested_at,
+        )
+        .exclude(pk=request.pk)
+        .values_list("contact__user_id", flat=True)
+    )
     for user_id in set(behind):
         publish_on_commit(user_group(user_id), {"type": "queue.position", "queue_id": request.queue_id})
 
@@ -649,6 +656,7 @@ def _return_to_queue(room: ChatRoom, *, left_by: Engineer | None) -> None:
     )
     request.refresh_from_db()
     _publish_queue_change(request)
+    _publish_positions_behind(request, returned=True)  # they have one more ahead of them now
 
 
 def _take_back_from_queue(room: ChatRoom, engineer: Engineer) -> None:

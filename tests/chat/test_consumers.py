@@ -1089,3 +1089,27 @@ async def test_the_question_typed_while_waiting_reaches_the_hud_queue_escaped(de
     error = await client.refused(action="draft", request_id=request_id, body="x" * 501)
     assert error.attrs["data-error"] == "bad_frame"
     await close_all(client, dana)
+
+
+async def test_a_chat_back_in_the_queue_moves_those_who_asked_later_back_a_place(desk, f):
+    """Nina asked after Carol's chat was answered, so she is next; Dana leaves Carol's chat, which takes
+    its old place ahead of Nina: Nina's dialog says she is number 2 now."""
+    nina = await sync_to_async(f.make_contact)(company=desk["contact"].company, first_name="Nina")
+    carol = await client_socket(desk["contact"].user)
+    behind = await client_socket(nina.user)
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    await carol.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await carol.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await carol.wait_event("client_state", state="chatting")
+    await behind.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    assert (await behind.wait_event("client_state", state="waiting")).attrs["data-position"] == "1"
+
+    mark = len(behind.received)
+    await dana.send(action="leave", room_id=room_id)
+    await carol.wait_event("client_state", state="waiting", returning=1, position=1)
+    moved = await behind.wait_event("client_state", state="waiting", position=2, since=mark)
+    assert "You are number 2 in the queue." in moved.text
+    await close_all(carol, behind, dana)
