@@ -875,6 +875,12 @@ def test_with_nobody_available_join_chat_says_so_and_offers_a_note(browser, live
         expect(choices.get_by_role("button", name=label)).to_be_visible()
     page.fill("#chat-input", "The scanner on floor 2 sends blank pages.")
     screenshot(page, "01-nobody-available")
+    # On a phone the three choices stay on screen, one under another if need be.
+    page.set_viewport_size(PHONE)
+    for label in ("Leave a note", "Ask for a callback", "Keep waiting"):
+        expect(choices.get_by_role("button", name=label)).to_be_in_viewport()
+    screenshot(page, "01b-nobody-available-phone")
+    page.set_viewport_size(LAPTOP)
 
     choices.get_by_role("button", name="Leave a note").click()
     expect(page.locator("#chat-notice")).to_contain_text(f"Your note is on ticket #{ticket.pk}", timeout=WAIT)
