@@ -29,6 +29,7 @@ from django.http import Http404
 from deskchat.events import call_service, queue_group, room_group, user_group
 
 from . import fragments, presence, selectors, services, shared_queue
+from .models import DRAFT_MAX_LENGTH
 from .services import ChatError
 
 logger = logging.getLogger(__name__)
@@ -410,6 +411,8 @@ class ClientChatConsumer(ChatSocket):
             "request_chat": self.do_request_chat,
             "cancel": self.do_cancel,
             "callback": self.do_callback,
+            "note": self.do_note,
+            "draft": self.do_draft,
             "accept_invitation": self.do_accept_invitation,
             "reject_invitation": self.do_reject_invitation,
         }
@@ -446,6 +449,29 @@ class ClientChatConsumer(ChatSocket):
             text_data=fragments.notice(
                 "callback", "Thanks. An engineer will call you back; it is noted on your ticket."
             )
+        )
+
+    async def do_note(self, payload):
+        """Stop waiting and leave what the client typed on the ticket as their note."""
+        request = await call_service(
+            services.leave_note_instead,
+            contact=self.contact,
+            request_id=as_int(payload, "request_id"),
+            text=as_text(payload, "body"),
+        )
+        await self.send(
+            text_data=fragments.notice(
+                "note_added", f"Your note is on ticket #{request.ticket_id}. We will reply there."
+            )
+        )
+
+    async def do_draft(self, payload):
+        """Store the question typed while waiting, for the engineers' queue (client.js sends it debounced)."""
+        await call_service(
+            services.save_draft,
+            contact=self.contact,
+            request_id=as_int(payload, "request_id"),
+            text=as_text(payload, "body", limit=DRAFT_MAX_LENGTH),
         )
 
     async def do_accept_invitation(self, payload):

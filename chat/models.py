@@ -39,6 +39,9 @@ class ChatQueue(models.Model):
         return self.name
 
 
+DRAFT_MAX_LENGTH = 500  # the question typed while waiting, as the HUD's queue shows it
+
+
 class ChatRequest(models.Model):
     """A wish to chat about one ticket: a client's request, or an engineer's invitation."""
 
@@ -79,6 +82,18 @@ class ChatRequest(models.Model):
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Back in the queue because the last engineer left its room: the room stays open with its
+    # history, and whoever answers joins it (services.return_to_queue).
+    returned_at = models.DateTimeField(null=True, blank=True)
+    left_by = models.ForeignKey(
+        Engineer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="Who left it."
+    )
+    nobody_available = models.BooleanField(
+        default=False, help_text="No engineer who could take it is online, available and under their limit."
+    )
+    draft = models.CharField(
+        max_length=DRAFT_MAX_LENGTH, blank=True, help_text="What the client is typing while waiting."
+    )
 
     class Meta:
         ordering = ["requested_at", "pk"]
@@ -95,6 +110,16 @@ class ChatRequest(models.Model):
     @property
     def is_waiting(self) -> bool:
         return self.state == self.State.WAITING
+
+    @property
+    def is_returning(self) -> bool:
+        """Return whether it waits again, in the room its last engineer left."""
+        return self.state == self.State.WAITING and self.returned_at is not None
+
+    @property
+    def offers_alternatives(self) -> bool:
+        """Return whether the waiting client is offered a note or a callback now (returning, or nobody free)."""
+        return self.state == self.State.WAITING and (self.returned_at is not None or self.nobody_available)
 
 
 class ChatRoom(models.Model):

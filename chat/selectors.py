@@ -63,6 +63,38 @@ def is_alertable(engineer: Engineer, *, open_sessions: int | None = None) -> boo
     )
 
 
+def queues_with_takers(queue_ids) -> set[int]:
+    """Return those of the queues that have a member who could take a chat now (is_alertable).
+
+    One query for any number of queues: the members, with their open chats counted in a subquery.
+    """
+    queue_ids = {queue_id for queue_id in queue_ids if queue_id is not None}
+    if not queue_ids:
+        return set()
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_PRESENCE_TIMEOUT_SECONDS)
+    members = (
+        ChatQueue.members.through.objects.filter(
+            chatqueue_id__in=queue_ids,
+            engineer__availability=Engineer.Availability.AVAILABLE,
+            engineer__last_seen_at__gte=cutoff,
+        )
+        .annotate(open_sessions=_open_session_count("engineer__user_id"))
+        .values_list("chatqueue_id", "open_sessions", "engineer__max_concurrent_chats")
+    )
+    default_limit = settings.CHAT_DEFAULT_MAX_CONCURRENT
+    return {
+        queue_id
+        for queue_id, open_sessions, limit in members
+        if open_sessions < (default_limit if limit is None else limit)
+    }
+
+
+def alertable_among(engineer_ids) -> set[int]:
+    """Return the ids of those engineers who could take a chat now (is_alertable), in one query."""
+    engineers = Engineer.objects.filter(pk__in=list(engineer_ids)).annotate(open_sessions=_open_session_count())
+    return {e.pk for e in engineers if is_alertable(e, open_sessions=e.open_sessions)}
+
+
 def engineers_for_invite(*, exclude: Engineer) -> list[Engineer]:
     """Return engineers to invite into a room, available and online ones first."""
     engineers = list(Engineer.objects.exclude(pk=exclude.pk).select_related("user"))
@@ -139,11 +171,13 @@ def queue_snapshot(*, engineer_ids) -> dict:
     threshold = settings.CHAT_QUEUE_ALERT_SECONDS
     requests = list(
         ChatRequest.objects.filter(state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=now)
-        .select_related("ticket", "contact__user", "contact__company", "queue")
+        .select_related("ticket", "contact__user", "contact__company", "queue", "left_by")
         .order_by("requested_at", "pk")
     )
     for request in requests:
-        request.waited_seconds = max(0, int((now - request.requested_at).total_seconds()))
+        # A returning request keeps its place (requested_at) but its wait starts again.
+        request.waiting_since = request.returned_at or request.requested_at
+        request.waited_seconds = max(0, int((now - request.waiting_since).total_seconds()))
         request.overdue = request.waited_seconds >= threshold
     engineers = (
         Engineer.objects.filter(pk__in=list(engineer_ids))
@@ -168,13 +202,13 @@ def queue_snapshot(*, engineer_ids) -> dict:
     }
 
 
-def _open_session_count():
+def _open_session_count(user_field: str = "user_id"):
     """Count an engineer's active chats in a subquery on the (user, left_at) index.
 
     A COUNT over a join of all their participations grew with every chat they ever had.
     """
     active = (
-        _present_in_active_rooms(user_id=OuterRef("user_id"))
+        _present_in_active_rooms(user_id=OuterRef(user_field))
         .order_by()
         .values("user_id")
         .annotate(n=Count("pk"))
@@ -227,7 +261,7 @@ def active_room_for_contact(*, contact: Contact) -> ChatRoom | None:
         ChatRoom.objects.filter(
             state=ChatRoom.State.ACTIVE, participants__user_id=contact.user_id, participants__left_at__isnull=True
         )
-        .select_related("ticket")
+        .select_related("ticket", "request__left_by", "request__contact__user")
         .order_by("-started_at")
         .first()
     )
@@ -281,11 +315,14 @@ def request_standing(*, contact: Contact, since) -> dict:
 def current_chat_for_contact(*, contact: Contact) -> dict:
     """Return what the client's chat dialog shows: a waiting or recently ended request, its room."""
     room = active_room_for_contact(contact=contact)
+    if room is not None and room.request.is_returning:
+        # The last engineer left: the client waits in the queue again, in the room with its history.
+        return {"request": room.request, "room": room, "state": "waiting", "position": queue_position(room.request)}
     if room is not None:
         return {"request": room.request, "room": room, "state": "chatting"}
     request = (
         ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT)
-        .select_related("ticket", "queue")
+        .select_related("ticket", "queue", "contact__user")
         .order_by("-requested_at", "-pk")
         .first()
     )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
@@ -22,7 +23,7 @@ from tickets.models import Ticket
 from tickets.services import add_system_note
 
 from . import selectors
-from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
+from .models import DRAFT_MAX_LENGTH, ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
 
@@ -99,7 +100,11 @@ def _check_may_chat(contact: Contact, ticket: Ticket, *, allowed: bool | None = 
 def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     """Put the contact in the queue for a chat about one of their company's tickets.
 
-    Asking again for the same ticket returns the request already waiting.
+    Asking again for the same ticket returns the request already waiting. When nobody who could
+    take it is online and available, the request is still made, flagged `nobody_available`: the
+    client is told at once and offered a note or a callback, but may keep waiting, keeping their
+    place for an engineer who comes back before the pickup timeout (and the supervisor's figures
+    count it). The sweeper keeps the flag true as engineers come and go (flag_unstaffed_requests).
     """
     try:
         return _request_chat(contact=contact, ticket=ticket)
@@ -146,6 +151,7 @@ def _request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
         expires_at=now + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
         offered_to=offered_to,
         offer_until=now + timedelta(seconds=settings.CHAT_OFFER_WINDOW_SECONDS) if offered_to else None,
+        nobody_available=offered_to is None and queue.pk not in selectors.queues_with_takers([queue.pk]),
     )
     _publish_queue_change(request)
     return request
@@ -167,10 +173,59 @@ def _check_request_rate(recent: int) -> None:
 
 @transaction.atomic
 def cancel_request(*, contact: Contact, request_id: int) -> None:
-    """Take the contact's waiting request out of the queue."""
+    """Take the contact's waiting request out of the queue (and end its room, if it was returning)."""
     request = _finish_waiting(request_id, ChatRequest.State.CANCELLED, contact=contact, kind=ChatRequest.Kind.CLIENT)
     if request is None:
         raise ChatError("not_waiting", "That chat request is no longer waiting.")
+
+
+@transaction.atomic
+def leave_note_instead(*, contact: Contact, request_id: int, text: str) -> ChatRequest:
+    """Stop waiting and add what the client typed to the ticket as their own note, in one transaction.
+
+    The same conditional UPDATE as cancel_request takes the request out of the queue once; a note
+    that cannot be stored rolls the cancellation back with it.
+    """
+    text = _clean_note(text)
+    request = _finish_waiting(request_id, ChatRequest.State.CANCELLED, contact=contact, kind=ChatRequest.Kind.CLIENT)
+    if request is None:
+        raise ChatError("not_waiting", "That chat request is no longer waiting.")
+    add_system_note(ticket=request.ticket, author=contact.user, text=text, internal=False)
+    return request
+
+
+def _clean_note(text) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ChatError("empty", "Write your note before adding it to the ticket.")
+    text = text.strip()
+    if len(text) > settings.NOTE_MAX_LENGTH:
+        raise ChatError("too_long", f"Notes are limited to {settings.NOTE_MAX_LENGTH:,} characters.")
+    return text
+
+
+@transaction.atomic
+def save_draft(*, contact: Contact, request_id: int, text) -> bool:
+    """Store what the client is typing while waiting, for the HUD's queue item; return whether it changed.
+
+    Only the contact's own waiting request takes it. Engineers' queues are nudged (the client's
+    own dialog shows nothing new), and only when the text changed.
+    """
+    if not isinstance(text, str):
+        raise ChatError("bad_frame", "A draft must be text.")
+    text = " ".join(text.split())  # one line on the queue item
+    if len(text) > DRAFT_MAX_LENGTH:
+        raise ChatError("too_long", f"A draft is limited to {DRAFT_MAX_LENGTH} characters.")
+    changed = (
+        ChatRequest.objects.filter(pk=request_id, contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting)
+        .exclude(draft=text)
+        .update(draft=text)
+    )
+    if changed:
+        request = ChatRequest.objects.select_related("offered_to").get(pk=request_id)
+        _publish_to_engineers(request)
+    elif not ChatRequest.objects.filter(pk=request_id, contact=contact, state=Waiting).exists():
+        raise ChatError("not_waiting", "That chat request is no longer waiting.")
+    return bool(changed)
 
 
 @transaction.atomic
@@ -193,6 +248,7 @@ def expire_due_requests() -> list[int]:
 def request_callback(*, contact: Contact, request_id: int, text: str = "") -> ChatRequest:
     """Turn a waiting or expired request into a callback request, noted on the ticket."""
     text = (text or "").strip()[: settings.NOTE_MAX_LENGTH - 200]
+    _lock_returned_room(request_id)
     updated = ChatRequest.objects.filter(
         pk=request_id,
         contact=contact,
@@ -202,29 +258,67 @@ def request_callback(*, contact: Contact, request_id: int, text: str = "") -> Ch
     if not updated:
         raise ChatError("not_waiting", "That chat request can no longer be turned into a callback.")
     request = ChatRequest.objects.select_related("ticket", "contact__user", "queue").get(pk=request_id)
-    phone = f" on {contact.phone}" if contact.phone else ""
-    note = f"{contact.name} asked for a callback{phone} instead of waiting for a chat."
-    if text:
-        note += f"\n\nTheir message:\n{text}"
-    add_system_note(ticket=request.ticket, author=contact.user, text=note, internal=False)
+    add_system_note(ticket=request.ticket, author=contact.user, text=callback_note(contact, text), internal=False)
+    _end_returned_room(request, note=f"{contact.name} asked for a callback instead.")
     _publish_queue_change(request)
     return request
 
 
+def callback_note(contact: Contact, text: str) -> str:
+    """Write the callback request as the client's own note (it is shown under their name)."""
+    phone = f" on {contact.phone}" if contact.phone else ""
+    note = f"Please call me back{phone} instead of chatting."
+    if text:
+        note += f"\n\nMy question:\n{text}"
+    return note
+
+
 def _finish_waiting(request_id: int, state: str, *, due: bool = False, **filters) -> ChatRequest | None:
-    """Move a waiting request to a final state if it is still waiting; publish; return it."""
+    """Move a waiting request to a final state if it is still waiting; publish; return it.
+
+    A returning request's room ends with it. Its row is locked first, in the order leave_room and
+    answer_request lock (room, then request), so that concurrent changes queue instead of deadlocking.
+    """
     now = timezone.now()
+    _lock_returned_room(request_id)
     waiting = ChatRequest.objects.filter(pk=request_id, state=Waiting, **filters)
     if due:
         waiting = waiting.filter(expires_at__lte=now)
     if not waiting.update(state=state, ended_at=now):
         return None
-    request = ChatRequest.objects.select_related("contact", "queue", "invited_by").get(pk=request_id)
+    request = ChatRequest.objects.select_related("contact", "queue", "invited_by", "ticket").get(pk=request_id)
     if request.kind == ChatRequest.Kind.INVITATION:
         _publish_invitation_change(request)
     else:
+        notes = {
+            ChatRequest.State.EXPIRED: "No engineer was free to take the chat back in time.",
+            ChatRequest.State.CANCELLED: "{name} stopped waiting.",
+        }
+        _end_returned_room(request, note=notes.get(state, "").format(name=request.contact.name))
         _publish_queue_change(request)
     return request
+
+
+def _lock_returned_room(request_id: int) -> int | None:
+    """Lock the active room of a request (one that was answered, then returned), if it has one."""
+    return (
+        ChatRoom.objects.select_for_update()
+        .filter(request_id=request_id, state=ChatRoom.State.ACTIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _end_returned_room(request: ChatRequest, *, note: str) -> None:
+    """End the room a returning request left the queue without an answer from (expired, cancelled, callback)."""
+    if request.returned_at is None:
+        return
+    room = ChatRoom.objects.filter(request=request, state=ChatRoom.State.ACTIVE).select_related("request").first()
+    if room is None:
+        return
+    if note:
+        _append_message(room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=note)
+    _end(room, ended_by=None)
 
 
 def release_due_offers() -> list[int]:
@@ -243,12 +337,7 @@ def release_due_offers() -> list[int]:
 
 def _publish_queue_change(request: ChatRequest) -> None:
     """Tell the queue's engineers, the offered engineer, and the contact's own sockets."""
-    event = {"type": "queue.changed", "request_id": request.pk}
-    if request.queue_id:
-        publish_on_commit(queue_group(request.queue_id), event)
-    if request.offered_to_id:
-        # Already loaded where the request was just offered (Join Chat); one query otherwise.
-        publish_on_commit(user_group(request.offered_to.user_id), event)
+    _publish_to_engineers(request)
     publish_on_commit(
         user_group(request.contact.user_id),
         {"type": "request.changed", "request_id": request.pk, "state": request.state},
@@ -256,18 +345,70 @@ def _publish_queue_change(request: ChatRequest) -> None:
     _publish_positions_behind(request)
 
 
-def _publish_positions_behind(request: ChatRequest) -> None:
-    """Tell the contacts queued behind a request that left the queue that their place moved up.
+def _publish_to_engineers(request: ChatRequest) -> None:
+    """Nudge the HUDs that list the request: its queue's, and the engineer it is offered to first."""
+    event = {"type": "queue.changed", "request_id": request.pk}
+    if request.queue_id:
+        publish_on_commit(queue_group(request.queue_id), event)
+    if request.offered_to_id:
+        # Already loaded where the request was just offered (Join Chat); one query otherwise.
+        publish_on_commit(user_group(request.offered_to.user_id), event)
 
-    Only a request leaving the queue moves anyone (a new one joins at the end), so nobody is
-    nudged while the request is still waiting. Every caller hands over the request with the state
-    this transaction wrote.
+
+def flag_unstaffed_requests() -> list[int]:
+    """Keep each waiting client request's `nobody_available` true to the desk; return the ids that flipped.
+
+    Nobody can take a request when no member of its queue (nor the engineer it is offered to) is
+    online per presence, available and under their chat limit. The sweeper calls this, so it
+    notices the last engineer going offline (no process refreshed them), away or busy, or filling
+    up, whichever process they were on; a conditional UPDATE on the old value makes each flip
+    happen, and be told to the client, once however many processes sweep.
     """
-    if request.queue_id is None or request.state == Waiting:
+    waiting = list(
+        ChatRequest.objects.filter(
+            state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=timezone.now()
+        ).values_list("pk", "queue_id", "offered_to_id", "nobody_available", "contact__user_id")
+    )
+    if not waiting:
+        return []
+    staffed = selectors.queues_with_takers(queue_id for _, queue_id, _, _, _ in waiting)
+    offered = {engineer_id for _, _, engineer_id, _, _ in waiting if engineer_id}
+    taking = selectors.alertable_among(offered) if offered else set()
+    flipped = []
+    for request_id, queue_id, offered_to_id, was_flagged, user_id in waiting:
+        nobody = queue_id not in staffed and offered_to_id not in taking
+        if nobody == was_flagged:
+            continue
+        with transaction.atomic():
+            if ChatRequest.objects.filter(pk=request_id, state=Waiting, nobody_available=was_flagged).update(
+                nobody_available=nobody
+            ):
+                flipped.append(request_id)
+                publish_on_commit(
+                    user_group(user_id), {"type": "request.changed", "request_id": request_id, "state": "staffing"}
+                )
+    return flipped
+
+
+def _publish_positions_behind(request: ChatRequest, *, returned: bool = False) -> None:
+    """Tell the contacts queued behind a request that left the queue (or `returned` to it) that their place moved.
+
+    Only a request leaving the queue, or coming back to its old place, moves anyone (a new one
+    joins at the end), so nobody is nudged for a new request. Every caller hands over the request
+    with the state this transaction wrote.
+    """
+    if request.queue_id is None or (request.state == Waiting and not returned):
         return
-    behind = ChatRequest.objects.filter(
-        queue_id=request.queue_id, state=Waiting, kind=ChatRequest.Kind.CLIENT, requested_at__gte=request.requested_at
-    ).values_list("contact__user_id", flat=True)
+    behind = (
+        ChatRequest.objects.filter(
+            queue_id=request.queue_id,
+            state=Waiting,
+            kind=ChatRequest.Kind.CLIENT,
+            requested_at__gte=request.requested_at,
+        )
+        .exclude(pk=request.pk)
+        .values_list("contact__user_id", flat=True)
+    )
     for user_id in set(behind):
         publish_on_commit(user_group(user_id), {"type": "queue.position", "queue_id": request.queue_id})
 
@@ -280,21 +421,30 @@ def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
     """Answer a waiting client request and open its room.
 
     Exactly one engineer wins: a conditional UPDATE … WHERE state = 'waiting' lets one
-    transaction through; every other gets ChatError("taken").
+    transaction through; every other gets ChatError("taken"). A returning request (its last
+    engineer left, see return_to_queue) is answered the same way, and the winner joins its room,
+    history and all; that room's row is locked first, in the order leave_room locks.
     """
     request = selectors.get_request_for_engineer(engineer=engineer, request_id=request_id)
+    room = ChatRoom.objects.select_for_update().filter(request=request).first() if request.returned_at else None
     now = timezone.now()
     # expires_at is part of the condition, so a request past its deadline can't be answered in
-    # the moment before a sweeper marks it expired.
+    # the moment before a sweeper marks it expired. answered_at keeps the first answer's time.
     won = ChatRequest.objects.filter(
         pk=request.pk, state=Waiting, kind=ChatRequest.Kind.CLIENT, expires_at__gt=now
-    ).update(state=ChatRequest.State.ANSWERED, answered_by=engineer, answered_at=now)
+    ).update(state=ChatRequest.State.ANSWERED, answered_by=engineer, answered_at=Coalesce(F("answered_at"), now))
     if not won:
         request.refresh_from_db(fields=["state", "answered_by"])
         if request.state == ChatRequest.State.ANSWERED:
             raise ChatError("taken", "A colleague already answered this chat.")
         raise ChatError("not_waiting", f"This request is no longer waiting ({request.get_state_display().lower()}).")
-    request.state, request.answered_by, request.answered_at = ChatRequest.State.ANSWERED, engineer, now
+    request.state, request.answered_by = ChatRequest.State.ANSWERED, engineer
+    if room is not None:
+        _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name)
+        _publish_queue_change(request)
+        publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
+        return room
+    request.answered_at = now
     room = ChatRoom.objects.create(ticket_id=request.ticket_id, request=request)
     _add_participant(
         room, request.contact.user, ChatParticipant.Role.CLIENT, request.contact.name, announce=False, new_room=True
@@ -428,6 +578,7 @@ def join_room(*, room_id: int, engineer: Engineer) -> ChatParticipant:
         raise ChatError("not_allowed", "You were not invited to this chat.")
     participant = _add_participant(room, engineer.user, ChatParticipant.Role.ENGINEER, engineer.display_name)
     publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
+    _take_back_from_queue(room, engineer)
     if invitation:
         invitation.state = RoomInvitation.State.ACCEPTED
         invitation.save(update_fields=["state"])
@@ -459,6 +610,7 @@ def end_room(*, room_id: int, engineer: Engineer) -> ChatRoom:
 
 
 def _leave(room: ChatRoom, user) -> None:
+    """Take the user out of the room; the last one out ends it, the last engineer out returns it to the queue."""
     participant = room.participants.get(user=user)
     participant.left_at = timezone.now()
     participant.save(update_fields=["left_at"])
@@ -466,8 +618,53 @@ def _leave(room: ChatRoom, user) -> None:
         room, author=None, author_name="", kind=ChatMessage.Kind.SYSTEM, body=f"{participant.display_name} left."
     )
     publish_on_commit(user_group(user.pk), {"type": "room.left", "room_id": room.pk})
-    if not room.participants.filter(left_at__isnull=True).exists():
+    roles = set(room.participants.filter(left_at__isnull=True).values_list("role", flat=True))
+    if not roles:
         _end(room, ended_by=None)
+    elif participant.role == ChatParticipant.Role.ENGINEER and ChatParticipant.Role.ENGINEER not in roles:
+        _return_to_queue(room, left_by=getattr(user, "engineer", None))
+
+
+def _return_to_queue(room: ChatRoom, *, left_by: Engineer | None) -> None:
+    """Put the room's request back in its queue: the client, still in the room, waits for an engineer again.
+
+    A professional desk does not leave a client talking to nobody. The request waits again with
+    its original requested_at, so it keeps its place (usually first), and a new pickup timeout
+    (expiry ends the room and offers the note and the callback, as for a new request). Any member
+    of the queue may answer it, and joins this same room with its history (answer_request); an
+    engineer still invited into the room may join it too (join_room). The client keeps the room
+    open; the sockets of both sides hear it as for any request (queue.changed, request.changed).
+    The room is locked (the caller holds it), so this runs once however many leave at once.
+
+    An engineer's invitation has no queue to return to: its room ends, as an engineer ending it would.
+    """
+    request = room.request
+    if request.kind != ChatRequest.Kind.CLIENT or request.queue_id is None:
+        _end(room, ended_by=None)
+        return
+    now = timezone.now()
+    ChatRequest.objects.filter(pk=request.pk, state=ChatRequest.State.ANSWERED).update(
+        state=Waiting,
+        returned_at=now,
+        left_by=left_by,
+        expires_at=now + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
+        offered_to=None,
+        offer_until=None,
+        offer_released=False,
+        nobody_available=request.queue_id not in selectors.queues_with_takers([request.queue_id]),
+        draft="",
+    )
+    request.refresh_from_db()
+    _publish_queue_change(request)
+    _publish_positions_behind(request, returned=True)  # they have one more ahead of them now
+
+
+def _take_back_from_queue(room: ChatRoom, engineer: Engineer) -> None:
+    """An engineer came into a room whose request was returning: it leaves the queue (once, conditionally)."""
+    if ChatRequest.objects.filter(pk=room.request_id, state=Waiting).update(
+        state=ChatRequest.State.ANSWERED, answered_by=engineer
+    ):
+        _publish_queue_change(ChatRequest.objects.select_related("contact", "queue").get(pk=room.request_id))
 
 
 def _end(room: ChatRoom, *, ended_by: str | None) -> None:
@@ -479,6 +676,9 @@ def _end(room: ChatRoom, *, ended_by: str | None) -> None:
         )
     room.participants.filter(left_at__isnull=True).update(left_at=now)
     ChatRoom.objects.filter(pk=room.pk).update(state=ChatRoom.State.ENDED, ended_at=now)
+    # The client left while waiting for an engineer to take the chat back: it leaves the queue too.
+    if ChatRequest.objects.filter(pk=room.request_id, state=Waiting).update(state=ChatRequest.State.CANCELLED):
+        _publish_queue_change(ChatRequest.objects.select_related("contact", "queue").get(pk=room.request_id))
     ChatRequest.objects.filter(pk=room.request_id).update(ended_at=now)
     room.refresh_from_db()
     RoomInvitation.objects.filter(room=room, state=RoomInvitation.State.PENDING).update(
@@ -737,6 +937,8 @@ def set_availability(*, engineer: Engineer, availability: str) -> Engineer:
     Engineer.objects.filter(pk=engineer.pk).update(availability=availability)
     engineer.availability = availability
     publish_on_commit(user_group(engineer.user_id), {"type": "availability.changed"})
+    # The waiting clients learn now, rather than at the next sweep, that nobody (or somebody) can take them.
+    flag_unstaffed_requests()
     return engineer
 
 
@@ -748,4 +950,8 @@ def touch_presence(engineer_ids) -> None:
 
 def sweep() -> dict:
     """Do the time-driven changes that are due: expiries and first-offer windows."""
-    return {"expired": expire_due_requests(), "released": release_due_offers()}
+    return {
+        "expired": expire_due_requests(),
+        "released": release_due_offers(),
+        "unstaffed": flag_unstaffed_requests(),
+    }

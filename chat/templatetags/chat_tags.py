@@ -39,10 +39,20 @@ def chat_duration(value: timedelta | None) -> str:
     return f"{seconds} s"
 
 
+@register.filter
+def has_engineer(participants) -> bool:
+    """Return whether an engineer is among a room's participants."""
+    return any(p.role == "engineer" for p in participants)
+
+
 @register.simple_tag
 def chat_limit(name: str) -> int:
     """Return a length limit from settings, so a form's maxlength matches what the server accepts."""
-    return {"note": settings.NOTE_MAX_LENGTH, "message": settings.CHAT_MESSAGE_MAX_LENGTH}[name]
+    from chat.models import DRAFT_MAX_LENGTH
+
+    return {"note": settings.NOTE_MAX_LENGTH, "message": settings.CHAT_MESSAGE_MAX_LENGTH, "draft": DRAFT_MAX_LENGTH}[
+        name
+    ]
 
 
 @register.simple_tag

@@ -34,6 +34,9 @@
   var TYPING_IDLE_MS = 4000;
   var TYPING_SHOWN_MS = 8000;
   var PING_EVERY_MS = 30000;
+  var DRAFT_EVERY_MS = 1000; // the question typed while waiting goes to the engineers' queue at most this often
+  var DRAFT_MAX = 500; // chat.models.DRAFT_MAX_LENGTH
+  var KEPT_KEY = "deskchat.kept"; // the "nobody is free / engineer left" choices the client chose to wait through
 
   var input = document.getElementById("chat-input");
   var compose = document.getElementById("chat-compose");
@@ -66,6 +69,8 @@
   var participantsOpen = false;
   var loaded = false;
   var callbackTicketUrl = ""; // the ticket page a callback request was sent from, until it is noted
+  var draftTimer = null;
+  var draftSent = {}; // request id -> the draft the server has
 
   // --- Small helpers -------------------------------------------------------------------------
 
@@ -158,8 +163,9 @@
       var current = section && section.dataset.room === st.dataset.roomId;
       if (!current || !isClosed(section)) return "chatting";
     }
-    if (section && isClosed(section) && section.dataset.room !== dismissedRoom) return "ended";
+    // Before "ended": a chat returned to the queue that nobody took back ends its room and expires.
     if (state === "expired" && getCookie(DISMISSED_COOKIE) !== st.dataset.requestId) return "expired";
+    if (section && isClosed(section) && section.dataset.room !== dismissedRoom) return "ended";
     return hasAlert() ? "message" : "idle";
   }
 
@@ -402,6 +408,15 @@
       var said = stateLine.dataset[reason === "absent" ? "absent" : "present"];
       if (stateLine.textContent !== said) stateLine.textContent = said;
     }
+    // A chat waiting again after its engineer left still shows its history (static/css/deskchat.css).
+    dock.dataset.returning = view === "waiting" && st && st.dataset.returning === "1" ? "1" : "";
+    var kept = load(KEPT_KEY, []);
+    document.querySelectorAll("#chat-offer [data-chat-choices]").forEach(function (choices) {
+      var keep = kept.indexOf(choices.dataset.key) >= 0;
+      choices.hidden = keep;
+      var link = byId("chat-offer").querySelector(".chat-callback-link");
+      if (link) link.hidden = !keep;
+    });
     compose.dataset.lock = reason;
     compose.hidden = reason === "closed";
     sendButton.disabled = reason !== "";
@@ -410,6 +425,7 @@
 
     if (before !== view) {
       if (view !== "idle" && view !== "message" && loaded) setMinimized(false);
+      if (view === "waiting") { draftSent = {}; sendDraftSoon(); }
       if (view === "waiting") say("You are in the queue for a chat.");
       else if (view === "chatting" && before === "waiting") say("An engineer answered your chat.");
       else if (view === "ended") say(roomEnded() ? "The chat has ended." : "You left the chat.");
@@ -628,7 +644,7 @@
       document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
     }
     var notice = byId("chat-notice");
-    if (callbackTicketUrl && notice && notice.dataset.notice === "callback") {
+    if (callbackTicketUrl && notice && (notice.dataset.notice === "callback" || notice.dataset.notice === "note_added")) {
       // What the client typed went onto the ticket with the callback request.
       input.value = "";
       saveDraft();
@@ -679,6 +695,9 @@
       stopTyping();
       savePending(items);
       scrollToNewest(); // what the client sends is always brought into view
+    } else if (form.hasAttribute("data-chat-note-instead")) {
+      evt.detail.parameters.body = input.value.trim();
+      callbackTicketUrl = form.dataset.ticketUrl || "";
     } else if (form.hasAttribute("data-chat-callback")) {
       var note = document.querySelector("#chat-offer textarea");
       evt.detail.parameters.body = (note && note.value.trim()) || input.value.trim();
@@ -700,8 +719,22 @@
     }
   });
 
+  /* While waiting, tell the engineers' queue what the question is: debounced, and bounded in length. */
+  function sendDraftSoon() {
+    window.clearTimeout(draftTimer);
+    draftTimer = window.setTimeout(function () {
+      var st = status();
+      if (dock.dataset.view !== "waiting" || !st || !st.dataset.requestId) return;
+      var text = input.value.replace(/\s+/g, " ").trim().slice(0, DRAFT_MAX);
+      if (draftSent[st.dataset.requestId] === text) return;
+      draftSent[st.dataset.requestId] = text;
+      send({ action: "draft", request_id: st.dataset.requestId, body: text }, true);
+    }, DRAFT_EVERY_MS);
+  }
+
   input.addEventListener("input", function () {
     saveDraft();
+    sendDraftSoon();
     var room = roomId();
     if (!room || lockReason(dock.dataset.view) !== "" || !socketOpen()) return;
     var now = Date.now();
@@ -739,6 +772,15 @@
     }
     if (target.closest("[data-chat-minimize]")) {
       setMinimized(!dock.dataset.minimized);
+      return;
+    }
+    var keep = target.closest("[data-chat-keep-waiting]");
+    if (keep && dock.contains(keep)) {
+      var choices = keep.closest("[data-chat-choices]");
+      var kept = load(KEPT_KEY, []);
+      if (choices && kept.indexOf(choices.dataset.key) < 0) store(KEPT_KEY, kept.concat([choices.dataset.key]).slice(-20));
+      refresh();
+      input.focus();
       return;
     }
     var join = target.closest("[data-chat-join]");

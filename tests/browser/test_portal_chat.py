@@ -445,13 +445,13 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     expect(page.locator("#chat-notice")).to_contain_text("An engineer will call you back", timeout=WAIT)
     expect(dock(page)).not_to_have_attribute("data-view", "expired", timeout=WAIT)
     # The callback request is noted on the ticket, with what Olive typed; the page shows it at once.
-    callback_item = page.locator("#notes li.note", has_text="asked for a callback")
+    callback_item = page.locator("#notes li.note", has_text="Please call me back instead of chatting.")
     expect(callback_item).to_have_count(1, timeout=WAIT)
     expect(callback_item).to_contain_text("Please call me on 555 0100")
     expect(page.get_by_role("button", name="Call me back instead")).to_be_hidden()
     screenshot(page, "03-callback-requested")
     assert ChatRequest.objects.get(pk=second.pk).state == ChatRequest.State.CALLBACK
-    callback_note = TicketNote.objects.get(ticket=ticket, text__contains="asked for a callback")
+    callback_note = TicketNote.objects.get(ticket=ticket, text__contains="Please call me back instead of chatting.")
     assert "Please call me on 555 0100 after 2pm." in callback_note.text
     assert not callback_note.internal
     # What she typed went with it: the next chat starts with an empty box.
@@ -504,19 +504,19 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     expect(farewell).to_have_count(1, timeout=WAIT)
     expect(farewell).to_have_attribute("data-kind", "farewell")
 
-    # Dana leaves: Olive sees it, and the box locks again, saying why.
+    # Dana leaves: Olive sees it, is back in the queue, and the box locks again, saying why.
     panel.get_by_role("button", name="Leave", exact=True).click()
     expect(client_messages(page).filter(has_text="Dana Reyes left.")).to_have_count(1, timeout=WAIT)
     expect(page.locator("#chat-send")).to_be_disabled(timeout=WAIT)
-    expect(page.locator("#chat-lock")).to_have_text(re.compile("No engineer is in the chat right now"))
-    expect(page.locator("#chat-status")).to_contain_text("Waiting for an engineer to join")
+    expect(page.locator("#chat-lock")).to_have_text(re.compile("You can send once an engineer joins"))
+    expect(page.locator("#chat-status")).to_contain_text("Dana Reyes left the chat")
     # The participant dropdown follows live, and keeps its look.
     people = page.locator(f"#room-{room.pk}-participants")
     expect(people.locator("summary")).to_have_text("In this chat: 1")
     expect(people).to_have_class("chat-participants")
     screenshot(page, "02-engineer-left")
-    # Olive leaves too, which ends the chat; the dialog says so, and where the transcript is.
-    page.get_by_role("button", name="Leave the chat").click()
+    # Olive stops waiting, which ends the chat; the dialog says so, and where the transcript is.
+    page.get_by_role("button", name="Leave: cancel the chat request").click()
     expect(page.locator(f"#room-{room.pk}-closed")).to_have_text(
         f"This chat has ended. The transcript is on ticket #{ticket.pk}.", timeout=WAIT
     )
@@ -771,3 +771,125 @@ def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screen
     assert client.errors == [] and staff.errors == []
     client.close()
     staff.close()
+
+
+def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over(
+    browser, live_server_url, screenshot, desk, f
+):
+    """While Olive waits, her participants say "Waiting for an engineer" and what she types shows on the
+    HUD's queue item. Dana answers: the typed text stays and Send unlocks. Dana leaves: Olive is told she is
+    back in the queue, first, with the history still on screen and the note, callback and keep-waiting
+    choices; Sam's queue lists "returning: Olive Ours (left by Dana Reyes)"; Sam answers into the same room."""
+    sam_engineer = f.make_engineer(username="sam", display_name="Sam Okafor", queues=[desk["queue"]])
+    ticket = desk["ticket"]
+    dana = hud_page(browser, live_server_url)
+    sam = hud_page(browser, live_server_url, "sam")
+    client = client_page(browser, live_server_url)
+    page = client.page
+    request = join_chat(page, live_server_url, ticket)
+
+    # 3: the participants while waiting.
+    people = page.locator("#chat-status details.participants")
+    people.locator("summary").click()
+    expect(people.locator("summary")).to_have_text("In this chat: 1")
+    expect(people.locator("li")).to_have_text(["Olive Ours", "Waiting for an engineer"])
+    # 4: the question typed while waiting reaches the queue item, escaped and on one line.
+    question = "Outlook <asks> for my password\nevery hour since Monday"
+    page.locator("#chat-input").press_sequentially(question.replace("\n", " "), delay=5)
+    item = dana.page.locator(f"#hud-queue li[data-request-id='{request.pk}']")
+    expect(item.locator(".queue-draft")).to_have_text(
+        "Typing: “Outlook <asks> for my password every hour since Monday”", timeout=WAIT
+    )
+    expect(page.locator("#chat-send")).to_be_disabled()
+    screenshot(page, "01-waiting-participants-and-typing")
+    screenshot(dana.page, "02-hud-queue-with-the-question")
+
+    # Dana answers: the text stays in the box, and Send unlocks.
+    answer_in_hud(dana.page, request.pk)
+    expect(dock(page)).to_have_attribute("data-view", "chatting", timeout=WAIT)
+    expect(page.locator("#chat-send")).to_be_enabled(timeout=WAIT)
+    expect(page.locator("#chat-input")).to_have_value(question.replace("\n", " "))
+    page.press("#chat-input", "Enter")
+    expect(client_messages(page).filter(has_text="every hour since Monday")).to_have_count(1, timeout=WAIT)
+    room = ChatRoom.objects.get(request=request)
+
+    # 1: Dana leaves; Olive is back in the queue, in the same room, told why and what she can do.
+    session(dana.page, room.pk).get_by_role("button", name="Leave", exact=True).click()
+    expect(page.locator("#chat-status")).to_have_attribute("data-returning", "1", timeout=WAIT)
+    expect(dock(page)).to_have_attribute("data-view", "waiting")
+    expect(page.locator("#chat-status .state-line")).to_have_text("Dana Reyes left the chat")
+    expect(page.locator("#chat-status .position")).to_have_text("You're back in the queue, position 1.")
+    expect(client_messages(page).filter(has_text="every hour since Monday")).to_be_visible()
+    expect(client_messages(page).filter(has_text="Dana Reyes left.")).to_be_visible()
+    choices = page.locator("#chat-offer [data-chat-choices]")
+    expect(choices).to_contain_text("Another engineer can take over from here.")
+    for label in ("Leave a note", "Ask for a callback", "Keep waiting"):
+        expect(choices.get_by_role("button", name=label)).to_be_visible()
+    expect(page.locator("#chat-send")).to_be_disabled()
+    expect(people.locator("li")).to_have_text(["Olive Ours", "Waiting for an engineer"])
+    screenshot(page, "03-back-in-the-queue")
+    returning = sam.page.locator(f"#hud-queue li[data-request-id='{request.pk}']")
+    expect(returning.locator(".queue-who")).to_contain_text("returning: Olive Ours (left by Dana Reyes)", timeout=WAIT)
+    screenshot(sam.page, "04-hud-queue-returning")
+
+    # Olive keeps waiting: the choices fold away, a callback link stays.
+    choices.get_by_role("button", name="Keep waiting").click()
+    expect(choices).to_be_hidden()
+    expect(page.get_by_role("button", name="Rather be called back? Ask for a callback")).to_be_visible()
+    page.fill("#chat-input", "Still there?")
+
+    # Sam answers: he joins the same room and sees the history; Olive can send again.
+    answer_in_hud(sam.page, request.pk)
+    expect(dock(page)).to_have_attribute("data-view", "chatting", timeout=WAIT)
+    expect(client_messages(page).filter(has_text="Sam Okafor joined.")).to_have_count(1, timeout=WAIT)
+    expect(page.locator("#chat-send")).to_be_enabled(timeout=WAIT)
+    expect(page.locator("#chat-input")).to_have_value("Still there?")
+    expect(session(sam.page, room.pk).locator("li.msg", has_text="every hour since Monday")).to_have_count(
+        1, timeout=WAIT
+    )
+    client_send(page, "Still there?")
+    assert ChatRoom.objects.count() == 1
+    assert ChatRequest.objects.get(pk=request.pk).answered_by == sam_engineer
+    screenshot(page, "05-sam-took-over")
+    screenshot(sam.page, "06-sam-session-with-history")
+    assert client.errors == [] and dana.errors == [] and sam.errors == []
+    for watched in (client, dana, sam):
+        watched.close()
+
+
+def test_with_nobody_available_join_chat_says_so_and_offers_a_note(browser, live_server_url, screenshot, desk):
+    """No engineer is online: Join Chat answers "Nobody is available right now" with Leave a note, Ask for
+    a callback and Keep waiting, never "You are next in the queue"; Leave a note files what Olive typed as
+    her own note and ends the wait."""
+    ticket = desk["ticket"]
+    client = client_page(browser, live_server_url)
+    page = client.page
+    request = join_chat(page, live_server_url, ticket)
+    status = page.locator("#chat-status")
+    expect(status).to_have_attribute("data-available", "0")
+    expect(status.locator(".state-line")).to_have_text("Nobody is available right now")
+    expect(status).not_to_contain_text("You are next")
+    choices = page.locator("#chat-offer [data-chat-choices]")
+    expect(choices).to_contain_text("No engineer who could take your chat is online.")
+    for label in ("Leave a note", "Ask for a callback", "Keep waiting"):
+        expect(choices.get_by_role("button", name=label)).to_be_visible()
+    page.fill("#chat-input", "The scanner on floor 2 sends blank pages.")
+    screenshot(page, "01-nobody-available")
+    # On a phone the three choices stay on screen, one under another if need be.
+    page.set_viewport_size(PHONE)
+    for label in ("Leave a note", "Ask for a callback", "Keep waiting"):
+        expect(choices.get_by_role("button", name=label)).to_be_in_viewport()
+    screenshot(page, "01b-nobody-available-phone")
+    page.set_viewport_size(LAPTOP)
+
+    choices.get_by_role("button", name="Leave a note").click()
+    expect(page.locator("#chat-notice")).to_contain_text(f"Your note is on ticket #{ticket.pk}", timeout=WAIT)
+    expect(page.locator("#notes li.note", has_text="The scanner on floor 2 sends blank pages.")).to_have_count(
+        1, timeout=WAIT
+    )
+    expect(page.locator("#notes li.note", has_text="floor 2")).to_contain_text("Olive Ours")
+    expect(page.locator("#chat-input")).to_have_value("")
+    screenshot(page, "02-note-left")
+    assert ChatRequest.objects.get(pk=request.pk).state == ChatRequest.State.CANCELLED
+    assert client.errors == []
+    client.close()

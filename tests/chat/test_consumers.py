@@ -263,8 +263,9 @@ def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
     return result[0], statements
 
 
-def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
-    """The ticket, the contact's standing, the route, the insert and the place in the queue; no more.
+def test_a_join_chat_costs_the_database_thread_six_queries(desk, f):
+    """The ticket, the contact's standing, the route, whether anyone could take it, the insert and the
+    place in the queue; no more.
 
     Join Chat is one trip to each process's one database thread, where a burst of them queues
     (docs/benchmarks.md). A pending invitation and past requests add nothing.
@@ -277,11 +278,12 @@ def test_a_join_chat_costs_the_database_thread_five_queries(desk, f):
     html, statements = join_chat_statements(desk, desk["ticket"])
 
     assert 'data-state="waiting"' in html
-    assert len(statements) == 5, "\n".join(s[:100] for s in statements)
+    assert len(statements) == 6, "\n".join(s[:100] for s in statements)
 
 
-def test_a_first_offer_to_the_tickets_engineer_costs_one_query_more(desk, f):
-    """The ticket comes with its engineer; only their open chats are counted, to see if they may be offered it."""
+def test_a_first_offer_to_the_tickets_engineer_costs_no_query_more(desk, f):
+    """The ticket comes with its engineer; their open chats are counted, to see if they may be offered it,
+    and an engineer offered it first makes asking the queue for a taker needless."""
     Engineer.objects.filter(pk=desk["dana"].pk).update(last_seen_at=timezone.now())
     ticket = f.make_ticket(contact=desk["contact"], assigned_engineer=desk["dana"])
 
@@ -975,3 +977,139 @@ async def test_an_engineer_at_their_chat_limit_is_not_alerted(desk, f):
     await dana.send(action="set_availability", availability="available")  # any redraw re-reads the load
     await dana.next_event("queue", count=1, notify=1)
     await close_all(client, dana, sam)
+
+
+# --- Queue flows (issue 13) ----------------------------------------------------------------------
+
+
+async def test_the_client_is_told_when_the_last_engineer_leaves_and_another_answers_in_the_same_room(desk):
+    """Dana leaves: Carol's dialog says so, with her place and the note and callback choices, her
+    participants say "Waiting for an engineer", Sam's queue lists "returning: Carol (left by Dana)", and
+    Sam's answer puts him in the same room, history and all."""
+    client = await client_socket(desk["contact"].user)
+    dana = await staff_socket(desk["dana"].user)
+    sam = await staff_socket(desk["sam"].user)
+    for socket in (client, dana, sam):
+        await socket.send(action="sync", rooms={})
+    await sam.wait_event("queue", count=0)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.wait_event("queue", count=1)
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.wait_event("client_state", state="chatting")
+    await client.send(action="send", room_id=room_id, body="My printer is smoking", client_msg_id="c-1")
+    await client.wait_message(room_id, 2)
+
+    mark, frames = len(client.received), len(client.frames)
+    await dana.send(action="leave", room_id=room_id)
+    state = await client.wait_event("client_state", state="waiting", returning=1, since=mark)
+    assert state.attrs["data-room-id"] == str(room_id) and state.attrs["data-position"] == "1"
+    assert "Dana left the chat" in state.text and "You're back in the queue, position 1." in state.text
+    assert "Waiting for an engineer" in state.text  # the participants box, with Carol alone
+    offer = next(f for f in client.frames[frames:] if 'id="chat-offer"' in f)
+    assert "Leave a note" in offer and "Ask for a callback" in offer and "Keep waiting" in offer
+    # Sam's socket holds unread frames of the first wait and the answer: wait for the queue that lists it again.
+    queue = await sam.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "returning:" in e.text)
+    assert queue.attrs["data-count"] == "1"
+    assert "returning: Carol Client (left by Dana)" in " ".join(queue.text.split())
+
+    await sam.send(action="answer", request_id=request_id)
+    session = await sam.wait_event("session")
+    assert session.attrs["data-room"] == str(room_id)  # the same room
+    await sam.wait_for(lambda e: "My printer is smoking" in e.text)  # with its history
+    await client.wait_event("client_state", state="chatting", engineer_present=1, since=mark)
+    assert "Sam joined." in (await client.wait_message(room_id, 4)).text  # in the same room, after "Dana left."
+    await close_all(client, dana, sam)
+
+
+async def test_join_chat_with_nobody_available_says_so_at_once_with_the_offers(desk):
+    """No engineer has a HUD open: Join Chat answers "Nobody is available right now" with Leave a note,
+    Ask for a callback and Keep waiting, not "You are next in the queue"; a note then ends the wait."""
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting", available=0)
+    assert "Nobody is available right now" in state.text and "You are next" not in state.text
+    offer = next(f for f in client.frames if 'data-state="waiting"' in f).split('id="chat-offer"')[1]
+    assert "Leave a note" in offer and "Ask for a callback" in offer and "Keep waiting" in offer
+    assert "In this chat: 1" in state.text and "Carol Client" in state.text and "Waiting for an engineer" in state.text
+
+    mark = len(client.received)
+    await client.send(action="note", request_id=int(state.attrs["data-request-id"]), body="VPN drops every hour")
+    notice = await client.wait_event("notice", notice="note_added", since=mark)
+    assert f"ticket #{desk['ticket'].pk}" in notice.text
+    await client.wait_event("client_state", state="idle", since=mark)
+    note = await sync_to_async(lambda: desk["ticket"].notes.get())()
+    assert note.text == "VPN drops every hour" and not note.internal
+    await client.close()
+
+
+async def test_a_waiting_client_learns_when_the_last_engineer_goes_away(desk):
+    """Dana is the only one online; she goes away: the server (set_availability, and every sweep) flags
+    the waiting request and the client's dialog turns to the offers. Coming back turns it back."""
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting", available=1)
+    assert "You are next in the queue." in state.text
+
+    mark = len(client.received)
+    await dana.send(action="set_availability", availability="away")
+    state = await client.wait_event("client_state", state="waiting", available=0, since=mark)
+    assert "Nobody is available right now" in state.text
+    mark = len(client.received)
+    await dana.send(action="set_availability", availability="available")
+    await client.wait_event("client_state", state="waiting", available=1, since=mark)
+    await close_all(client, dana)
+
+
+async def test_the_question_typed_while_waiting_reaches_the_hud_queue_escaped(desk):
+    """The client's draft is stored on the request and Dana's queue item shows it, escaped and truncated;
+    a draft for a request that is not theirs is refused."""
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.wait_event("queue", count=1)
+
+    mark = len(dana.frames)
+    draft = "<b>Outlook</b> asks for my password " + "again " * 40
+    await client.send(action="draft", request_id=request_id, body=draft)
+    await dana.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "Outlook" in e.text)
+    frame = next(f for f in dana.frames[mark:] if "queue-draft" in f)
+    shown = frame.split('class="queue-draft"')[1].split("</p>")[0].split(">", 1)[1]
+    assert "“&lt;b&gt;Outlook&lt;/b&gt; asks for my password again" in shown and "<b>" not in shown
+    assert shown.endswith("…”") and len(shown) < 250  # truncated
+    assert (await sync_to_async(ChatRequest.objects.get)(pk=request_id)).draft == " ".join(draft.split())
+
+    error = await client.refused(action="draft", request_id=request_id + 1000, body="hi")
+    assert error.attrs["data-error"] == "not_waiting"
+    error = await client.refused(action="draft", request_id=request_id, body="x" * 501)
+    assert error.attrs["data-error"] == "bad_frame"
+    await close_all(client, dana)
+
+
+async def test_a_chat_back_in_the_queue_moves_those_who_asked_later_back_a_place(desk, f):
+    """Nina asked after Carol's chat was answered, so she is next; Dana leaves Carol's chat, which takes
+    its old place ahead of Nina: Nina's dialog says she is number 2 now."""
+    nina = await sync_to_async(f.make_contact)(company=desk["contact"].company, first_name="Nina")
+    carol = await client_socket(desk["contact"].user)
+    behind = await client_socket(nina.user)
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    await carol.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await carol.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await carol.wait_event("client_state", state="chatting")
+    await behind.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    assert (await behind.wait_event("client_state", state="waiting")).attrs["data-position"] == "1"
+
+    mark = len(behind.received)
+    await dana.send(action="leave", room_id=room_id)
+    await carol.wait_event("client_state", state="waiting", returning=1, position=1)
+    moved = await behind.wait_event("client_state", state="waiting", position=2, since=mark)
+    assert "You are number 2 in the queue." in moved.text
+    await close_all(carol, behind, dana)

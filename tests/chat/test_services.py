@@ -208,8 +208,9 @@ class TestFirstOffer:
 
 
 class TestRequests:
-    def test_a_request_costs_three_queries_however_long_the_contacts_history(self, desk, settings):
-        """Join Chat reads the contact's standing (one query), routes and inserts: nothing per past request.
+    def test_a_request_costs_four_queries_however_long_the_contacts_history(self, desk, settings):
+        """Join Chat reads the contact's standing (one query), routes, asks whether anyone in the queue
+        could take it, and inserts: nothing per past request.
 
         A burst of Join Chats queues on each process's one database thread (docs/benchmarks.md).
         """
@@ -224,7 +225,7 @@ class TestRequests:
             request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
         statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
         assert request.state == "waiting"
-        assert len(statements) == 3, statements
+        assert len(statements) == 4, statements
 
     def test_a_request_waits_in_its_queue_with_its_timestamps(self, desk, settings):
         """Join Chat stores a waiting request with requested_at and the pickup deadline."""
@@ -346,7 +347,9 @@ class TestRequests:
         assert request.state == "callback" and request.ended_at is not None
         note = TicketNote.objects.get(ticket=desk["ticket"])
         assert not note.internal
-        assert "Carol Client asked for a callback on 555-0100" in note.text
+        # The client's own note, in the first person, as the ticket page shows it under their name.
+        assert note.author == desk["contact"].user
+        assert note.text == "Please call me back on 555-0100 instead of chatting.\n\nMy question:\nCall after 3pm"
         assert note.text.endswith("Call after 3pm")
 
     def test_an_answered_request_cannot_become_a_callback(self, desk, room):
@@ -571,6 +574,201 @@ class TestRooms:
         with pytest.raises(ChatError) as refused:
             services.join_room(room_id=room.pk, engineer=desk["sam"])
         assert refused.value.code == "room_ended"
+
+
+class TestReturningToTheQueue:
+    """The last engineer leaving a client's room puts the chat back in the queue (issue 13)."""
+
+    def test_the_last_engineer_leaving_puts_the_request_back_in_the_queue_with_its_place(self, desk, room, f):
+        """Dana leaves: the request waits again, in its original place, left by Dana, with a new deadline,
+        and the room stays open with the client and its history."""
+        other = services.request_chat(contact=f.make_contact(company=desk["company"]), ticket=desk["ticket"])
+        request = room.request
+        services.send_message(room_id=room.pk, user=desk["contact"].user, body="My printer is smoking")
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        request.refresh_from_db()
+        room.refresh_from_db()
+        assert request.state == "waiting" and request.is_returning
+        assert request.left_by == desk["dana"] and request.returned_at is not None
+        assert request.expires_at > timezone.now() + timedelta(seconds=200)
+        assert room.is_active and bodies(room)[-1] == "Dana left."
+        assert selectors.queue_position(request) == 1 and selectors.queue_position(other) == 2
+        shown = selectors.queue_summary(engineer=online(desk["sam"]))["requests"]
+        assert [r.pk for r in shown] == [request.pk, other.pk]
+        chat = selectors.current_chat_for_contact(contact=desk["contact"])
+        assert chat["state"] == "waiting" and chat["room"] == room and chat["position"] == 1
+
+    def test_another_engineer_answers_it_and_joins_the_same_room(self, desk, room):
+        """Sam answers the returning request: no new room, the history stays, Sam is announced."""
+        services.send_message(room_id=room.pk, user=desk["contact"].user, body="My printer is smoking")
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        again = services.answer_request(engineer=desk["sam"], request_id=room.request_id)
+        assert again.pk == room.pk and ChatRoom.objects.count() == 1
+        assert bodies(room) == ["Dana joined.", "My printer is smoking", "Dana left.", "Sam joined."]
+        request = ChatRequest.objects.get(pk=room.request_id)
+        assert request.state == "answered" and request.answered_by == desk["sam"]
+        present = {p.user_id for p in selectors.participants(room.pk)}
+        assert present == {desk["sam"].user_id, desk["contact"].user_id}
+
+    def test_a_second_answer_to_a_returning_request_is_taken(self, desk, room, f):
+        """Exactly one winner, as for a new request."""
+        lee = f.make_engineer(display_name="Lee", queues=[desk["queue"]])
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        services.answer_request(engineer=desk["sam"], request_id=room.request_id)
+        with pytest.raises(ChatError) as refused:
+            services.answer_request(engineer=lee, request_id=room.request_id)
+        assert refused.value.code == "taken"
+
+    def test_an_unanswered_return_expires_ends_the_room_and_offers_the_note(self, desk, room):
+        """The pickup timeout applies: expiry ends the room (transcript filed) and the dialog offers the note."""
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        ChatRequest.objects.filter(pk=room.request_id).update(expires_at=past())
+        assert services.expire_due_requests() == [room.request_id]
+        room.refresh_from_db()
+        assert room.state == "ended"
+        assert bodies(room)[-1] == "No engineer was free to take the chat back in time."
+        assert TicketNote.objects.filter(ticket=desk["ticket"], internal=True).count() == 1
+        assert selectors.current_chat_for_contact(contact=desk["contact"])["state"] == "expired"
+
+    def test_the_client_leaving_while_returning_ends_the_room_and_the_wait(self, desk, room):
+        """Leaving the room takes the request out of the queue too."""
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        services.leave_room(room_id=room.pk, user=desk["contact"].user)
+        room.refresh_from_db()
+        assert room.state == "ended"
+        assert ChatRequest.objects.get(pk=room.request_id).state == "cancelled"
+        assert selectors.queue_summary(engineer=online(desk["sam"]))["requests"] == []
+
+    def test_cancelling_or_a_callback_while_returning_ends_the_room(self, desk, room):
+        """The dialog's cross (cancel) ends the room with the wait; so does a callback."""
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        services.request_callback(contact=desk["contact"], request_id=room.request_id, text="after 3pm")
+        room.refresh_from_db()
+        assert room.state == "ended" and bodies(room)[-1] == "Carol Client asked for a callback instead."
+        assert ChatRequest.objects.get(pk=room.request_id).state == "callback"
+
+    def test_an_invited_colleague_joining_takes_it_out_of_the_queue(self, desk, room):
+        """A transfer nobody accepted in time returns the chat; if Sam joins later, it leaves the queue."""
+        services.invite_engineer(room_id=room.pk, by=desk["dana"], engineer=desk["sam"], transfer=True)
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        assert ChatRequest.objects.get(pk=room.request_id).state == "waiting"
+        services.join_room(room_id=room.pk, engineer=desk["sam"])
+        request = ChatRequest.objects.get(pk=room.request_id)
+        assert request.state == "answered" and request.answered_by == desk["sam"]
+
+    def test_one_engineer_of_two_leaving_returns_nothing(self, desk, room):
+        """While an engineer remains, the chat stays with them."""
+        services.invite_engineer(room_id=room.pk, by=desk["dana"], engineer=desk["sam"])
+        services.join_room(room_id=room.pk, engineer=desk["sam"])
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        assert ChatRequest.objects.get(pk=room.request_id).state == "answered"
+
+    def test_an_engineers_invitation_room_ends_when_its_engineer_leaves(self, desk):
+        """An invitation has no queue to go back to: its room ends instead of leaving the client alone."""
+        invitation = services.invite_contact(engineer=desk["dana"], ticket=desk["ticket"])
+        room = services.accept_invitation(contact=desk["contact"], request_id=invitation.pk)
+        services.leave_room(room_id=room.pk, user=desk["dana"].user)
+        room.refresh_from_db()
+        assert room.state == "ended"
+
+
+class TestNobodyAvailable:
+    """A request nobody online could take says so at once (issue 13)."""
+
+    def test_a_request_with_nobody_online_is_made_and_flagged(self, desk):
+        """Nobody has a HUD open: the request still waits, flagged nobody_available."""
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        assert request.state == "waiting" and request.nobody_available and request.offers_alternatives
+
+    def test_a_request_with_an_available_engineer_online_is_not_flagged(self, desk):
+        online(desk["dana"])
+        assert not services.request_chat(contact=desk["contact"], ticket=desk["ticket"]).nobody_available
+
+    @pytest.mark.parametrize("how", ["away", "busy", "offline", "full"])
+    def test_the_sweeper_flags_the_wait_when_the_last_engineer_goes(self, desk, f, how, settings):
+        """The last engineer who could take it goes away, busy, offline (no refresh for the presence
+        timeout) or reaches their chat limit: the next sweep flags the request once; coming back unflags it."""
+        dana = online(desk["dana"])
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        assert not request.nobody_available
+        if how in ("away", "busy"):
+            Engineer.objects.filter(pk=dana.pk).update(availability=how)
+        elif how == "offline":
+            Engineer.objects.filter(pk=dana.pk).update(last_seen_at=past(settings.CHAT_PRESENCE_TIMEOUT_SECONDS + 1))
+        else:
+            Engineer.objects.filter(pk=dana.pk).update(max_concurrent_chats=1)
+            other = services.request_chat(contact=f.make_contact(company=desk["company"]), ticket=desk["ticket"])
+            services.answer_request(engineer=dana, request_id=other.pk)
+        assert services.sweep()["unstaffed"] == [request.pk]
+        assert services.sweep()["unstaffed"] == []  # once
+        request.refresh_from_db()
+        assert request.nobody_available
+        Engineer.objects.filter(pk=dana.pk).update(
+            availability="available", last_seen_at=timezone.now(), max_concurrent_chats=None
+        )
+        assert services.sweep()["unstaffed"] == [request.pk]
+        request.refresh_from_db()
+        assert not request.nobody_available
+
+    def test_setting_availability_flags_at_once(self, desk):
+        """The last one going away is told to the waiting client without waiting for a sweep."""
+        dana = online(desk["dana"])
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        services.set_availability(engineer=dana, availability="away")
+        request.refresh_from_db()
+        assert request.nobody_available
+
+    def test_leaving_a_note_instead_cancels_the_wait_and_notes_the_ticket(self, desk):
+        """The note is the client's own, visible on the ticket; the request leaves the queue."""
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        services.leave_note_instead(contact=desk["contact"], request_id=request.pk, text="  VPN drops hourly ")
+        request.refresh_from_db()
+        assert request.state == "cancelled"
+        note = TicketNote.objects.get(ticket=desk["ticket"])
+        assert note.text == "VPN drops hourly" and note.author == desk["contact"].user and not note.internal
+
+    def test_an_empty_note_is_refused_and_the_request_keeps_waiting(self, desk):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        with pytest.raises(ChatError) as refused:
+            services.leave_note_instead(contact=desk["contact"], request_id=request.pk, text="  ")
+        assert refused.value.code == "empty"
+        request.refresh_from_db()
+        assert request.state == "waiting" and not TicketNote.objects.exists()
+
+    def test_a_note_on_someone_elses_request_is_refused(self, desk, f):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        with pytest.raises(ChatError) as refused:
+            services.leave_note_instead(contact=f.make_contact(), request_id=request.pk, text="hi")
+        assert refused.value.code == "not_waiting"
+        assert ChatRequest.objects.get(pk=request.pk).state == "waiting"
+
+
+class TestDrafts:
+    """The question typed while waiting is stored on the request for the HUD's queue (issue 13)."""
+
+    def test_a_draft_is_stored_on_one_line_and_shown_to_the_queue(self, desk):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        assert services.save_draft(contact=desk["contact"], request_id=request.pk, text="Outlook\n  asks  again")
+        assert not services.save_draft(contact=desk["contact"], request_id=request.pk, text="Outlook asks again")
+        shown = selectors.queue_summary(engineer=online(desk["sam"]))["requests"]
+        assert shown[0].draft == "Outlook asks again"
+
+    def test_a_draft_for_another_contacts_or_an_answered_request_is_refused(self, desk, f):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        with pytest.raises(ChatError) as refused:
+            services.save_draft(contact=f.make_contact(company=desk["company"]), request_id=request.pk, text="x")
+        assert refused.value.code == "not_waiting"
+        services.answer_request(engineer=desk["dana"], request_id=request.pk)
+        with pytest.raises(ChatError):
+            services.save_draft(contact=desk["contact"], request_id=request.pk, text="x")
+        assert ChatRequest.objects.get(pk=request.pk).draft == ""
+
+    def test_an_overlong_or_non_text_draft_is_refused(self, desk):
+        request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+        for text, code in (("x" * 501, "too_long"), (["x"], "bad_frame")):
+            with pytest.raises(ChatError) as refused:
+                services.save_draft(contact=desk["contact"], request_id=request.pk, text=text)
+            assert refused.value.code == code
 
 
 # --- Messages --------------------------------------------------------------------------------

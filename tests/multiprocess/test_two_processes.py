@@ -247,3 +247,65 @@ async def test_a_process_sweeps_from_its_start_before_any_socket_opens(daphne_se
 
     await until_no_longer_waiting(request)
     assert request.state == ChatRequest.State.EXPIRED
+
+
+async def test_a_chat_left_on_one_process_returns_to_the_queue_and_is_answered_on_the_other(daphne_servers, desk):
+    """Dana (process A) answers Carol (process B), then leaves: Carol is told on B that she is back in the
+    queue, first; Sam's HUD on B lists "returning: … (left by Dana)"; Sam answers into the same room."""
+    a, b = daphne_servers(2)
+    carol = desk["contacts"][0]
+    client = await Live.open(b, "/ws/chat/", carol.user)
+    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)
+    sam = await Live.open(b, "/ws/hud/", desk["sam"].user)
+    for socket in (client, dana, sam):
+        await socket.send(action="sync", rooms={})
+    await dana.wait_event("queue", count=0)
+    await sam.wait_event("queue", count=0)
+    await client.send(action="request_chat", ticket_id=desk["tickets"][0].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.wait_event("queue", count=1)
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.wait_event("client_state", state="chatting", engineer_present=1)
+    await client.send(action="send", room_id=room_id, body="The VPN drops", client_msg_id="c-1")
+    await dana.wait_message(room_id, 2)
+
+    mark, sam_mark = len(client.received), len(sam.received)
+    await dana.send(action="leave", room_id=room_id)
+    told = await client.wait_event("client_state", state="waiting", returning=1, since=mark)
+    assert told.attrs["data-room-id"] == str(room_id)
+    assert "Dana left the chat" in told.text and "You're back in the queue, position 1." in told.text
+    queue = await sam.wait_for(
+        lambda e: e.attrs.get("data-event") == "queue" and "returning:" in e.text, since=sam_mark
+    )
+    assert "returning: Carol Client (left by Dana)" in " ".join(queue.text.split())
+
+    await sam.send(action="answer", request_id=request_id)
+    assert (await sam.wait_event("session")).attrs["data-room"] == str(room_id)
+    await client.wait_event("client_state", state="chatting", engineer_present=1, since=mark)
+    assert "Sam joined." in (await client.wait_message(room_id, 4)).text
+    await sam.send(action="send", room_id=room_id, body="Sam here, I have your history", client_msg_id="s-1")
+    assert "Sam here" in (await client.wait_message(room_id, 5)).text
+    request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
+    assert request.state == ChatRequest.State.ANSWERED and request.answered_by_id == desk["sam"].pk
+    await close_all(client, dana, sam)
+
+
+async def test_the_last_engineer_going_offline_on_one_process_is_told_to_a_client_on_the_other(daphne_servers, desk):
+    """Dana's only HUD is on A; it closes. No process refreshes her any more, and once the presence timeout
+    passes a sweeper (either process) flags Carol's request: her dialog on B says nobody is available."""
+    a, b = daphne_servers(2, CHAT_PRESENCE_TIMEOUT_SECONDS=6, CHAT_SWEEP_INTERVAL_SECONDS=0.2)
+    carol = desk["contacts"][0]
+    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    client = await Live.open(b, "/ws/chat/", carol.user)
+    await client.send(action="request_chat", ticket_id=desk["tickets"][0].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    assert state.attrs["data-available"] == "1", "Dana is online: asked within the presence timeout"
+    mark = len(client.received)
+    await dana.close()
+
+    told = await client.wait_event("client_state", state="waiting", available=0, since=mark, timeout=30)
+    assert "Nobody is available right now" in told.text
+    assert (await sync_to_async(ChatRequest.objects.get)(pk=int(state.attrs["data-request-id"]))).nobody_available
+    await client.close()

@@ -33,6 +33,8 @@ CLIENT_ATTACKS = {
         "mallory": (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}),
         "ken": (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}),
     },
+    "note": {r: (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}) for r in ("mallory", "ken")},
+    "draft": {r: (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}) for r in ("mallory", "ken")},
     "accept_invitation": {
         "mallory": (lambda w: {"request_id": w["invitation"].pk}, {"not_found"}),
         "ken": (lambda w: {"request_id": w["invitation"].pk}, {"not_found"}),
@@ -85,7 +87,7 @@ def snapshot(world):
     """What an attack must not change: company A's room, request, invitation and messages."""
     return (
         list(ChatMessage.objects.order_by("pk").values_list("pk", "body")),
-        list(ChatRequest.objects.order_by("pk").values_list("pk", "state")),
+        list(ChatRequest.objects.order_by("pk").values_list("pk", "state", "draft")),
         list(ChatParticipant.objects.order_by("pk").values_list("pk", "left_at")),
         list(ChatRoom.objects.order_by("pk").values_list("pk", "state")),
         list(RoomInvitation.objects.order_by("pk").values_list("pk", "state")),
