@@ -17,7 +17,7 @@ admin.site.index_title = "Service desk settings"
 favicon = require_safe(cache_control(max_age=86400)(RedirectView.as_view(url=static("favicon.svg"), permanent=True)))
 
 urlpatterns = [
-    path("favicon.ico", favicon),
+    path("favicon.ico", favicon, name="favicon"),
     path("", account_views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("tickets/", include("tickets.urls")),

@@ -117,7 +117,7 @@ ROWS = [
     ),
 ]
 # Pages anyone may open: they show nothing of any company.
-PUBLIC = {"home", "login", "logout"}
+PUBLIC = {"home", "login", "logout", "favicon"}  # favicon: a redirect to a static file
 
 
 def _names(patterns, namespace=""):
