@@ -171,12 +171,14 @@ def test_leaving_says_you_left_with_no_error_and_chat_ended_only_when_it_ended(
     expect(dock(page)).to_have_attribute("data-view", "idle")
     expect(page.locator("#chat-errors")).to_have_text("")
 
-    # A second chat, which ends (Dana leaves, then Olive): the window says so.
+    # A second chat, which ends (Dana leaves, so it goes back to the queue; Olive then leaves the
+    # queue too): the window says so.
     session(hud, room.pk).get_by_role("button", name="Leave", exact=True).click()
     second = join_and_answer(page, live_server_url, hud, ticket)
     session(hud, second.pk).get_by_role("button", name="Leave", exact=True).click()
     expect(client_messages(page).filter(has_text="Dana Reyes left.")).to_have_count(1, timeout=WAIT)
-    page.get_by_role("button", name="Leave the chat").click()
+    expect(page.locator("#chat-status")).to_contain_text("back in the queue", timeout=WAIT)
+    page.get_by_role("button", name="Leave: cancel the chat request").click()
     expect(page.locator(f"#room-{second.pk}-closed")).to_contain_text("This chat has ended.", timeout=WAIT)
     expect(page.locator("#chat-title")).to_have_text("Chat ended")
     round_trip(page)
