@@ -13,7 +13,6 @@ from .models import (
     Engineer,
     GlobalFeature,
     GlobalPermissions,
-    LoginFailure,
 )
 from .permissions import CHAT, annotate_feature_access, decision_from_annotations, resolve_feature
 
@@ -125,18 +124,3 @@ class EngineerAdmin(admin.ModelAdmin):
     list_filter = ["availability", "is_supervisor"]
     search_fields = ["display_name", "user__username", "user__email"]
     autocomplete_fields = ["user"]
-
-
-@admin.register(LoginFailure)
-class LoginFailureAdmin(admin.ModelAdmin):
-    """Failed sign-ins that count towards a lockout; delete a user's rows to lift it early."""
-
-    list_display = ["username", "address", "created"]
-    search_fields = ["username", "address"]
-    readonly_fields = ["username", "address", "created"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

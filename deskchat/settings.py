@@ -8,6 +8,7 @@ Two modes:
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "django_htmx",
     "template_partials",
     "accounts",
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "deskchat.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so it turns any sign-in axes refused (portal, admin, any later form) into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "deskchat.urls"
@@ -161,6 +165,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# AxesBackend first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -230,9 +236,32 @@ CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
 # Per contact, across sockets and processes: new chat requests allowed in any minute (0: no limit).
 CHAT_REQUEST_RATE_PER_MINUTE = env_int("CHAT_REQUEST_RATE_PER_MINUTE", 10)
-# Sign-in: this many failures for one username from one address lock it out for the window.
+# Sign-in: this many failures for one account from one address lock it out for the window.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# The one request header holding the client's address, set by the deployment's own proxy (for
+# example X-Real-IP); empty: the peer's address only, and daphne reads no proxy header either.
+TRUSTED_PROXY_HEADER = os.environ.get("TRUSTED_PROXY_HEADER", "").strip()
+if TRUSTED_PROXY_HEADER and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", TRUSTED_PROXY_HEADER):
+    raise ImproperlyConfigured("TRUSTED_PROXY_HEADER must be a header name such as X-Real-IP.")
 TIME_ENTRY_ROUNDING_MINUTES = env_int("TIME_ENTRY_ROUNDING_MINUTES", 15)
 # Each daphne process sweeps due chat timeouts itself; set 0 to leave it to `manage.py chat_sweeper`.
 CHAT_SWEEPER_IN_PROCESS = env_bool("CHAT_SWEEPER_IN_PROCESS", True)
+
+# --- django-axes: the sign-in lockout ---------------------------------------------------------
+# In the database, so every daphne process counts the same failures and a restart forgets none.
+# The LOGIN_* settings above stay the ones to set: axes reads them through accounts.signin.
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "accounts.signin.failure_limit"
+AXES_COOLOFF_TIME = "accounts.signin.lockout_window"
+# Per account and address, so a guesser elsewhere cannot lock a real user out of their own office.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.signin.canonical_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.signin.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# A refused try during a lockout does not start the wait again, so "try again in N minutes" holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
