@@ -117,31 +117,52 @@ SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "deskchat.sq
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # Lets several test runs share one machine, each with its own test database.
 TEST_DB_SUFFIX = os.environ.get("DESKCHAT_TEST_DB_SUFFIX", "")
-if DATABASE_URL:
+
+
+def sqlite_database(path: Path) -> dict:
+    """Return the SQLite settings of the embedded default, for the file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # IMMEDIATE takes the write lock when a transaction starts, so concurrent writers queue
+        # instead of failing with "database is locked" halfway through; WAL lets readers go on.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # A file, not memory, so a test server in another process sees the test database.
+        "TEST": {"NAME": str(path.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
+    }
+
+
+def database_from_url(url: str) -> dict:
+    """Return the database a DATABASE_URL names: PostgreSQL with a pool, or a SQLite file."""
+    database = dj_database_url.parse(url, conn_max_age=0)
+    engine = database["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        if database["NAME"] in ("", ":memory:"):
+            raise ImproperlyConfigured(
+                "DATABASE_URL: an in-memory SQLite database is not shared between threads or processes; "
+                "name a file, as in sqlite:///var/deskchat.sqlite3 (relative) or sqlite:////srv/desk.db (absolute)."
+            )
+        path = Path(database["NAME"])  # sqlite:///var/x.sqlite3 is relative to the project, like SQLITE_PATH's default
+        return sqlite_database(path if path.is_absolute() else BASE_DIR / path)
+    if engine != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: {url.split(':', 1)[0]}:// is not supported; use postgres://… or sqlite:///path."
+        )
     # Under ASGI, Django's persistent connections are not reused across requests, so connections
     # come from a psycopg pool instead (CONN_MAX_AGE must then be 0).
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    DATABASES["default"]["OPTIONS"] = {
+    database["OPTIONS"] = {
         "pool": {"min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20), "timeout": 10}
     }
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{TEST_DB_SUFFIX}"}
-else:
-    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": SQLITE_PATH,
-            # IMMEDIATE takes the write lock when a transaction starts, so concurrent writers queue
-            # instead of failing with "database is locked" halfway through; WAL lets readers go on.
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not memory, so a test server in another process sees the test database.
-            "TEST": {"NAME": str(SQLITE_PATH.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
-        }
-    }
+    database["TEST"] = {"NAME": f"test_{database['NAME']}{TEST_DB_SUFFIX}"}
+    return database
+
+
+DATABASES = {"default": database_from_url(DATABASE_URL) if DATABASE_URL else sqlite_database(SQLITE_PATH)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer --------------------------------------------------------------------------
