@@ -255,6 +255,10 @@ GC_PAUSE_LOG_MS = env_float("GC_PAUSE_LOG_MS", 100.0)
 # Per connection: a burst of this many frames, refilled at this many per second.
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
+# Per connection: frames accepted but not yet handled; past this, new ones are refused on arrival.
+CHAT_FRAME_BACKLOG = env_int("CHAT_FRAME_BACKLOG", 8)
+# Per user and process: open sockets (tabs); the next one is closed with 4429 (0: no cap).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 # Per contact, across sockets and processes: new chat requests allowed in any minute (0: no limit).
 CHAT_REQUEST_RATE_PER_MINUTE = env_int("CHAT_REQUEST_RATE_PER_MINUTE", 10)
 # Sign-in: this many failures for one account from one address lock it out for the window.
