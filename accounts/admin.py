@@ -1,5 +1,6 @@
 """The administrator's console for companies, contacts, engineers and client permissions."""
 
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -124,3 +125,10 @@ class EngineerAdmin(admin.ModelAdmin):
     list_filter = ["availability", "is_supervisor"]
     search_fields = ["display_name", "user__username", "user__email"]
     autocomplete_fields = ["user"]
+
+
+# Axes lists its access attempts (the lockouts: delete one to lift it). Its logs of every sign-in
+# and failure are off (settings: AXES_DISABLE_ACCESS_LOG), so their empty lists would only confuse.
+for model in (AccessLog, AccessFailureLog):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

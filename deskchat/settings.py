@@ -289,4 +289,7 @@ AXES_RESET_ON_SUCCESS = True
 # A refused try during a lockout does not start the wait again, so "try again in N minutes" holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HTTP_RESPONSE_CODE = 429
+# Only the attempts that count towards a lockout are kept: a row per sign-in would grow forever.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_VERBOSE = False
