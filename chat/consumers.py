@@ -132,7 +132,9 @@ class ChatSocket(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)
         self.light_bucket = TokenBucket(settings.CHAT_RATE_BURST * 2, settings.CHAT_RATE_PER_SECOND * 4)
         self.groups_joined: set[str] = set()
-        self.heard_at = time.monotonic()  # when the frame or event being handled reached this socket
+        # When the event being handled reached this socket; None while a frame (or the connect) is
+        # handled, whose reads must begin after its own writes.
+        self.heard_at: float | None = None
         self.frames_waiting = 0
         self.backlog: asyncio.Queue = asyncio.Queue()
         self.closed = False
@@ -176,13 +178,14 @@ class ChatSocket(AsyncWebsocketConsumer):
             if entry is None:  # the socket closed, and the frames it sent before are done
                 return
             heard_at, handler, item = entry
-            self.heard_at = heard_at
             if isinstance(item, tuple):  # a frame: (action, payload)
                 self.frames_waiting -= 1
+                self.heard_at = None
                 await self.handle_frame(handler, *item)
                 continue
             if self.closed:
                 continue
+            self.heard_at = heard_at
             try:
                 await handler(item)
             except Exception:  # noqa: BLE001 - one failed redraw must not stop the socket
@@ -190,7 +193,8 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def shared(self, key, load):
         """Return `load()`'s result from a read this user's sockets in this process share (chat.user_sockets)."""
-        return await user_sockets().read(self.user.pk, key, self.heard_at, load)
+        heard_at = time.monotonic() if self.heard_at is None else self.heard_at
+        return await user_sockets().read(self.user.pk, key, heard_at, load)
 
     async def disconnect(self, code):
         if getattr(self, "worker", None) is not None:
@@ -254,7 +258,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.handle_frame(handler, action, payload)
             return
         self.frames_waiting += 1
-        self.backlog.put_nowait((time.monotonic(), handler, (action, payload)))
+        self.backlog.put_nowait((None, handler, (action, payload)))
 
     async def handle_frame(self, handler, action: str, payload: dict) -> None:
         """Do what one accepted frame asks, and answer a refusal or failure with an error frame."""
