@@ -126,6 +126,8 @@ class ChatSocket(AsyncWebsocketConsumer):
             return
         self.counted = True
         if not await self.authorize():
+            user_sockets().discard(self.user.pk, self)  # refused before the handshake: maybe no disconnect
+            self.counted = False
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.rooms: dict[int, int | None] = {}  # room id -> last seq sent; None until synced

@@ -71,6 +71,17 @@ async def test_a_user_past_the_cap_gets_a_clear_close_code(world, settings):
         await socket.close()
 
 
+async def test_refused_sockets_do_not_count_towards_the_cap(world, settings):
+    """A contact knocking at the HUD socket (4403) many times still opens their own chat socket."""
+    settings.CHAT_MAX_SOCKETS_PER_USER = 2
+    for _ in range(5):
+        _, connected, code = await connect(world["carol"].user, "/ws/hud/")
+        assert not connected and code == 4403
+    sockets = [await client_socket(world["carol"].user) for _ in range(2)]
+    for socket in sockets:
+        await socket.close()
+
+
 async def test_a_cap_of_zero_means_no_cap(world, settings):
     settings.CHAT_MAX_SOCKETS_PER_USER = 0
     sockets = [await client_socket(world["carol"].user) for _ in range(25)]
