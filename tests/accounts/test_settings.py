@@ -213,3 +213,12 @@ def test_unusable_database_urls_are_refused_in_one_line(tmp_path):
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("django.core.exceptions.ImproperlyConfigured: DATABASE_URL:") and words in last, last
         assert "TypeError" not in result.stderr
+
+
+def test_the_login_settings_drive_the_axes_lockout(tmp_path):
+    """LOGIN_FAILURE_LIMIT=0 turns axes off; TRUSTED_PROXY_HEADER must be a header name."""
+    assert settings_seen(environment(tmp_path, DEBUG="1"), "AXES_ENABLED") == {"AXES_ENABLED": "True"}
+    off = settings_seen(environment(tmp_path, DEBUG="1", LOGIN_FAILURE_LIMIT="0"), "AXES_ENABLED")
+    assert off == {"AXES_ENABLED": "False"}
+    result = manage(environment(tmp_path, DEBUG="1", TRUSTED_PROXY_HEADER="X-Real-IP: 1.2.3.4"), "check")
+    assert result.returncode != 0 and "TRUSTED_PROXY_HEADER must be a header name" in result.stderr

@@ -140,7 +140,7 @@ def test_a_successful_sign_in_clears_the_failures(world):
 
 @pytest.mark.django_db
 def test_the_lockout_can_be_turned_off(world, settings):
-    """LOGIN_FAILURE_LIMIT=0 (read at start, like every setting) counts nothing and refuses nobody."""
+    """With axes off (LOGIN_FAILURE_LIMIT=0 at start: test_settings.py) nothing is counted and nobody refused."""
     settings.AXES_ENABLED = False
     for _ in range(10):
         assert sign_in(PORTAL, "carol", "wrong").status_code == 200
