@@ -1,5 +1,6 @@
 """The administrator's console for companies, contacts, engineers and client permissions."""
 
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -13,7 +14,6 @@ from .models import (
     Engineer,
     GlobalFeature,
     GlobalPermissions,
-    LoginFailure,
 )
 from .permissions import CHAT, annotate_feature_access, decision_from_annotations, resolve_feature
 
@@ -127,16 +127,8 @@ class EngineerAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user"]
 
 
-@admin.register(LoginFailure)
-class LoginFailureAdmin(admin.ModelAdmin):
-    """Failed sign-ins that count towards a lockout; delete a user's rows to lift it early."""
-
-    list_display = ["username", "address", "created"]
-    search_fields = ["username", "address"]
-    readonly_fields = ["username", "address", "created"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+# Axes lists its access attempts (the lockouts: delete one to lift it). Its logs of every sign-in
+# and failure are off (settings: AXES_DISABLE_ACCESS_LOG), so their empty lists would only confuse.
+for model in (AccessLog, AccessFailureLog):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

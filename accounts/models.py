@@ -146,21 +146,3 @@ class ContactPermission(models.Model):
 
     def __str__(self):
         return f"{self.contact}: {self.feature} {self.access}"
-
-
-class LoginFailure(models.Model):
-    """One failed sign-in, kept while it counts towards a lockout (LOGIN_LOCKOUT_SECONDS).
-
-    In the database rather than a per-process cache, so every daphne process counts the same
-    failures and a restart forgets none.
-    """
-
-    username = models.CharField(max_length=150)
-    address = models.CharField(max_length=45)  # the client's IP address (daphne --proxy-headers)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["username", "address", "created"], name="login_failure_lookup")]
-
-    def __str__(self):
-        return f"{self.username} from {self.address} at {self.created:%Y-%m-%d %H:%M:%S}"

@@ -29,10 +29,18 @@ import re
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import websockets
 
-ORIGIN = "http://127.0.0.1"
+
+def origin_of(url: str) -> str:
+    """Return the origin a browser on this server's pages sends (the socket's scheme, host and port)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
+
+
 MSG_RE = re.compile(r'data-seq="(\d+)" data-room="(\d+)" data-kind="[^"]*" data-client-msg-id="([^"]*)"')
 ERROR_RE = re.compile(r'data-event="error" data-error="([a-z_]+)"')
 QUEUE_ITEM_RE = re.compile(r'<li class="queue-item[^"]*" data-request-id="(\d+)".*?href="/tickets/(\d+)/"', re.S)
@@ -77,7 +85,7 @@ class Conn:
         self.closed = False
 
     async def open(self, *, timeout: float = 30.0) -> None:
-        headers = {"Origin": ORIGIN}
+        headers = {"Origin": origin_of(self.url)}
         if self.cookie:
             headers["Cookie"] = f"sessionid={self.cookie}"
         self.ws = await websockets.connect(

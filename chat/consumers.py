@@ -31,6 +31,7 @@ from deskchat.events import call_service, queue_group, room_group, user_group
 from . import fragments, presence, selectors, services, shared_queue
 from .models import DRAFT_MAX_LENGTH
 from .services import ChatError
+from .user_sockets import user_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ QUEUE_REDRAW_DELAY = 0.05
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
+TOO_MANY_SOCKETS_REASON = "Too many open chat windows for this user: close one, then reload this page."
+# A sync names the rooms the browser shows; past this many closed ones, the oldest are not caught up.
+SYNC_MAX_CLOSED_ROOMS = 5
 
 
 class TokenBucket:
@@ -115,19 +120,34 @@ class ChatSocket(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not user_sockets().add(self.user.pk, self, limit=settings.CHAT_MAX_SOCKETS_PER_USER):
+            # Accepted first, since a socket closed before that gets HTTP 403 and no code or reason.
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
+            return
+        self.counted = True
         if not await self.authorize():
+            user_sockets().discard(self.user.pk, self)  # refused before the handshake: maybe no disconnect
+            self.counted = False
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.rooms: dict[int, int | None] = {}  # room id -> last seq sent; None until synced
         self.bucket = TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)
         self.light_bucket = TokenBucket(settings.CHAT_RATE_BURST * 2, settings.CHAT_RATE_PER_SECOND * 4)
         self.groups_joined: set[str] = set()
+        # When the event being handled reached this socket; None while a frame (or the connect) is
+        # handled, whose reads must begin after its own writes.
+        self.heard_at: float | None = None
+        self.frames_waiting = 0
+        self.backlog: asyncio.Queue = asyncio.Queue()
+        self.closed = False
         await self.accept()
         await self.join(user_group(self.user.pk))
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
             await self.watch_room(room_id)
         presence.ensure_sweeper()
         await self.on_connected()
+        self.worker = asyncio.create_task(self.work())
 
     async def dispatch(self, message):
         """Call the handler of a frame or group event, without Channels' trip to the database thread.
@@ -136,13 +156,57 @@ class ChatSocket(AsyncWebsocketConsumer):
         before every handler, so each chat message delivered to a socket would queue behind every
         other socket's queries. Every ORM call here goes through database_sync_to_async (or
         call_service), which closes stale connections in that thread before and after anyway.
+
+        Channels also waits for each handler before it takes the next message, so a frame's rate
+        limit used to be checked only once the frames before it were done, and a flood queued
+        without limit. Once connected, a frame is checked here as it arrives (take_frame) and
+        queued with the group events for this socket's worker (work).
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if getattr(self, "worker", None) is None or message["type"] in ("websocket.connect", "websocket.disconnect"):
+            await handler(message)
+        elif message["type"] == "websocket.receive":
+            await self.take_frame(message.get("text"), message.get("bytes"))
+        else:
+            # Group events wait their turn behind the frames before them, so a socket's view of
+            # its rooms changes in the order things happened; they are few and never refused.
+            self.backlog.put_nowait((time.monotonic(), handler, message))
+
+    async def work(self):
+        """Handle this socket's frames and events one at a time, in the order they arrived."""
+        while True:
+            entry = await self.backlog.get()
+            if entry is None:  # the socket closed, and the frames it sent before are done
+                return
+            heard_at, handler, item = entry
+            if isinstance(item, tuple):  # a frame: (action, payload)
+                self.frames_waiting -= 1
+                self.heard_at = None
+                await self.handle_frame(handler, *item)
+                continue
+            if self.closed:
+                continue
+            self.heard_at = heard_at
+            try:
+                await handler(item)
+            except Exception:  # noqa: BLE001 - one failed redraw must not stop the socket
+                logger.exception("chat event %r failed", item.get("type"))
+
+    async def shared(self, key, load):
+        """Return `load()`'s result from a read this user's sockets in this process share (chat.user_sockets)."""
+        heard_at = time.monotonic() if self.heard_at is None else self.heard_at
+        return await user_sockets().read(self.user.pk, key, heard_at, load)
 
     async def disconnect(self, code):
+        if getattr(self, "worker", None) is not None:
+            # Not cancelled: a frame sent before closing (a Leave, a message) is still carried
+            # out, and a service cancelled mid-call would never publish what it committed.
+            self.closed = True
+            self.backlog.put_nowait(None)
+        if getattr(self, "counted", False):
+            user_sockets().discard(self.user.pk, self)
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -163,6 +227,15 @@ class ChatSocket(AsyncWebsocketConsumer):
     # --- Incoming frames ------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
+        """Check a frame as it arrives and queue it for this socket's worker (see dispatch)."""
+        await self.take_frame(text_data, bytes_data)
+
+    async def take_frame(self, text_data, bytes_data):
+        """Refuse or drop a frame at once if it is junk, over the rate limit or over the backlog; else queue it.
+
+        Nothing here waits for the database, so a flood is checked as fast as it arrives, not when
+        the frames before it are done.
+        """
         try:
             payload = json.loads(text_data if text_data is not None else bytes_data)
             if not isinstance(payload, dict):
@@ -179,11 +252,19 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.refuse_junk("unknown_action", f"Unknown action {str(action)[:40]!r}.")
             return
         bucket = self.light_bucket if action in self.LIGHT_ACTIONS else self.bucket
-        if not bucket.take():
+        if not bucket.take() or self.frames_waiting >= settings.CHAT_FRAME_BACKLOG:
             if action not in self.LIGHT_ACTIONS:
                 # Naming the frame's client_msg_id lets the browser put the refused text back.
                 await self.send_error("rate_limited", "You are sending too fast. Wait a moment and try again.", payload)
             return
+        if getattr(self, "worker", None) is None:
+            await self.handle_frame(handler, action, payload)
+            return
+        self.frames_waiting += 1
+        self.backlog.put_nowait((None, handler, (action, payload)))
+
+    async def handle_frame(self, handler, action: str, payload: dict) -> None:
+        """Do what one accepted frame asks, and answer a refusal or failure with an error frame."""
         try:
             await handler(payload)
         except ChatError as error:
@@ -241,9 +322,12 @@ class ChatSocket(AsyncWebsocketConsumer):
                 await self.catch_up(room_id, known[room_id])
             else:
                 await self.show_room(room_id)
-        for room_id, seq in known.items():
-            if room_id not in self.rooms:
-                await self.show_closed_room(room_id, seq)
+        others = [room_id for room_id in known if room_id not in self.rooms]
+        if others:
+            # One read for all of them: rooms made up or someone else's cost nothing more.
+            past = await database_sync_to_async(selectors.rooms_participated)(user=self.user, room_ids=others)
+            for room_id in past[:SYNC_MAX_CLOSED_ROOMS]:
+                await self.show_closed_room(room_id, known[room_id])
 
     async def open_room(self, room_id: int) -> None:
         """Start watching a room this user just entered, and show it from its first message."""
@@ -252,17 +336,21 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.show_room(room_id)
 
     async def show_room(self, room_id: int) -> None:
-        await self.send(text_data=await self.room_panel(room_id))
+        await self.send(text_data=await self.shared(("room_panel", room_id), lambda: self.room_panel(room_id)))
         await self.catch_up(room_id, 0)
 
     async def show_closed_room(self, room_id: int, seq: int) -> None:
-        try:
-            await database_sync_to_async(selectors.get_room_for_participant)(user=self.user, room_id=room_id)
-        except ChatError:
-            return  # never tell a socket about a room it was not in
+        """Send what followed `seq` in a room this user was in, and its closed state.
+
+        Call only for a room selectors.rooms_participated returned: never tell a socket about a
+        room it was not in.
+        """
         messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=seq)
         await self.send_messages(messages)
-        await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+        await self.send(text_data=await self.closed_panel(room_id))
+
+    async def closed_panel(self, room_id: int) -> str:
+        return await self.shared(("room_closed", room_id), lambda: fragments.room_closed(room_id, viewer=self.user))
 
     async def room_panel(self, room_id: int) -> str:
         raise NotImplementedError
@@ -270,7 +358,10 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def catch_up(self, room_id: int, after: int) -> None:
         """Send every message after `after`, a page at a time, and go live from the last one."""
         while True:
-            messages = await database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=after)
+            messages = await self.shared(
+                ("messages", room_id, after),
+                lambda after=after: database_sync_to_async(selectors.messages_after)(room_id=room_id, seq=after),
+            )
             await self.send_messages(messages)
             if messages:
                 after = messages[-1]["seq"]
@@ -356,7 +447,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.catch_up(room_id, self.rooms[room_id] or 0)
             self.rooms.pop(room_id, None)
             await self.leave_group(room_group(room_id))
-            await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+            await self.send(text_data=await self.closed_panel(room_id))
 
     async def room_left(self, event):
         """This user left a room (from any of their sockets): stop watching it."""
@@ -365,7 +456,7 @@ class ChatSocket(AsyncWebsocketConsumer):
             await self.catch_up(room_id, self.rooms[room_id] or 0)
             self.rooms.pop(room_id, None)
             await self.leave_group(room_group(room_id))
-            await self.send(text_data=await fragments.room_closed(room_id, viewer=self.user))
+            await self.send(text_data=await self.closed_panel(room_id))
 
     async def send_participants(self, room_id: int) -> None:
         await self.send(text_data=await fragments.participants(room_id, css_class=self.PARTICIPANTS_CLASS))
@@ -485,7 +576,8 @@ class ClientChatConsumer(ChatSocket):
         await call_service(services.reject_invitation, contact=self.contact, request_id=as_int(payload, "request_id"))
 
     async def send_client_state(self) -> None:
-        html, self.client_state = await fragments.client_state(self.contact)
+        html, state = await self.shared("client_state", lambda: fragments.client_state(self.contact))
+        self.client_state = dict(state)  # this socket's own copy: a position redraw changes it
         await self.send(text_data=html)
 
     async def request_changed(self, event):
@@ -502,7 +594,8 @@ class ClientChatConsumer(ChatSocket):
             and request.pk == event.get("request_id")
         ):
             return
-        for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
+        rooms = await self.shared("rooms", lambda: database_sync_to_async(selectors.rooms_for_socket)(user=self.user))
+        for room_id in rooms:
             await self.open_room(room_id)
         await self.send_client_state()
 
@@ -687,17 +780,23 @@ class StaffChatConsumer(ChatSocket):
             logger.warning("queue redraw failed", exc_info=True)
 
     async def availability_changed(self, event):
-        self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)
+        self.engineer = await self.shared("engineer", lambda: database_sync_to_async(selectors.engineer_for)(self.user))
         await self.queue_changed(event)
 
     async def room_opened(self, event):
         await self.open_room(event["room_id"])
 
     async def room_invited(self, event):
-        await self.send(text_data=await fragments.room_invitation(event["room_id"]))
+        room_id = event["room_id"]
+        await self.send(
+            text_data=await self.shared(("room_invitation", room_id), lambda: fragments.room_invitation(room_id))
+        )
 
     async def invitation_changed(self, event):
-        await self.send(text_data=await fragments.sent_invitation(event["request_id"]))
+        request_id = event["request_id"]
+        await self.send(
+            text_data=await self.shared(("sent_invitation", request_id), lambda: fragments.sent_invitation(request_id))
+        )
 
     async def request_changed(self, event):
         pass

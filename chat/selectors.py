@@ -364,6 +364,16 @@ def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
     return room
 
 
+def rooms_participated(*, user, room_ids) -> list[int]:
+    """Return which of these rooms the user is or was a participant of, newest first, in one query."""
+    return list(
+        ChatParticipant.objects.filter(user=user, room_id__in=list(room_ids))
+        .order_by("-room_id")
+        .values_list("room_id", flat=True)
+        .distinct()
+    )
+
+
 def participants(room_id: int) -> list[ChatParticipant]:
     """Return who is in the room right now, engineers first."""
     return participants_of_rooms([room_id])[room_id]

@@ -1,6 +1,7 @@
 """ASGI entry point: `daphne deskchat.asgi:application`.
 
-HTTP goes to Django; websockets pass the origin check and the session, then the chat router.
+HTTP goes to Django; websockets pass the origin checks (deskchat/origins.py, then the allowed
+hosts) and the session, then the chat router.
 """
 
 import os
@@ -15,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from deskchat.origins import SameOriginValidator  # noqa: E402
 
 
 def close_oversized_frames_with_1009() -> None:
@@ -58,6 +60,9 @@ gc_pauses.watch(settings.GC_PAUSE_LOG_MS)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The host must be allowed, and then the whole origin (scheme, host, port) must be ours.
+        "websocket": SameOriginValidator(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

@@ -8,6 +8,7 @@ Two modes:
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "django_htmx",
     "template_partials",
     "accounts",
@@ -87,6 +89,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "deskchat.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so it turns any sign-in axes refused (portal, admin, any later form) into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "deskchat.urls"
@@ -116,31 +120,52 @@ SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "deskchat.sq
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # Lets several test runs share one machine, each with its own test database.
 TEST_DB_SUFFIX = os.environ.get("DESKCHAT_TEST_DB_SUFFIX", "")
-if DATABASE_URL:
+
+
+def sqlite_database(path: Path) -> dict:
+    """Return the SQLite settings of the embedded default, for the file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # IMMEDIATE takes the write lock when a transaction starts, so concurrent writers queue
+        # instead of failing with "database is locked" halfway through; WAL lets readers go on.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # A file, not memory, so a test server in another process sees the test database.
+        "TEST": {"NAME": str(path.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
+    }
+
+
+def database_from_url(url: str) -> dict:
+    """Return the database a DATABASE_URL names: PostgreSQL with a pool, or a SQLite file."""
+    database = dj_database_url.parse(url, conn_max_age=0)
+    engine = database["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        if database["NAME"] in ("", ":memory:"):
+            raise ImproperlyConfigured(
+                "DATABASE_URL: an in-memory SQLite database is not shared between threads or processes; "
+                "name a file, as in sqlite:///var/deskchat.sqlite3 (relative) or sqlite:////srv/desk.db (absolute)."
+            )
+        path = Path(database["NAME"])  # sqlite:///var/x.sqlite3 is relative to the project, like SQLITE_PATH's default
+        return sqlite_database(path if path.is_absolute() else BASE_DIR / path)
+    if engine != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL: {url.split(':', 1)[0]}:// is not supported; use postgres://… or sqlite:///path."
+        )
     # Under ASGI, Django's persistent connections are not reused across requests, so connections
     # come from a psycopg pool instead (CONN_MAX_AGE must then be 0).
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    DATABASES["default"]["OPTIONS"] = {
+    database["OPTIONS"] = {
         "pool": {"min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20), "timeout": 10}
     }
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{TEST_DB_SUFFIX}"}
-else:
-    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": SQLITE_PATH,
-            # IMMEDIATE takes the write lock when a transaction starts, so concurrent writers queue
-            # instead of failing with "database is locked" halfway through; WAL lets readers go on.
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not memory, so a test server in another process sees the test database.
-            "TEST": {"NAME": str(SQLITE_PATH.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
-        }
-    }
+    database["TEST"] = {"NAME": f"test_{database['NAME']}{TEST_DB_SUFFIX}"}
+    return database
+
+
+DATABASES = {"default": database_from_url(DATABASE_URL) if DATABASE_URL else sqlite_database(SQLITE_PATH)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer --------------------------------------------------------------------------
@@ -164,6 +189,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# AxesBackend first: it refuses a locked-out account before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -229,11 +256,41 @@ GC_PAUSE_LOG_MS = env_float("GC_PAUSE_LOG_MS", 100.0)
 # Per connection: a burst of this many frames, refilled at this many per second.
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
+# Per connection: frames accepted but not yet handled; past this, new ones are refused on arrival.
+CHAT_FRAME_BACKLOG = env_int("CHAT_FRAME_BACKLOG", 8)
+# Per user and process: open sockets (tabs); the next one is closed with 4429 (0: no cap).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 # Per contact, across sockets and processes: new chat requests allowed in any minute (0: no limit).
 CHAT_REQUEST_RATE_PER_MINUTE = env_int("CHAT_REQUEST_RATE_PER_MINUTE", 10)
-# Sign-in: this many failures for one username from one address lock it out for the window.
+# Sign-in: this many failures for one account from one address lock it out for the window.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# The one request header holding the client's address, set by the deployment's own proxy (for
+# example X-Real-IP); empty: the peer's address only, and daphne reads no proxy header either.
+TRUSTED_PROXY_HEADER = os.environ.get("TRUSTED_PROXY_HEADER", "").strip()
+if TRUSTED_PROXY_HEADER and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", TRUSTED_PROXY_HEADER):
+    raise ImproperlyConfigured("TRUSTED_PROXY_HEADER must be a header name such as X-Real-IP.")
 TIME_ENTRY_ROUNDING_MINUTES = env_int("TIME_ENTRY_ROUNDING_MINUTES", 15)
 # Each daphne process sweeps due chat timeouts itself; set 0 to leave it to `manage.py chat_sweeper`.
 CHAT_SWEEPER_IN_PROCESS = env_bool("CHAT_SWEEPER_IN_PROCESS", True)
+
+# --- django-axes: the sign-in lockout ---------------------------------------------------------
+# In the database, so every daphne process counts the same failures and a restart forgets none.
+# The LOGIN_* settings above stay the ones to set: axes reads them through accounts.signin.
+AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "accounts.signin.failure_limit"
+AXES_COOLOFF_TIME = "accounts.signin.lockout_window"
+# Per account and address, so a guesser elsewhere cannot lock a real user out of their own office.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.signin.canonical_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.signin.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+# A refused try during a lockout does not start the wait again, so "try again in N minutes" holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+# Only the attempts that count towards a lockout are kept: a row per sign-in would grow forever.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False

@@ -64,6 +64,15 @@ def f():
     return factories
 
 
+def origin_of(url: str) -> str:
+    """Return the page origin a browser would send to this ws:// or http:// URL (scheme, host, port)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -179,3 +179,46 @@ def test_production_flag_refuses_the_development_key(tmp_path):
 
     assert result.returncode != 0
     assert "refusing to start with the development SECRET_KEY" in result.stderr
+
+
+def test_a_sqlite_url_selects_sqlite_with_the_embedded_options(tmp_path):
+    """DATABASE_URL=sqlite:///path is the embedded default's SQLite (WAL, IMMEDIATE) on that file; migrate works."""
+    path = tmp_path / "from-url.sqlite3"
+    env = environment(tmp_path, DEBUG="1", DATABASE_URL=f"sqlite:///{path}")
+    seen = settings_seen(env, "DATABASES")["DATABASES"]
+    assert "sqlite3" in seen and str(path) in seen and "'transaction_mode': 'IMMEDIATE'" in seen
+    assert "journal_mode=WAL" in seen and "pool" not in seen
+    result = manage(env, "migrate", "--noinput")
+    assert result.returncode == 0, result.stderr
+    code = "from django.db import connection; c = connection.cursor(); print(c.execute('PRAGMA journal_mode').fetchone()[0])"
+    journal = manage(env, "shell", "-c", code)
+    assert path.exists() and journal.stdout.strip().splitlines()[-1] == "wal", journal.stderr
+
+
+def test_a_relative_sqlite_url_is_relative_to_the_project(tmp_path):
+    """sqlite:///var/name.sqlite3 names a file under the project, whatever the working directory."""
+    seen = settings_seen(environment(tmp_path, DEBUG="1", DATABASE_URL="sqlite:///var/url-test.sqlite3"), "DATABASES")
+    assert str(ROOT / "var" / "url-test.sqlite3") in seen["DATABASES"]
+
+
+def test_unusable_database_urls_are_refused_in_one_line(tmp_path):
+    """An in-memory SQLite URL or an unsupported engine stops startup with one line saying what to write."""
+    for url, words in [
+        ("sqlite://", "in-memory SQLite"),
+        ("sqlite://:memory:", "in-memory SQLite"),
+        ("mysql://desk@db.example.com/desk", "mysql:// is not supported"),
+    ]:
+        result = manage(environment(tmp_path, DEBUG="1", DATABASE_URL=url), "check")
+        assert result.returncode != 0
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("django.core.exceptions.ImproperlyConfigured: DATABASE_URL:") and words in last, last
+        assert "TypeError" not in result.stderr
+
+
+def test_the_login_settings_drive_the_axes_lockout(tmp_path):
+    """LOGIN_FAILURE_LIMIT=0 turns axes off; TRUSTED_PROXY_HEADER must be a header name."""
+    assert settings_seen(environment(tmp_path, DEBUG="1"), "AXES_ENABLED") == {"AXES_ENABLED": "True"}
+    off = settings_seen(environment(tmp_path, DEBUG="1", LOGIN_FAILURE_LIMIT="0"), "AXES_ENABLED")
+    assert off == {"AXES_ENABLED": "False"}
+    result = manage(environment(tmp_path, DEBUG="1", TRUSTED_PROXY_HEADER="X-Real-IP: 1.2.3.4"), "check")
+    assert result.returncode != 0 and "TRUSTED_PROXY_HEADER must be a header name" in result.stderr

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import websockets
 
 from tests.chat.wsutil import parse
-
-ORIGIN = "http://127.0.0.1"
+from tests.conftest import origin_of
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -45,7 +44,7 @@ class Tally:
 
 
 class Peer:
-    def __init__(self, *, name: str, path: str, session: str, room_id: int, urls, origin: str = ORIGIN):
+    def __init__(self, *, name: str, path: str, session: str, room_id: int, urls, origin: str | None = None):
         self.name = name
         self.path = path
         self.cookie = f"sessionid={session}"
@@ -87,7 +86,7 @@ class Peer:
             try:
                 ws = await websockets.connect(
                     url + self.path,
-                    additional_headers={"Cookie": self.cookie, "Origin": self.origin},
+                    additional_headers={"Cookie": self.cookie, "Origin": self.origin or origin_of(url)},
                     open_timeout=10,
                     close_timeout=2,
                     max_size=None,
@@ -304,7 +303,7 @@ class Racer:
     again, as an engineer clicking Answer again after the HUD reconnects would.
     """
 
-    def __init__(self, *, name: str, engineer_id: int, session: str, urls, origin: str = ORIGIN):
+    def __init__(self, *, name: str, engineer_id: int, session: str, urls, origin: str | None = None):
         self.name = name
         self.engineer_id = engineer_id
         self.cookie = f"sessionid={session}"
@@ -319,9 +318,10 @@ class Racer:
     async def _connect(self, deadline: float) -> None:
         while True:
             try:
+                url = random.choice(self.urls())
                 ws = await websockets.connect(
-                    random.choice(self.urls()) + "/ws/hud/",
-                    additional_headers={"Cookie": self.cookie, "Origin": self.origin},
+                    url + "/ws/hud/",
+                    additional_headers={"Cookie": self.cookie, "Origin": self.origin or origin_of(url)},
                     open_timeout=5,
                     close_timeout=1,
                     max_size=None,

@@ -17,10 +17,9 @@ from django.utils import timezone
 
 from chat.models import ChatMessage, ChatRequest
 from tests.chat.wsutil import parse, session_cookie
+from tests.conftest import origin_of
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres, pytest.mark.redis]
-
-ORIGIN = "http://127.0.0.1"
 
 
 def describe(element) -> str:
@@ -42,7 +41,7 @@ class Live:
         cookie = (await sync_to_async(session_cookie)(user)).decode()
         ws = await websockets.connect(
             server.ws_url + path,
-            additional_headers={"Cookie": cookie, "Origin": ORIGIN},
+            additional_headers={"Cookie": cookie, "Origin": origin_of(server.ws_url)},
             open_timeout=10,
             ping_interval=None,
         )

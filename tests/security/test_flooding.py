@@ -1,18 +1,14 @@
-"""Flooding: messages per socket, chat requests per contact, sign-in attempts per username and address.
+"""Flooding: messages per socket and chat requests per contact (sign-in attempts: test_lockout.py).
 
 Each limit has a setting, refuses with a message a person can act on, and leaves everyone else alone.
 """
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import Client
-from django.urls import reverse
 
-from accounts.models import LoginFailure
 from chat import services
 from chat.models import ChatMessage, ChatRequest
 from tests.chat.wsutil import client_socket, staff_socket
-from tests.factories import PASSWORD
 
 # --- Messages: a token bucket per socket ------------------------------------------------------
 
@@ -109,79 +105,6 @@ async def test_a_request_flood_gets_a_clear_error_frame(world, settings):
     await again.send(action="request_chat", ticket_id=world["carl_ticket"].pk)
     assert (await again.wait_event("error")).attrs["data-error"] == "rate_limited"
     await again.close()
-
-
-# --- Sign-in: lockout per username and address -----------------------------------------------
-
-
-def _login(client, username, password, address="203.0.113.7"):
-    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
-
-
-@pytest.mark.django_db
-def test_repeated_failures_lock_the_username_out(world, settings):
-    """After LOGIN_FAILURE_LIMIT failures, even the right password is refused with a clear message and 429."""
-    settings.LOGIN_FAILURE_LIMIT = 3
-    client = Client()
-    for _ in range(2):
-        response = _login(client, "carol", "wrong")
-        assert response.status_code == 200 and "locked_out" not in response.content.decode()
-    response = _login(client, "carol", "wrong")
-    assert response.status_code == 429
-    assert "Too many failed sign-in attempts" in response.content.decode()
-    assert int(response["Retry-After"]) > 0
-    response = _login(client, "Carol", PASSWORD)  # the right password, in another case
-    assert response.status_code == 429
-    assert "try again in 15 minutes" in response.content.decode()
-    assert "_auth_user_id" not in client.session
-
-
-@pytest.mark.django_db
-def test_the_lockout_is_per_username_and_address(world, settings):
-    """Another address, or another username from the same address, still signs in."""
-    settings.LOGIN_FAILURE_LIMIT = 2
-    for _ in range(2):
-        _login(Client(), "carol", "wrong")
-    assert _login(Client(), "carol", PASSWORD, address="198.51.100.1").status_code == 302
-    assert _login(Client(), "ken", PASSWORD).status_code == 302
-
-
-@pytest.mark.django_db
-def test_the_lockout_ends_after_the_window(world, settings):
-    """Failures older than LOGIN_LOCKOUT_SECONDS stop counting, so the user signs in again."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    settings.LOGIN_FAILURE_LIMIT = 2
-    settings.LOGIN_LOCKOUT_SECONDS = 60
-    for _ in range(2):
-        _login(Client(), "carol", "wrong")
-    assert _login(Client(), "carol", PASSWORD).status_code == 429
-    LoginFailure.objects.update(created=timezone.now() - timedelta(seconds=61))
-    assert _login(Client(), "carol", PASSWORD).status_code == 302
-
-
-@pytest.mark.django_db
-def test_a_successful_sign_in_clears_the_failures(world, settings):
-    """Two typos, then success: the count starts again from zero."""
-    settings.LOGIN_FAILURE_LIMIT = 3
-    for _ in range(2):
-        _login(Client(), "carol", "wrong")
-    assert _login(Client(), "carol", PASSWORD).status_code == 302
-    assert not LoginFailure.objects.filter(username="carol").exists()
-    for _ in range(2):
-        assert _login(Client(), "carol", "wrong").status_code == 200
-
-
-@pytest.mark.django_db
-def test_the_lockout_message_is_escaped_and_keeps_the_username(world, settings):
-    """The page shows the username typed (escaped) so the user sees which account is paused."""
-    settings.LOGIN_FAILURE_LIMIT = 1
-    response = _login(Client(), "<script>alert(1)</script>", "x")
-    body = response.content.decode()
-    assert response.status_code == 429
-    assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body
 
 
 @pytest.mark.django_db(transaction=True)
