@@ -27,6 +27,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 
 from deskchat.events import call_service, queue_group, room_group, user_group
+from deskchat.timefmt import activate_viewer_time_zone
 
 from . import fragments, presence, selectors, services, shared_queue
 from .services import ChatError
@@ -121,6 +122,9 @@ class ChatSocket(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)
         self.light_bucket = TokenBucket(settings.CHAT_RATE_BURST * 2, settings.CHAT_RATE_PER_SECOND * 4)
         self.groups_joined: set[str] = set()
+        # Every later handler runs in this task's context (and its threads copy it): frames are
+        # written in the viewer's time zone, as their pages are (deskchat/timefmt.py).
+        activate_viewer_time_zone(self.scope.get("cookies"))
         await self.accept()
         await self.join(user_group(self.user.pk))
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):

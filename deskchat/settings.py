@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "deskchat.middleware.ContentSecurityPolicyMiddleware",
+    "deskchat.middleware.TimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "deskchat.urls"
@@ -101,6 +102,8 @@ TEMPLATES = [
                 "deskchat.context_processors.deskchat",
                 "chat.context_processors.chat_dock",
             ],
+            # One way to write a moment, on every template without a {% load %} (deskchat/timefmt.py).
+            "builtins": ["deskchat.timefmt"],
         },
     },
 ]

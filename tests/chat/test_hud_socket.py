@@ -160,3 +160,34 @@ async def test_clients_behind_a_request_that_leaves_move_up_from_one_shared_read
     assert len(reads) == 1
     for socket in sockets:
         await socket.close()
+
+
+async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
+    """One message, two viewers: the engineer in New York and the client in Tokyo each read their own time."""
+    from django.utils import timezone
+
+    from chat.models import ChatMessage
+    from deskchat.timefmt import format_when
+
+    def written_in(zone, moment):
+        with timezone.override(zone):
+            return format_when(moment)
+
+    client = await client_socket(desk["carol"].user, time_zone="Asia/Tokyo")
+    dana = await staff_socket(desk["dana"].user, time_zone="America/New_York")
+    await dana.wait_event("queue", count=0)
+    await client.send(action="sync", rooms={})
+    await dana.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.send(action="send", room_id=room_id, body="Hello", client_msg_id="c-1")
+    seen_by_dana = await dana.wait_message(room_id, 2)
+    seen_by_client = await client.wait_message(room_id, 2)
+    created = (await sync_to_async(ChatMessage.objects.get)(room_id=room_id, seq=2)).created
+    for viewer, zone in ((seen_by_dana, "America/New_York"), (seen_by_client, "Asia/Tokyo")):
+        assert written_in(zone, created) in viewer.text, (zone, viewer.text)
+    assert written_in("America/New_York", created) not in seen_by_client.text
+    await client.close()
+    await dana.close()

@@ -10,6 +10,7 @@ from django.utils import timezone
 from chat import services
 from chat.hud_views import rounded_hours
 from chat.models import ChatParticipant, ChatRequest
+from deskchat.timefmt import TIME_ZONE_COOKIE, format_when
 from tests.queries import statements_run
 from tickets.models import TimeEntry
 
@@ -124,11 +125,23 @@ def test_the_chat_log_is_plain_text_with_times_and_names(client, desk):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     text = response.content.decode()
-    assert f"Chat #{room.pk} on ticket #{desk['ticket'].pk}" in text
+    assert f"Chat #{room.pk} on ticket #{desk['ticket'].pk} with Carol Client, started " in text
     assert "Carol Client: It dropped again <b>now</b>" in text
     assert "Dana Reyes: Looking at it" in text
-    stamp = timezone.localtime(room.messages.get(client_msg_id="d1").created).strftime("%H:%M:%S")
+    stamp = format_when(room.messages.get(client_msg_id="d1").created)
     assert f"[{stamp}] Dana Reyes: Looking at it" in text
+
+
+def test_the_chat_log_is_written_in_the_viewers_time_zone_which_it_names(client, desk):
+    """A browser in New York gets New York times, and the log says which zone they are in."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    client.cookies[TIME_ZONE_COOKIE] = "America/New_York"
+    text = client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+    created = room.messages.get(client_msg_id="d1").created
+    with timezone.override("America/New_York"):
+        stamp = format_when(created)
+    assert f"[{stamp}] Dana Reyes: Looking at it" in text and "(America/New_York)" in text.splitlines()[0]
 
 
 def test_the_chat_log_of_a_missing_room_is_not_found(client, desk):
@@ -166,9 +179,9 @@ def test_the_time_entry_form_is_prefilled_from_the_chat(client, desk, settings):
     response = client.get(reverse("hud_time_entry", args=[room.pk]), **HTMX)
     assert response.status_code == 200
     html = response.content.decode()
-    start = timezone.localtime(part.joined_at).strftime("%Y-%m-%dT%H:%M:%S")
-    end = timezone.localtime(part.left_at).strftime("%Y-%m-%dT%H:%M:%S")
-    assert f'value="{start}"' in html and f'value="{end}"' in html
+    # In the one format every screen writes moments in, not the browser's datetime-local format.
+    start, end = format_when(part.joined_at), format_when(part.left_at)
+    assert f'name="started" value="{start}"' in html and f'name="ended" value="{end}"' in html
     assert 'name="hours" value="0.50"' in html
     assert "Dana Reyes: Looking at it" in html
     assert "It dropped again &lt;b&gt;now&lt;/b&gt;" in html  # escaped in the form
@@ -320,6 +333,7 @@ def test_greetings_come_before_farewells_and_own_templates_before_shared_ones(de
 
 def test_the_ticket_panel_shows_details_notes_and_chat_history(client, desk, f):
     room = chat_between(desk)
+    services.leave_room(room_id=room.pk, user=desk["contact"].user)  # the last one out ends it
     f.make_note(ticket=desk["ticket"], author=desk["sam"].user, text="Staff only hint", internal=True)
     client.force_login(desk["dana"].user)
     response = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX)
@@ -462,3 +476,103 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
     assert "Away" in sam_row and 'data-col="sessions">0 / 3<' in sam_row
     full = client.get(reverse("hud_supervisor")).content.decode()
     assert "<html" in full and "Supervisor view" in full
+
+
+# --- The client of a session is who is in the chat, not the ticket's contact ------------------
+
+
+@pytest.fixture
+def colleague_chat(desk, f):
+    """Ken, Carol's colleague, asks to chat about Carol's ticket, and Dana answers."""
+    ken = f.make_contact(company=desk["company"], first_name="Ken", last_name="Adams")
+    request = services.request_chat(contact=ken, ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    return {"ken": ken, "room": room}
+
+
+def test_a_session_names_the_contact_in_the_chat_not_the_tickets_contact(client, desk, colleague_chat):
+    """Tab title, heading and the message box's label name Ken, who asked, on Carol's ticket."""
+    from chat import fragments
+
+    room = colleague_chat["room"]
+    context = fragments.session_context(room.pk, viewer=desk["dana"].user)
+    html = fragments._render(fragments.STAFF, "session_panel", {**context, "messages": []})
+    assert f'data-title="Ken Adams · #{desk["ticket"].pk}"' in html
+    assert "· Ken Adams, Ours Ltd</span>" in html
+    assert 'aria-label="Message to Ken Adams"' in html
+    assert "Carol" not in html
+
+
+def test_a_greeting_greets_the_contact_in_the_chat(desk, colleague_chat):
+    """{client_first_name} is the first name of who asked (or was invited), not the ticket's contact."""
+    from chat.models import MessageTemplate
+    from chat.selectors import render_template
+
+    template = MessageTemplate.objects.create(kind="greeting", name="Hi", body="Hi {client_first_name}!")
+    assert render_template(template, room=colleague_chat["room"], engineer=desk["dana"]) == "Hi Ken!"
+
+
+def test_the_chat_log_and_the_ticket_panel_name_the_contact_in_the_chat(client, desk, colleague_chat):
+    room = colleague_chat["room"]
+    client.force_login(desk["dana"].user)
+    log = client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+    assert log.startswith(f"Chat #{room.pk} on ticket #{desk['ticket'].pk} with Ken Adams, started ")
+    url = reverse("hud_ticket_panel", args=[desk["ticket"].pk])
+    panel = client.get(f"{url}?room={room.pk}", **HTMX).content.decode()
+    assert "<dt>In this chat</dt><dd>Ken Adams" in panel and "<dt>Ticket contact</dt><dd>Carol Client" in panel
+    # A session the engineer is not in names nobody.
+    client.force_login(desk["sam"].user)
+    assert "In this chat" not in client.get(f"{url}?room={room.pk}", **HTMX).content.decode()
+
+
+# --- Chat history lists ended chats only ------------------------------------------------------
+
+
+def test_the_ticket_panel_neither_counts_nor_lists_a_chat_still_in_progress(client, desk):
+    """A live chat is a session, not history: the count and the list grow once it ends."""
+    request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    client.force_login(desk["dana"].user)
+    url = reverse("hud_ticket_panel", args=[desk["ticket"].pk])
+    live = client.get(url, **HTMX).content.decode()
+    assert 'Chat history <span class="count">0</span>' in live and f"Chat #{room.pk}" not in live
+    services.end_room(room_id=room.pk, engineer=desk["dana"])
+    ended = client.get(url, **HTMX).content.decode()
+    assert 'Chat history <span class="count">1</span>' in ended and f"Chat #{room.pk}" in ended
+
+
+# --- Time entries on the ticket panel ---------------------------------------------------------
+
+
+def test_the_ticket_panel_lists_the_tickets_time_entries(client, desk):
+    """Engineer, start, end, hours, billable and notes of every entry; Edit only on one's own."""
+    from tickets.services import add_time_entry
+
+    start = timezone.now() - timedelta(hours=2)
+    mine = add_time_entry(
+        ticket=desk["ticket"], engineer=desk["dana"], started=start, ended=start + timedelta(minutes=20),
+        hours=Decimal("0.50"), notes="Reset the VPN profile", billable=True,
+    )  # fmt: skip
+    theirs = add_time_entry(
+        ticket=desk["ticket"], engineer=desk["sam"], started=start, ended=start + timedelta(hours=1),
+        hours=Decimal("1.00"), notes="", billable=False,
+    )  # fmt: skip
+    client.force_login(desk["dana"].user)
+    html = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX).content.decode()
+    assert 'Time entries <span class="count">2</span>' in html
+    assert "Dana Reyes" in html and "0.50 h" in html and "Billable" in html and "Reset the VPN profile" in html
+    assert "Sam Ortiz" in html and "1.00 h" in html and "Not billable" in html
+    assert format_when(start) in html and format_when(start + timedelta(minutes=20)) in html
+    assert reverse("tickets:time_entry_edit", args=[desk["ticket"].pk, mine.pk]) in html
+    assert reverse("tickets:time_entry_edit", args=[desk["ticket"].pk, theirs.pk]) not in html
+
+
+def test_saving_a_time_entry_tells_the_ticket_panels_to_reload(client, desk):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    now = format_when(timezone.now())
+    response = client.post(
+        reverse("hud_time_entry", args=[room.pk]), {"started": now, "ended": now, "hours": "0.25"}, **HTMX
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "time-entry-saved"
+    assert TimeEntry.objects.get().hours == Decimal("0.25")
