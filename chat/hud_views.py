@@ -3,7 +3,7 @@
 Live state (the queue, sessions, invitations) arrives over the HUD socket (chat/consumers.py).
 These views render the page around it, and serve what a socket is a poor fit for: the plain-text
 chat log, the time-entry form, the ticket beside a session, inviting a ticket's contact from the
-ticket page, and the supervisor's figures (polled, so no socket is needed for them).
+ticket page, and the supervisor view's first drawing (its socket is chat/supervisor.py).
 
 Every view is for engineers only: anonymous visitors are sent to sign in, contacts get 403.
 """
@@ -263,8 +263,7 @@ def ticket_chat(request: HtmxHttpRequest, ticket_id: int):
 def supervisor(request: HtmxHttpRequest):
     """Show every queue's waiting count and today's figures, and every engineer's load.
 
-    The board re-fetches itself every few seconds (htmx polling), which is simpler than a
-    socket and plenty for figures a supervisor glances at.
+    The page's socket (chat/supervisor.py) sends the board again whenever it changes.
     """
     engineer = _engineer(request)
     if not engineer.is_supervisor:

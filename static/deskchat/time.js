@@ -66,6 +66,20 @@
     if (serverWroteAnotherZone()) redraw(document);
   });
 
+  // A time entry's hours follow its start and end, rounded up as the server does (the HUD's
+  // form from a chat and the ticket page's correction).
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form.time-entry");
+    if (!form || (event.target.name !== "started" && event.target.name !== "ended")) return;
+    var started = parseWhen(form.elements.started.value);
+    var ended = parseWhen(form.elements.ended.value);
+    if (isNaN(started) || isNaN(ended) || ended < started) return;
+    var step = Number(form.dataset.rounding || 0);
+    var minutes = (ended - started) / 60000;
+    if (step > 0) minutes = Math.max(1, Math.ceil(Number((minutes / step).toFixed(6)))) * step;
+    form.elements.hours.value = (minutes / 60).toFixed(2);
+  });
+
   window.DeskChat = window.DeskChat || {};
   window.DeskChat.when = when;
   window.DeskChat.parseWhen = parseWhen;

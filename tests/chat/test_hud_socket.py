@@ -191,3 +191,71 @@ async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
     assert written_in("America/New_York", created) not in seen_by_client.text
     await client.close()
     await dana.close()
+
+
+# --- The supervisor view's socket -------------------------------------------------------------
+
+
+async def test_only_supervisors_open_the_supervisor_socket(desk, f):
+    """A contact and an engineer who is not a supervisor are refused with 4403."""
+    from tests.chat.wsutil import connect
+
+    for user in (desk["carol"].user, desk["dana"].user):
+        _, connected, code = await connect(user, "/ws/hud/supervisor/")
+        assert not connected and code == 4403
+    _, connected, code = await connect(None, "/ws/hud/supervisor/")
+    assert not connected and code == 4401
+
+
+async def test_supervisor_boards_are_live_and_share_one_read_per_change(desk, f, monkeypatch):
+    """A new request and an answer reach every supervisor's board at once, one read for all of them."""
+    from chat import selectors, supervisor
+
+    monkeypatch.setattr(supervisor, "REFRESH_SECONDS", 3600)
+    bosses = [await sync_to_async(f.make_engineer)(display_name=f"Boss {n}", is_supervisor=True) for n in range(3)]
+    reads = []
+    original = selectors.supervisor_overview
+
+    def counting_overview():
+        reads.append(1)
+        return original()
+
+    monkeypatch.setattr(selectors, "supervisor_overview", counting_overview)
+    sockets = [await connect_supervisor(boss.user) for boss in bosses]
+    for socket in sockets:
+        await socket.wait_event("supervisor")
+        await socket.drain()
+    reads.clear()
+
+    request = await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    for socket in sockets:
+        board = await socket.next_event("supervisor")
+        assert waiting_total(socket.frames[-1]) == "1", board
+    for socket in sockets:
+        await socket.drain()
+    assert len(reads) == 1
+
+    reads.clear()
+    await sync_to_async(services.answer_request)(engineer=desk["dana"], request_id=request.pk)
+    for socket in sockets:
+        await socket.next_event("supervisor")
+        assert waiting_total(socket.frames[-1]) == "0"
+        assert 'data-col="sessions">1 / 3<' in socket.frames[-1].split(f'data-engineer-id="{desk["dana"].pk}"')[1]
+    for socket in sockets:
+        await socket.drain()
+    assert len(reads) == 1
+    for socket in sockets:
+        await socket.close()
+
+
+async def connect_supervisor(user):
+    from tests.chat.wsutil import connect
+
+    socket, connected, code = await connect(user, "/ws/hud/supervisor/")
+    assert connected, code
+    return socket
+
+
+def waiting_total(frame: str) -> str:
+    totals = frame.split("<tfoot>")[1]
+    return totals.split('data-col="waiting">')[1].split("<")[0]

@@ -1,5 +1,6 @@
 """The Staff HUD's pages: who may open them, the chat log, time entries, invitations, supervisors."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -461,13 +462,13 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
         response = client.get(reverse("hud_supervisor"), **HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html
-    assert 'hx-trigger="every 5s"' in html
+    assert "every 5s" not in html  # no polling: the supervisor socket sends the board
     desk_row = html.split(f'data-queue-id="{desk["queue"].pk}"')[1].split("</tr>")[0]
     assert 'data-col="waiting">1<' in desk_row
-    assert 'data-col="longest">5' in desk_row  # 50 s (or 51 s if the clock ticked)
+    assert 'data-waited="5' in desk_row and ">0:5" in desk_row  # 50 s (or 51 s if the clock ticked), as m:ss
     assert 'data-col="answered">4<' in desk_row  # three above and chat_between's own
     assert 'data-col="abandoned">1<' in desk_row and 'data-col="expired">1<' in desk_row
-    assert 'data-col="median">15 s<' in desk_row  # waits of about 0, 10, 20 and 60 s
+    assert 'data-col="median">0:15<' in desk_row  # waits of about 0, 10, 20 and 60 s
     network_row = html.split(f'data-queue-id="{network.pk}"')[1].split("</tr>")[0]
     assert 'data-col="waiting">0<' in network_row and 'data-col="median">–<' in network_row
     dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
@@ -476,6 +477,30 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
     assert "Away" in sam_row and 'data-col="sessions">0 / 3<' in sam_row
     full = client.get(reverse("hud_supervisor")).content.decode()
     assert "<html" in full and "Supervisor view" in full
+
+
+def test_the_supervisor_sees_who_is_offline_as_offline_with_what_they_set(client, desk, f):
+    """Not "Available (offline)": an engineer without a HUD open is Offline, and what they set is said apart."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    services.touch_presence([desk["dana"].pk])
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
+    assert "avail-available" in dana_row and "Offline" not in dana_row
+    sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
+    assert '<span class="badge avail-offline">Offline</span> <span class="muted">(set to Available)</span>' in sam_row
+    assert "avail-available" not in sam_row
+
+
+def test_every_cell_of_the_supervisor_totals_row_is_labelled_for_phones(client, desk, f):
+    """On a phone each cell shows its column's name (data-label), the totals row too."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    totals = html.split("<tfoot>")[1].split("</tfoot>")[0]
+    cells = re.findall(r"<t[hd][^>]*>", totals)
+    assert len(cells) == 8 and all("data-label=" in cell for cell in cells)
+    assert "All queues" in totals
 
 
 # --- The client of a session is who is in the chat, not the ticket's contact ------------------
