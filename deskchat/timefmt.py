@@ -11,6 +11,7 @@ moments: they are m:ss clocks (chat_tags.chat_clock and hud.js's clock).
 
 from datetime import datetime
 from functools import lru_cache
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from django import template
@@ -63,7 +64,7 @@ def _zone(name: str) -> ZoneInfo | None:
 
 def viewer_zone(cookies) -> ZoneInfo | None:
     """Return the time zone the viewer's browser named in its cookie, if it is a real one."""
-    name = (cookies or {}).get(TIME_ZONE_COOKIE, "")
+    name = unquote((cookies or {}).get(TIME_ZONE_COOKIE, ""))
     if not name or len(name) > 64:
         return None
     return _zone(name)

@@ -46,8 +46,9 @@
   }
 
   var zone = browserZone();
-  if (zone) {
-    document.cookie = COOKIE + "=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax" +
+  // IANA names (Area/City) are cookie-safe as they are; anything else is not sent.
+  if (zone && /^[A-Za-z0-9_+\-\/]{1,64}$/.test(zone)) {
+    document.cookie = COOKIE + "=" + zone + "; path=/; max-age=31536000; SameSite=Lax" +
       (location.protocol === "https:" ? "; Secure" : "");
   }
 

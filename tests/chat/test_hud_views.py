@@ -601,3 +601,20 @@ def test_saving_a_time_entry_tells_the_ticket_panels_to_reload(client, desk):
     )
     assert response.status_code == 200 and response["HX-Trigger"] == "time-entry-saved"
     assert TimeEntry.objects.get().hours == Decimal("0.25")
+
+
+def test_a_url_encoded_time_zone_cookie_is_understood(client, desk):
+    """A browser that encodes the slash (America%2FNew_York) still gets its zone."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    client.cookies[TIME_ZONE_COOKIE] = "America%2FNew_York"
+    assert "(America/New_York)" in client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+
+
+def test_a_bogus_time_zone_cookie_falls_back_to_the_sites_zone(client, desk, settings):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    for bogus in ("Mars/Olympus_Mons", "../../etc/passwd", "x" * 200):
+        client.cookies[TIME_ZONE_COOKIE] = bogus
+        first_line = client.get(reverse("hud_transcript", args=[room.pk])).content.decode().splitlines()[0]
+        assert first_line.endswith(f"({settings.TIME_ZONE})")
