@@ -678,9 +678,7 @@ def written_in_new_york(moment) -> str:
         return format_when(moment)
 
 
-def test_colleague_chat_names_the_client_time_entries_and_one_time_format(
-    browser, daphne_servers, screenshot, desk, f
-):
+def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browser, daphne_servers, screenshot, desk, f):
     """Carol chats about her colleague Ken's ticket: the HUD's tab, heading, message box, greeting,
     ticket panel and chat log name Carol, not Ken. Dana's time entry shows in the ticket panel and on
     the staff ticket page, where she corrects it (its form fits at laptop and phone widths). For
@@ -759,6 +757,15 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(
     expect(form.locator("[name=started]")).to_have_value(re.compile(f"^{WHEN}$"))
     expect(form).to_contain_text(f"Times in {NEW_YORK}.")
     assert_inside(form, form.locator("[name=hours]"))
+    # The grid holds whatever its inputs' own widths: with the browser's wide date-time inputs
+    # (what the form had before) the Hours box used to stick out past the form's edge.
+    form.evaluate(WIDE_MOMENT_INPUTS)
+    for width in (LAPTOP["width"], 1024, 960):  # a small laptop's session column is narrow
+        dana.set_viewport_size({"width": width, "height": LAPTOP["height"]})
+        assert_inside(form, form.locator("[name=hours]"))
+    dana.set_viewport_size(LAPTOP)
+    form.evaluate(TEXT_MOMENT_INPUTS)
+    expect(form.locator("[name=started]")).to_have_value(re.compile(f"^{WHEN}$"))
     screenshot(dana, "03-time-entry-form-laptop")
     dana.set_viewport_size({"width": 390, "height": 844})
     assert_inside(form, form.locator("[name=hours]"))
@@ -815,6 +822,15 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(
         assert watcher.errors == []
     for context in (dana_ctx, carol_ctx):
         context.close()
+
+
+# The browser's own date-time inputs (what the form had before) are wide whatever the space.
+WIDE_MOMENT_INPUTS = """f => f.querySelectorAll('[name=started], [name=ended]').forEach(i => {
+  i.dataset.keep = i.value; i.type = 'datetime-local'; i.step = '1'; i.value = '2026-12-02T04:37:53';
+})"""
+TEXT_MOMENT_INPUTS = """f => f.querySelectorAll('[name=started], [name=ended]').forEach(i => {
+  i.type = 'text'; i.removeAttribute('step'); i.value = i.dataset.keep;
+})"""
 
 
 def assert_inside(outer, inner):
