@@ -613,6 +613,20 @@ def supervisor_overview() -> dict:
     engineers = list(
         Engineer.objects.select_related("user").annotate(open_sessions=_open_session_count()).order_by("display_name")
     )
+    chatting_with = _clients_of_open_sessions()
     for engineer in engineers:
         engineer.online = is_online(engineer)
+        engineer.sessions = chatting_with.get(engineer.user_id, [])
     return {"queues": rows, "total": total, "engineers": engineers, "today": today, "now": now}
+
+
+def _clients_of_open_sessions() -> dict[int, list[ChatRoom]]:
+    """Return each engineer's (by user id) active chats, oldest first, with the client of each, in one query."""
+    sessions: dict[int, list[ChatRoom]] = {}
+    for participation in (
+        _present_in_active_rooms(role=ChatParticipant.Role.ENGINEER)
+        .select_related("room__request__contact__user")
+        .order_by("room__started_at", "room_id")
+    ):
+        sessions.setdefault(participation.user_id, []).append(participation.room)
+    return sessions

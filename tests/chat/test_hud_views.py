@@ -618,3 +618,14 @@ def test_a_bogus_time_zone_cookie_falls_back_to_the_sites_zone(client, desk, set
         client.cookies[TIME_ZONE_COOKIE] = bogus
         first_line = client.get(reverse("hud_transcript", args=[room.pk])).content.decode().splitlines()[0]
         assert first_line.endswith(f"({settings.TIME_ZONE})")
+
+
+def test_the_supervisor_sees_whom_each_engineer_chats_with(client, desk, f, colleague_chat):
+    """Ken, who asked, not Carol, the ticket's contact."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
+    assert f'Ken Adams <span class="muted">(#{desk["ticket"].pk})</span>' in dana_row and "Carol" not in dana_row
+    sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
+    assert 'data-col="clients"><span class="muted">–</span>' in sam_row
