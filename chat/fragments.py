@@ -289,7 +289,7 @@ def session(room_id: int, *, viewer) -> str:
 
 @database_sync_to_async
 def room_invitation(room_id: int) -> str:
-    room = ChatRoom.objects.select_related("ticket__company").get(pk=room_id)
+    room = ChatRoom.objects.select_related("ticket__company", "request__contact__user").get(pk=room_id)
     return _render(STAFF, "room_invitation", {"room": room})
 
 

@@ -490,7 +490,7 @@ def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
         RoomInvitation.objects.filter(
             engineer=engineer, state=RoomInvitation.State.PENDING, room__state=ChatRoom.State.ACTIVE
         )
-        .select_related("room__ticket__company", "invited_by")
+        .select_related("room__ticket__company", "room__request__contact__user", "invited_by")
         .order_by("created", "pk")
     )
 

@@ -566,7 +566,9 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     # Sam, looking elsewhere, also gets a desktop notification of the invitation.
     wait_until(sam, "window.__notifications.some(n => n.title === 'DeskChat: chat invitation')")
     invitation = [n for n in sam.evaluate("window.__notifications") if n["title"] == "DeskChat: chat invitation"]
-    assert invitation[0]["body"].startswith(f"You are invited to a chat on ticket #{desk['ticket'].pk} ")
+    assert invitation[0]["body"].startswith(
+        f"You are invited to a chat with Carol Diaz on ticket #{desk['ticket'].pk} "
+    )
     sam.evaluate("window.__background = false")
     card.get_by_role("button", name="Join").click()
     expect(session(sam, room.pk)).to_be_visible(timeout=WAIT)

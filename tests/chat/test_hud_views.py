@@ -629,3 +629,16 @@ def test_the_supervisor_sees_whom_each_engineer_chats_with(client, desk, f, coll
     assert f'Ken Adams <span class="muted">(#{desk["ticket"].pk})</span>' in dana_row and "Carol" not in dana_row
     sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
     assert 'data-col="clients"><span class="muted">–</span>' in sam_row
+
+
+def test_an_engineer_asked_into_the_chat_is_told_whom_it_is_with(client, desk, colleague_chat):
+    """The invitation card names Ken, who is in the chat, on the HUD page and in the live fragment."""
+    from chat import fragments
+
+    room = colleague_chat["room"]
+    services.invite_engineer(room_id=room.pk, by=desk["dana"], engineer=desk["sam"], transfer=False)
+    client.force_login(desk["sam"].user)
+    card = client.get(reverse("hud")).content.decode().split(f'id="room-invitation-{room.pk}"')[1].split("</p>")[0]
+    assert f"You are invited to a chat with Ken Adams on ticket #{desk['ticket'].pk} " in card
+    live = fragments.room_invitation.func(room.pk)  # the fragment's read, here in the test's thread
+    assert "with Ken Adams on ticket" in live
