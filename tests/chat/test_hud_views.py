@@ -112,6 +112,7 @@ def test_the_hud_lists_waiting_requests_with_their_wait(client, desk):
     assert f'data-request-id="{request.pk}"' in html
     assert "Carol Client" in html and "Ours Ltd" in html and "VPN drops every hour" in html
     assert 'data-waited="42"' in html
+    assert 'aria-label="waiting time">0:42</span>' in html  # m:ss from the first drawing, as the timer ticks on
     assert 'class="hud-queue overdue"' in html  # 42 s is past the 30 s alert
 
 
