@@ -315,7 +315,9 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def do_read(self, payload):
         room_id = as_int(payload, "room_id")
-        self.require_room(room_id)
+        # No require_room: the page marks messages read as they arrive, the leaver's own "… left."
+        # among them, and that read can cross the room.left that stops this socket watching the
+        # room. mark_read accepts it from anyone who was in the room and refuses everyone else.
         await call_service(services.mark_read, room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
 
     async def do_leave(self, payload):

@@ -789,6 +789,13 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browse
     expect(card.locator(".time-entry-notes summary")).to_contain_text(f"Chat #{room.pk} on ticket")
     expect(ticket_panel.locator("summary", has_text="Chat history").locator(".count")).to_have_text("1")
     screenshot(dana, "05-ticket-panel-time-entry")
+    # Edit opens the correction in the panel itself; Cancel puts the card back.
+    card.get_by_role("link", name="Edit").click()
+    expect(ticket_panel.locator(f"#time-entry-item-{entry.pk} form.time-entry")).to_be_visible(timeout=WAIT)
+    assert_inside(ticket_panel, ticket_panel.locator(f"#time-entry-item-{entry.pk} [name=hours]"))
+    screenshot(dana, "05b-ticket-panel-correcting")
+    ticket_panel.get_by_role("link", name="Cancel").click()
+    expect(card.locator(".time-entry-hours")).to_have_text("0.25 h", timeout=WAIT)
 
     # On the staff ticket page: the same entry, the same start text; Dana corrects it in place.
     page = dana_ctx.new_page()

@@ -259,3 +259,24 @@ async def connect_supervisor(user):
 def waiting_total(frame: str) -> str:
     totals = frame.split("<tfoot>")[1]
     return totals.split('data-col="waiting">')[1].split("<")[0]
+
+
+async def test_a_read_that_crosses_the_engineers_own_leave_is_not_refused(desk):
+    """The HUD marks "Dana Reyes left." read as it arrives; by then the socket has left the room.
+    That read used to come back as a red "You are not in this chat." on the HUD."""
+    client = await client_socket(desk["carol"].user)
+    dana = await staff_socket(desk["dana"].user)
+    await client.send(action="sync", rooms={})
+    await dana.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await dana.send(action="leave", room_id=room_id)
+    await dana.wait_event("room_closed", room=room_id)
+    mark = len(dana.received)
+    await dana.send(action="read", room_id=room_id, seq=2)
+    await dana.drain()
+    assert not [e for e in dana.received[mark:] if e.attrs.get("data-event") == "error"]
+    await client.close()
+    await dana.close()
