@@ -7,6 +7,7 @@ only shows them.
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Q
 
 from tickets.models import Ticket
 
@@ -62,14 +63,56 @@ class ChatQueueAdmin(admin.ModelAdmin):
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(admin.ModelAdmin):
+    """Administrators manage every template; an engineer their own, and reads the shared ones.
+
+    Engineers hold the model permissions through the Engineers group (chat/staff_access.py); this
+    narrows them to rows they own, and makes what they add theirs.
+    """
+
     list_display = ["name", "kind", "owner"]
     list_filter = ["kind", ("owner", admin.EmptyFieldListFilter)]
     search_fields = ["name", "body", "owner__display_name"]
     fields = ["kind", "name", "owner", "body"]
 
+    @staticmethod
+    def _engineer(request):
+        """Return the engineer asking, unless they are an administrator (who may edit every template)."""
+        if request.user.is_superuser:
+            return None
+        return getattr(request.user, "engineer", None)
+
+    def get_queryset(self, request):
+        templates = super().get_queryset(request).select_related("owner")
+        engineer = self._engineer(request)
+        if engineer is not None:
+            templates = templates.filter(Q(owner=engineer) | Q(owner__isnull=True))
+        return templates
+
+    def get_fields(self, request, obj=None):
+        if self._engineer(request) is not None:
+            return ["kind", "name", "body"]
+        return super().get_fields(request, obj)
+
+    def _may_edit(self, request, obj) -> bool:
+        engineer = self._engineer(request)
+        return obj is None or engineer is None or obj.owner_id == engineer.pk
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._may_edit(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._may_edit(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        engineer = self._engineer(request)
+        if engineer is not None:
+            obj.owner = engineer  # an engineer's template is always their own
+        super().save_model(request, obj, form, change)
+
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.base_fields["owner"].help_text = "Leave empty for a template every engineer can use."
+        if "owner" in form.base_fields:
+            form.base_fields["owner"].help_text = "Leave empty for a template every engineer can use."
         form.base_fields["body"].help_text = "Placeholders: {client_first_name}, {engineer_name}, {ticket_number}."
         return form
 

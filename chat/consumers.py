@@ -27,6 +27,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 
 from deskchat.events import call_service, queue_group, room_group, user_group
+from deskchat.timefmt import activate_viewer_time_zone
 
 from . import fragments, presence, selectors, services, shared_queue
 from .models import DRAFT_MAX_LENGTH
@@ -141,6 +142,9 @@ class ChatSocket(AsyncWebsocketConsumer):
         self.frames_waiting = 0
         self.backlog: asyncio.Queue = asyncio.Queue()
         self.closed = False
+        # Every later handler runs in this task's context (and its threads copy it): frames are
+        # written in the viewer's time zone, as their pages are (deskchat/timefmt.py).
+        activate_viewer_time_zone(self.scope.get("cookies"))
         await self.accept()
         await self.join(user_group(self.user.pk))
         for room_id in await database_sync_to_async(selectors.rooms_for_socket)(user=self.user):
@@ -403,7 +407,9 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def do_read(self, payload):
         room_id = as_int(payload, "room_id")
-        self.require_room(room_id)
+        # No require_room: the page marks messages read as they arrive, the leaver's own "… left."
+        # among them, and that read can cross the room.left that stops this socket watching the
+        # room. mark_read accepts it from anyone who was in the room and refuses everyone else.
         await call_service(services.mark_read, room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
 
     async def do_leave(self, payload):

@@ -13,6 +13,8 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from deskchat.timefmt import format_when
+
 from . import selectors, shared_queue
 from .models import ChatRoom
 
@@ -71,7 +73,7 @@ def message_html(m: dict, *, viewer_id: int | None = None, history: bool = False
     a template include per message was the largest part of the HUD page's time. format_html
     escapes every value; linebreaksbr escapes the body before adding its line breaks.
     """
-    when = format_html('<time datetime="{}">{}</time>', m["created"], m["time"])
+    when = format_html('<time datetime="{}" data-when>{}</time>', m["created"], format_when(m["created"]))
     if m["kind"] == "system":
         content = format_html('<span class="msg-system">{}</span> {}', m["body"], when)
     else:
@@ -292,7 +294,7 @@ def session(room_id: int, *, viewer) -> str:
 
 @database_sync_to_async
 def room_invitation(room_id: int) -> str:
-    room = ChatRoom.objects.select_related("ticket__company").get(pk=room_id)
+    room = ChatRoom.objects.select_related("ticket__company", "request__contact__user").get(pk=room_id)
     return _render(STAFF, "room_invitation", {"room": room})
 
 

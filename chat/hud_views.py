@@ -3,16 +3,13 @@
 Live state (the queue, sessions, invitations) arrives over the HUD socket (chat/consumers.py).
 These views render the page around it, and serve what a socket is a poor fit for: the plain-text
 chat log, the time-entry form, the ticket beside a session, inviting a ticket's contact from the
-ticket page, and the supervisor's figures (polled, so no socket is needed for them).
+ticket page, and the supervisor view's first drawing (its socket is chat/supervisor.py).
 
 Every view is for engineers only: anonymous visitors are sent to sign in, contacts get 403.
 """
 
-import math
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import timedelta
 
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,6 +23,8 @@ from django_htmx.middleware import HtmxDetails
 from accounts.models import Engineer
 from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
+from tickets.forms import TimeEntryForm
+from tickets.services import rounded_hours
 
 from . import fragments, selectors, services
 from .services import ChatError
@@ -45,22 +44,6 @@ def _engineer(request) -> Engineer:
     if engineer is None:
         raise PermissionDenied("The HUD is for engineers.")
     return engineer
-
-
-def rounded_hours(started: datetime, ended: datetime, *, step_minutes: int | None = None) -> Decimal:
-    """Return the time between two moments in hours, rounded up to whole steps (at least one).
-
-    Service desks bill in increments (TIME_ENTRY_ROUNDING_MINUTES, default 15): a 4-minute chat
-    is a quarter of an hour, a 16-minute one half an hour. A step of 0 keeps the exact time.
-    """
-    step = settings.TIME_ENTRY_ROUNDING_MINUTES if step_minutes is None else step_minutes
-    seconds = max(0.0, (ended - started).total_seconds())
-    if step <= 0:
-        minutes = Decimal(seconds) / 60
-    else:
-        # Shave float noise so exactly 15:00 is one step, not two.
-        minutes = Decimal(max(1, math.ceil(round(seconds / 60 / step, 6))) * step)
-    return (minutes / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 # --- The HUD --------------------------------------------------------------------------------
@@ -142,7 +125,11 @@ TICKET_PANEL_CHATS = 10
 @require_GET
 @login_required
 def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
-    """Render the ticket beside a session: its details, notes and chat history."""
+    """Render the ticket beside a session: its details, who is chatting, notes, time entries and past chats.
+
+    `?room=` names the session the panel sits beside, whose client may be a colleague of the
+    ticket's contact; a room the engineer is not in, or of another ticket, is ignored.
+    """
     _engineer(request)
     ticket = ticket_selectors.get_ticket_for_user(user=request.user, ticket_id=ticket_id)
     if not request.htmx:
@@ -152,7 +139,9 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
         "hud/ticket_panel.html",
         {
             "ticket": ticket,
+            "client": _session_client(request, ticket),
             "notes": ticket_selectors.list_notes_for_user(user=request.user, ticket=ticket),
+            "time_entries": ticket_selectors.list_time_entries_for_user(user=request.user, ticket=ticket),
             # The panel lists the latest chats with links to their logs; the ticket page has them all.
             "chat_history": selectors.chat_history(ticket=ticket, limit=TICKET_PANEL_CHATS, transcripts=False),
             "chat_count": selectors.chat_count(ticket=ticket),
@@ -160,41 +149,19 @@ def ticket_panel(request: HtmxHttpRequest, ticket_id: int):
     )
 
 
+def _session_client(request, ticket):
+    """Return the client of the session named by ?room=, if it is the viewer's and on this ticket."""
+    room_id = request.GET.get("room", "")
+    if not room_id.isdigit() or len(room_id) > 16:
+        return None
+    try:
+        room = selectors.get_room_for_participant(user=request.user, room_id=int(room_id))
+    except ChatError:
+        return None
+    return room.client if room.ticket_id == ticket.pk else None
+
+
 # --- Time entries ---------------------------------------------------------------------------
-
-
-class TimeEntryForm(forms.Form):
-    """A time entry for one chat; it lives here because only the HUD records time from a chat."""
-
-    started = forms.DateTimeField(
-        label="Start",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S"),
-    )
-    ended = forms.DateTimeField(
-        label="End", widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1}, format="%Y-%m-%dT%H:%M:%S")
-    )
-    hours = forms.DecimalField(
-        label="Hours",
-        min_value=Decimal("0"),
-        max_value=Decimal("24"),
-        max_digits=4,
-        decimal_places=2,
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "0.01"}),
-        help_text="Leave empty to use the rounded time between start and end.",
-    )
-    notes = forms.CharField(label="Notes", widget=forms.Textarea(attrs={"rows": 8}), required=False, max_length=100_000)
-    billable = forms.BooleanField(label="Billable", required=False, initial=True)
-
-    def clean(self):
-        data = super().clean()
-        started, ended = data.get("started"), data.get("ended")
-        if started and ended:
-            if ended < started:
-                self.add_error("ended", "The end can't be before the start.")
-            elif data.get("hours") is None:
-                data["hours"] = rounded_hours(started, ended)
-        return data
 
 
 @require_http_methods(["GET", "POST"])
@@ -247,7 +214,10 @@ def time_entry(request: HtmxHttpRequest, room_id: int):
         "time_zone": timezone.get_current_timezone_name(),
     }
     template = "hud/time_entry.html#form" if request.htmx else "hud/time_entry.html"
-    return render(request, template, context, status=422 if form.errors else 200)
+    response = render(request, template, context, status=422 if form.errors else 200)
+    if saved:
+        response["HX-Trigger"] = "time-entry-saved"  # the ticket panels beside the sessions list it
+    return response
 
 
 # --- Inviting a ticket's contact ------------------------------------------------------------
@@ -293,8 +263,7 @@ def ticket_chat(request: HtmxHttpRequest, ticket_id: int):
 def supervisor(request: HtmxHttpRequest):
     """Show every queue's waiting count and today's figures, and every engineer's load.
 
-    The board re-fetches itself every few seconds (htmx polling), which is simpler than a
-    socket and plenty for figures a supervisor glances at.
+    The page's socket (chat/supervisor.py) sends the board again whenever it changes.
     """
     engineer = _engineer(request)
     if not engineer.is_supervisor:

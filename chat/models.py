@@ -148,6 +148,15 @@ class ChatRoom(models.Model):
     def is_active(self) -> bool:
         return self.state == self.State.ACTIVE
 
+    @property
+    def client(self):
+        """Return the contact this chat is with: who asked for it, or who was invited to it.
+
+        Not the ticket's contact: a colleague of the same company may chat about the ticket.
+        Read it with select_related("request__contact__user").
+        """
+        return self.request.contact
+
 
 class ChatParticipant(models.Model):
     """Someone's place in a room. `left_at` is empty while they are in it."""

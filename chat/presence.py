@@ -29,9 +29,11 @@ _sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
 async def engineer_connected(engineer_id: int) -> None:
-    """Count a HUD socket and mark the engineer seen at once."""
+    """Count a HUD socket and mark the engineer seen at once (supervisors see them come online)."""
     _connected[engineer_id] += 1
     await call_service(services.touch_presence, [engineer_id])
+    if _connected[engineer_id] == 1:
+        await events.publish_async(events.supervisor_group(), {"type": "supervisor.changed"})
 
 
 def engineer_disconnected(engineer_id: int) -> None:

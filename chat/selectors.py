@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, contact_may, decision_from_levels, feature_levels_sql
+from deskchat.timefmt import format_when
 from tickets.models import TimeEntry
 
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
@@ -356,7 +357,7 @@ def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
     """Return a room the user is (or was) a participant of; refuse anyone else."""
     room = (
         ChatRoom.objects.filter(pk=room_id, participants__user=user)
-        .select_related("ticket__company", "ticket__contact__user", "request")
+        .select_related("ticket__company", "request__contact__user")
         .first()
     )
     if room is None:
@@ -391,7 +392,6 @@ def participants_of_rooms(room_ids) -> dict[int, list[ChatParticipant]]:
 
 def message_payload(message: ChatMessage) -> dict:
     """Return the small JSON-safe form of a message that events carry and fragments render."""
-    created = timezone.localtime(message.created)
     return {
         "room_id": message.room_id,
         "seq": message.seq,
@@ -400,8 +400,8 @@ def message_payload(message: ChatMessage) -> dict:
         "kind": message.kind,
         "body": message.body,
         "client_msg_id": message.client_msg_id,
-        "created": created.isoformat(),
-        "time": created.strftime("%H:%M"),
+        # Each viewer's socket writes it in their own time zone (fragments.message_html).
+        "created": message.created.isoformat(),
     }
 
 
@@ -423,12 +423,17 @@ def messages_of_rooms(room_ids) -> dict[int, list[dict]]:
 
 
 def transcript_text(room: ChatRoom) -> str:
-    """Return a plain-text transcript with times and names, for notes and the copied log."""
+    """Return a plain-text transcript with times and names, for notes and the copied log.
+
+    Times are in the active (the viewer's) time zone, which the first line names: a transcript
+    filed on the ticket is read later by people in other zones.
+    """
     lines = [
-        f"Chat #{room.pk} on ticket #{room.ticket_id}, started {timezone.localtime(room.started_at):%Y-%m-%d %H:%M}"
+        f"Chat #{room.pk} on ticket #{room.ticket_id} with {room.client.name}, started "
+        f"{format_when(room.started_at)} ({timezone.get_current_timezone_name()})"
     ]
     for message in room.messages.order_by("seq"):
-        stamp = timezone.localtime(message.created).strftime("%H:%M:%S")
+        stamp = format_when(message.created)
         if message.kind == ChatMessage.Kind.SYSTEM:
             lines.append(f"[{stamp}] * {message.body}")
         else:
@@ -436,8 +441,13 @@ def transcript_text(room: ChatRoom) -> str:
     return "\n".join(lines)
 
 
+def _ended_chats(ticket) -> QuerySet:
+    """Return a ticket's ended chats: its history. One still going is a session, not history yet."""
+    return ticket.chat_rooms.filter(state=ChatRoom.State.ENDED)
+
+
 def chat_history(*, ticket, limit: int | None = None, transcripts: bool = True) -> list[ChatRoom]:
-    """Return a ticket's chats, newest first, with participants, counts, durations and (unless
+    """Return a ticket's ended chats, newest first, with participants, counts, durations and (unless
     `transcripts` is false) each transcript, in three queries however many chats there are.
 
     `room.transcript` holds the messages as payloads (`message_payload`, in seq order), the form
@@ -448,7 +458,8 @@ def chat_history(*, ticket, limit: int | None = None, transcripts: bool = True) 
     if transcripts:
         related.append(Prefetch("messages", queryset=ChatMessage.objects.order_by("seq"), to_attr="transcript"))
     rooms = (
-        ticket.chat_rooms.prefetch_related(*related)
+        _ended_chats(ticket)
+        .prefetch_related(*related)
         .annotate(
             message_count=Count("messages", filter=~Q(messages__kind=ChatMessage.Kind.SYSTEM)),
             duration=F("ended_at") - F("started_at"),
@@ -462,8 +473,8 @@ def chat_history(*, ticket, limit: int | None = None, transcripts: bool = True) 
 
 
 def chat_count(*, ticket) -> int:
-    """Return how many chats the ticket has had, live ones included (what chat_history would list)."""
-    return ticket.chat_rooms.count()
+    """Return how many ended chats the ticket has had (what chat_history lists)."""
+    return _ended_chats(ticket).count()
 
 
 def chat_context_for_ticket(*, user, ticket, with_history: bool) -> dict:
@@ -496,9 +507,8 @@ def templates_for(*, engineer: Engineer) -> list[MessageTemplate]:
 
 def render_template(template: MessageTemplate, *, room: ChatRoom, engineer: Engineer) -> str:
     """Fill a template's placeholders for this room; unknown placeholders stay as written."""
-    contact = room.ticket.contact
     values = {
-        "client_first_name": contact.first_name,
+        "client_first_name": room.client.first_name,
         "engineer_name": engineer.display_name,
         "ticket_number": room.ticket.number,
     }
@@ -527,7 +537,7 @@ def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
         RoomInvitation.objects.filter(
             engineer=engineer, state=RoomInvitation.State.PENDING, room__state=ChatRoom.State.ACTIVE
         )
-        .select_related("room__ticket__company", "invited_by")
+        .select_related("room__ticket__company", "room__request__contact__user", "invited_by")
         .order_by("created", "pk")
     )
 
@@ -566,7 +576,7 @@ def rooms_left_since(*, engineer: Engineer, since, limit: int = 5) -> list[ChatR
     participations = (
         ChatParticipant.objects.filter(user_id=engineer.user_id, left_at__gte=since)
         .exclude(Exists(wrapped_up))
-        .select_related("room__ticket__company", "room__ticket__contact__user", "room__request")
+        .select_related("room__ticket__company", "room__request__contact__user")
         .order_by("-left_at")[:limit]
     )
     return [participation.room for participation in participations]
@@ -574,7 +584,7 @@ def rooms_left_since(*, engineer: Engineer, since, limit: int = 5) -> list[ChatR
 
 def get_room_for_engineer(*, engineer: Engineer, room_id: int) -> ChatRoom:
     """Return any chat room to an engineer (engineers see every ticket, so every chat log)."""
-    room = ChatRoom.objects.filter(pk=room_id).select_related("ticket").first()
+    room = ChatRoom.objects.filter(pk=room_id).select_related("ticket", "request__contact__user").first()
     if engineer is None or room is None:
         raise Http404("No such chat.")
     return room
@@ -650,6 +660,20 @@ def supervisor_overview() -> dict:
     engineers = list(
         Engineer.objects.select_related("user").annotate(open_sessions=_open_session_count()).order_by("display_name")
     )
+    chatting_with = _clients_of_open_sessions()
     for engineer in engineers:
         engineer.online = is_online(engineer)
+        engineer.sessions = chatting_with.get(engineer.user_id, [])
     return {"queues": rows, "total": total, "engineers": engineers, "today": today, "now": now}
+
+
+def _clients_of_open_sessions() -> dict[int, list[ChatRoom]]:
+    """Return each engineer's (by user id) active chats, oldest first, with the client of each, in one query."""
+    sessions: dict[int, list[ChatRoom]] = {}
+    for participation in (
+        _present_in_active_rooms(role=ChatParticipant.Role.ENGINEER)
+        .select_related("room__request__contact__user")
+        .order_by("room__started_at", "room_id")
+    ):
+        sessions.setdefault(participation.user_id, []).append(participation.room)
+    return sessions

@@ -40,6 +40,17 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def supervisor_group() -> str:
+    """Name the group of every supervisor view's socket."""
+    return "supervisors"
+
+
+# What the supervisor view shows changes with these: the queues (waiting, answered, expired …)
+# and each engineer's availability and open sessions. publish_on_commit nudges the supervisors'
+# group beside the event's own group, so no service has to remember the supervisor view.
+SUPERVISOR_NUDGED_BY = frozenset({"queue.changed", "room.opened", "room.left", "room.ended", "availability.changed"})
+
+
 # Nudges whose send failed (Redis down). Each process's sweeper sends them again once the layer
 # works: a message stored during the outage otherwise reaches a quiet room only with the next
 # message or reconnect. A receiver still resubscribing misses the first resend, so each goes out
@@ -104,8 +115,13 @@ _held = threading.local()  # .events: a list while call_service runs a service i
 
 
 def publish_on_commit(group: str, event: dict) -> None:
-    """Send an event to a group once the current transaction commits (at once outside one)."""
+    """Send an event to a group once the current transaction commits (at once outside one).
+
+    An event that changes the supervisor view also nudges the supervisors' group.
+    """
     transaction.on_commit(lambda: _publish_or_hold(group, event))
+    if event.get("type") in SUPERVISOR_NUDGED_BY:
+        transaction.on_commit(lambda: _publish_or_hold(supervisor_group(), {"type": "supervisor.changed"}))
 
 
 def _publish_or_hold(group: str, event: dict) -> None:

@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "deskchat.middleware.ContentSecurityPolicyMiddleware",
+    "deskchat.middleware.TimeZoneMiddleware",
     # Last, so it turns any sign-in axes refused (portal, admin, any later form) into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -108,6 +109,8 @@ TEMPLATES = [
                 "deskchat.context_processors.deskchat",
                 "chat.context_processors.chat_dock",
             ],
+            # One way to write a moment, on every template without a {% load %} (deskchat/timefmt.py).
+            "builtins": ["deskchat.timefmt"],
         },
     },
 ]

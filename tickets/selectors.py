@@ -3,7 +3,7 @@
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from .models import Ticket, TicketNote
+from .models import Ticket, TicketNote, TimeEntry
 
 
 def is_engineer(user) -> bool:
@@ -67,3 +67,31 @@ def list_notes_for_user(*, user, ticket: Ticket) -> QuerySet[TicketNote]:
     if not is_engineer(user):
         notes = notes.filter(internal=False)
     return notes
+
+
+def list_time_entries_for_user(*, user, ticket: Ticket) -> list[TimeEntry]:
+    """Return a ticket's time entries, newest first, each marked `editable` by this user; none to clients.
+
+    Time entries are the desk's own records (billing, workload), so clients never see them.
+    """
+    if not is_engineer(user):
+        return []
+    entries = list(ticket.time_entries.select_related("engineer").order_by("-started", "-pk"))
+    for entry in entries:
+        entry.editable = entry.engineer.user_id == user.pk
+    return entries
+
+
+def get_time_entry_for_user(*, user, ticket_id: int, entry_id: int) -> TimeEntry:
+    """Return one time entry of a ticket to an engineer; raise Http404 to anyone else.
+
+    Whether they may change it is the service's decision (update_time_entry).
+    """
+    if not is_engineer(user):
+        raise Http404("No such time entry.")
+    try:
+        entry = TimeEntry.objects.select_related("engineer", "ticket").get(pk=entry_id, ticket_id=ticket_id)
+    except (TimeEntry.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such time entry.") from None
+    entry.editable = entry.engineer.user_id == user.pk
+    return entry

@@ -1,16 +1,18 @@
 """Ticket pages for clients (their company's tickets) and engineers (all tickets)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import CREATE_TICKET, contact_may
 
 from . import selectors, services
-from .forms import NoteForm, TicketForm
+from .forms import NoteForm, TicketForm, TimeEntryForm
 
 TICKETS_PER_PAGE = 50
 
@@ -74,6 +76,7 @@ def _detail_context(request, ticket, form, *, tab: str = "notes") -> dict:
         "ticket": ticket,
         "notes": selectors.list_notes_for_user(user=request.user, ticket=ticket),
         "note_form": form,
+        "time_entries": selectors.list_time_entries_for_user(user=request.user, ticket=ticket),
         **chat,
         "tab": "history" if tab == "history" and chat["chat_count"] else "notes",
     }
@@ -103,3 +106,56 @@ def note_add(request, ticket_id: int):
         return render(request, "tickets/detail.html", _detail_context(request, ticket, form), status=422)
     context = {**_detail_context(request, ticket, form), "notes_changed": True}
     return render(request, "tickets/detail.html#notes", context, status=422 if form.errors else 200)
+
+
+@require_GET
+@login_required
+def time_entry(request, ticket_id: int, entry_id: int):
+    """Return one time entry's card (htmx: after Cancel on its correction); else go to the ticket."""
+    entry = selectors.get_time_entry_for_user(user=request.user, ticket_id=ticket_id, entry_id=entry_id)
+    if not request.htmx:
+        return redirect("tickets:detail", ticket_id=entry.ticket_id)
+    return render(request, "tickets/_time_entries.html#entry", {"entry": entry})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def time_entry_edit(request, ticket_id: int, entry_id: int):
+    """Let the engineer who entered a time entry correct it; anyone else is refused (403)."""
+    entry = selectors.get_time_entry_for_user(user=request.user, ticket_id=ticket_id, entry_id=entry_id)
+    if not entry.editable:
+        raise PermissionDenied("Only the engineer who entered this time may correct it.")
+    auto_id = f"time-entry-{entry.pk}-%s"  # the ticket page may hold several entries' forms
+    if request.method == "POST":
+        form = TimeEntryForm(request.POST, auto_id=auto_id)
+        if form.is_valid():
+            try:
+                entry = services.update_time_entry(entry=entry, engineer=request.user.engineer, **form.cleaned_data)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                if not request.htmx:
+                    messages.success(request, f"Time entry corrected: {entry.hours} h.")
+                    return redirect("tickets:detail", ticket_id=entry.ticket_id)
+                entry.editable = True
+                return render(request, "tickets/_time_entries.html#entry", {"entry": entry})
+    else:
+        form = TimeEntryForm(
+            auto_id=auto_id,
+            initial={
+                "started": entry.started,
+                "ended": entry.ended,
+                "hours": entry.hours,
+                "notes": entry.notes,
+                "billable": entry.billable,
+            },
+        )
+    context = {
+        "entry": entry,
+        "form": form,
+        "rounding": settings.TIME_ENTRY_ROUNDING_MINUTES,
+        "time_zone": timezone.get_current_timezone_name(),
+    }
+    template = "tickets/time_entry_edit.html#form" if request.htmx else "tickets/time_entry_edit.html"
+    return render(request, template, context, status=422 if form.errors else 200)

@@ -25,6 +25,12 @@ def chat_clock(since: datetime | None) -> str:
 
 
 @register.filter
+def chat_seconds(seconds: int | None) -> str:
+    """Render a number of seconds as the HUD's m:ss clock (h:mm:ss past an hour); "–" for none."""
+    return "–" if seconds is None else _clock(seconds)
+
+
+@register.filter
 def chat_duration(value: timedelta | None) -> str:
     """Render a chat's length for people: "45 s", "4 min 12 s", "1 h 5 min"."""
     if value is None:

@@ -474,10 +474,7 @@
   function localizeTimes() {
     document.querySelectorAll("#chat-room time[datetime]:not([data-local])").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
-      if (!isNaN(when)) {
-        el.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-        el.title = when.toLocaleString();
-      }
+      if (!isNaN(when)) el.textContent = window.DeskChat.when(when); // the one format (static/deskchat/time.js)
       el.dataset.local = "1";
     });
   }

@@ -8,7 +8,8 @@
  *   - tabs with unread counts, read positions and typing notices;
  *   - the queue's live timers and overdue state, the new-request alert (popup, desktop
  *     notification, repeating beep while unseen) with Launch and Dismiss;
- *   - templates into the message box, Copy chat log, and the time entry's hours.
+ *   - templates into the message box and Copy chat log (static/deskchat/time.js fills the time
+ *     entry's hours).
  * The CSP forbids inline script, so everything lives here and listens by delegation.
  */
 (function () {
@@ -688,19 +689,6 @@
       });
     });
   }
-
-  // The time entry's hours follow its start and end, rounded up like the server does.
-  hud.addEventListener("change", function (event) {
-    var form = event.target.closest && event.target.closest("form.time-entry");
-    if (!form || (event.target.name !== "started" && event.target.name !== "ended")) return;
-    var started = Date.parse(form.elements.started.value);
-    var ended = Date.parse(form.elements.ended.value);
-    if (isNaN(started) || isNaN(ended) || ended < started) return;
-    var step = Number(form.dataset.rounding || 0);
-    var minutes = (ended - started) / 60000;
-    if (step > 0) minutes = Math.max(1, Math.ceil(Number((minutes / step).toFixed(6)))) * step;
-    form.elements.hours.value = (minutes / 60).toFixed(2);
-  });
 
   // --- Start ----------------------------------------------------------------------------------
 

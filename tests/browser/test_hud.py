@@ -13,10 +13,14 @@ from playwright.sync_api import expect
 
 from accounts.models import Engineer
 from chat.models import ChatRequest, ChatRoom, MessageTemplate
+from deskchat.timefmt import PARSE_FORMAT, format_when
 from tests.conftest import login
 from tickets.models import TimeEntry
 
 pytestmark = pytest.mark.browser
+
+# How every screen writes a moment (deskchat.timefmt.format_when): "Dec 2, 2026 05:12".
+WHEN = r"[A-Z][a-z]{2} \d{1,2}, \d{4} \d\d:\d\d"
 
 LAPTOP = {"width": 1360, "height": 900}
 WAIT = 20_000  # ms: the machine is shared, so expectations wait generously
@@ -98,8 +102,10 @@ class Watcher:
         )
 
 
-def open_page(browser, base_url, username, *, permissions=(), shim=False):
-    context = browser.new_context(viewport=LAPTOP, permissions=list(permissions), base_url=base_url)
+def open_page(browser, base_url, username, *, permissions=(), shim=False, time_zone=None):
+    context = browser.new_context(
+        viewport=LAPTOP, permissions=list(permissions), base_url=base_url, timezone_id=time_zone
+    )
     if shim:
         context.add_init_script(BACKGROUND_SHIM)
     page = context.new_page()
@@ -261,12 +267,11 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(ticket_panel).to_contain_text("Contoso Dental")
     expect(ticket_panel).to_contain_text("It started after this morning's update.")
     expect(ticket_panel).to_contain_text("Probably the token cache")
-    ticket_panel.locator("summary", has_text="Chat history").click()
-    history = ticket_panel.locator("ol.chat-history li")
-    expect(history).to_have_count(1)
-    expect(history).to_contain_text(f"Chat #{room_id}")
-    expect(history.locator(".badge")).to_have_text("Live")
-    expect(history).not_to_contain_text("message")  # a count taken at load would be stale at once
+    # The chat in progress is this session, not history: neither counted nor listed there.
+    history_summary = ticket_panel.locator("summary", has_text="Chat history")
+    expect(history_summary.locator(".count")).to_have_text("0")
+    history_summary.click()
+    expect(ticket_panel.locator("ol.chat-history li")).to_have_text(["No chats yet."])
     expect(panel.get_by_role("button", name="Copy chat log")).to_be_disabled()
     expect(panel.get_by_role("button", name="Enter time entry")).to_be_disabled()
 
@@ -339,10 +344,10 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     panel.get_by_role("button", name="Copy chat log").click()
     expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
     log = winner.evaluate("navigator.clipboard.readText()")
-    assert log.startswith(f"Chat #{room_id} on ticket #{desk['ticket'].pk}, started ")
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] Carol Diaz: Hello, it asks for my password <again>\.$", log, re.M)
-    assert re.search(rf"^\[\d\d:\d\d:\d\d\] {winner_name}: {re.escape(greeting)} How can I help\?$", log, re.M)
-    assert re.search(rf"^\[\d\d:\d\d:\d\d\] \* {winner_name} left\.$", log, re.M)
+    assert log.startswith(f"Chat #{room_id} on ticket #{desk['ticket'].pk} with Carol Diaz, started ")
+    assert re.search(rf"^\[{WHEN}\] Carol Diaz: Hello, it asks for my password <again>\.$", log, re.M)
+    assert re.search(rf"^\[{WHEN}\] {winner_name}: {re.escape(greeting)} How can I help\?$", log, re.M)
+    assert re.search(rf"^\[{WHEN}\] \* {winner_name} left\.$", log, re.M)
     screenshot(winner, "09-left-log-copied")
 
     # Enter time entry opens the form pre-filled from the chat, copies the log again, and saves a
@@ -355,8 +360,8 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(form.locator("[name=notes]")).to_have_value(re.compile(r"Carol Diaz: Hello, it asks for my password"))
     expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
     assert "How can I help?" in winner.evaluate("navigator.clipboard.readText()")
-    ended = datetime.fromisoformat(form.locator("[name=ended]").input_value())
-    started = (ended - timedelta(minutes=16)).strftime("%Y-%m-%dT%H:%M:%S")
+    ended = datetime.strptime(form.locator("[name=ended]").input_value(), PARSE_FORMAT)
+    started = format_when(ended - timedelta(minutes=16))
     form.locator("[name=started]").fill(started)
     form.locator("[name=started]").dispatch_event("change")
     expect(form.locator("[name=hours]")).to_have_value("0.50")
@@ -439,9 +444,13 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     board = dana_ctx.new_page()
     board.set_default_timeout(WAIT)
     board.goto("/hud/supervisor/")
+    expect(board.locator("#supervisor-connection")).to_have_attribute("data-state", "live", timeout=WAIT)
     row = board.locator(f"tr[data-queue-id='{desk['queue'].pk}']")
     expect(row.locator("[data-col=waiting]")).to_have_text("2")
-    expect(row.locator("[data-col=longest]")).to_have_text(re.compile(r"^\d+ s$"))
+    # Waits read as the HUD's clock (m:ss), and tick on between two boards.
+    longest = row.locator("[data-col=longest]")
+    expect(longest).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(longest).not_to_have_text(longest.inner_text(), timeout=WAIT)
     engineers = board.locator("table.supervisor-engineers")
 
     def engineer_cell(name, column):
@@ -451,6 +460,16 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     expect(engineer_cell("sam", "availability")).to_contain_text("Busy")
     expect(engineer_cell("dana", "availability")).to_contain_text("Available")
     screenshot(board, "02-supervisor-two-waiting")
+    # On a phone every cell, the totals row's too, keeps its column's name.
+    board.set_viewport_size({"width": 390, "height": 844})
+    labels = board.evaluate(
+        """() => [...document.querySelectorAll('.supervisor-queues tfoot td')]
+                 .filter(td => getComputedStyle(td, '::before').content !== 'none')
+                 .map(td => td.dataset.label)"""
+    )
+    assert labels == ["Waiting", "Longest wait", "Answered", "Abandoned", "Expired", "Callbacks", "Median wait"]
+    screenshot(board, "02b-supervisor-on-a-phone")
+    board.set_viewport_size(LAPTOP)
 
     # Dana comes back and answers Carol, with the popup still up since Nina waits too.
     dana.evaluate("window.__background = false")
@@ -467,7 +486,8 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     send_from_hud(dana, room.pk, "Hi Carol, looking now.")
     expect(carol.locator(f"#room-{room.pk}-messages")).to_contain_text("Hi Carol, looking now.", timeout=WAIT)
 
-    # The supervisor view follows: one waiting, one answered, Dana in one session.
+    # The supervisor view follows live over its socket (it does not poll): one waiting, one
+    # answered, Dana in one session.
     expect(row.locator("[data-col=waiting]")).to_have_text("1", timeout=WAIT)
     expect(row.locator("[data-col=answered]")).to_have_text("1")
     expect(engineer_cell("dana", "sessions")).to_have_text("1 / 1")
@@ -546,7 +566,9 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     # Sam, looking elsewhere, also gets a desktop notification of the invitation.
     wait_until(sam, "window.__notifications.some(n => n.title === 'DeskChat: chat invitation')")
     invitation = [n for n in sam.evaluate("window.__notifications") if n["title"] == "DeskChat: chat invitation"]
-    assert invitation[0]["body"].startswith(f"You are invited to a chat on ticket #{desk['ticket'].pk} ")
+    assert invitation[0]["body"].startswith(
+        f"You are invited to a chat with Carol Diaz on ticket #{desk['ticket'].pk} "
+    )
     sam.evaluate("window.__background = false")
     card.get_by_role("button", name="Join").click()
     expect(session(sam, room.pk)).to_be_visible(timeout=WAIT)
@@ -645,3 +667,183 @@ def test_contact_is_refused_the_hud_and_engineer_invites_contact_from_ticket(bro
         assert watcher.errors == []
     for context in (carol_ctx, dana_ctx):
         context.close()
+
+
+NEW_YORK = "America/New_York"
+
+
+def written_in_new_york(moment) -> str:
+    """What every screen must show for a moment to a viewer whose browser is in New York."""
+    from django.utils import timezone
+
+    with timezone.override(NEW_YORK):
+        return format_when(moment)
+
+
+def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browser, daphne_servers, screenshot, desk, f):
+    """Carol chats about her colleague Ken's ticket: the HUD's tab, heading, message box, greeting,
+    ticket panel and chat log name Carol, not Ken. Dana's time entry shows in the ticket panel and on
+    the staff ticket page, where she corrects it (its form fits at laptop and phone widths). For
+    viewers in New York, one message's time reads the same on the HUD, in the client's dialog, in
+    the chat log and in the ticket's Chat history, and the time entry's start the same in the panel
+    and on the ticket page, all in the one format."""
+    ken = f.make_contact(username="ken", first_name="Ken", last_name="Adams", company=desk["company"])
+    ken_ticket = f.make_ticket(contact=ken, summary="Monitor flickers on the left")
+    base = daphne_servers(1)[0].url
+    dana_ctx, dana, dana_w = open_page(
+        browser, base, "dana", permissions=["clipboard-read", "clipboard-write"], time_zone=NEW_YORK
+    )
+    carol_ctx, carol, carol_w = open_page(browser, base, "carol", time_zone=NEW_YORK)
+    open_hud(dana)
+
+    # Carol asks to chat about Ken's ticket; Dana answers.
+    join_chat(carol, ken_ticket)
+    request = ChatRequest.objects.get(contact=desk["carol"])
+    item = queue_item(dana, request.pk)
+    expect(item.locator(".who")).to_have_text("Carol Diaz", timeout=WAIT)
+    item.get_by_role("button", name="Answer").click()
+    expect(dana.locator("#sessions > .session")).to_have_count(1, timeout=WAIT)
+    room = ChatRoom.objects.get(request=request)
+    panel = session(dana, room.pk)
+
+    # Everything about "the client" is Carol, who is in the chat; Ken stays the ticket's contact.
+    expect(dana.locator(f"#tab-room-{room.pk}")).to_contain_text(f"Carol Diaz · #{ken_ticket.pk}")
+    expect(panel.locator(".session-head h3")).to_contain_text("Carol Diaz, Contoso Dental")
+    expect(panel.get_by_label("Message to Carol Diaz")).to_be_visible()
+    expect(panel.locator(".session-head")).not_to_contain_text("Ken")
+    ticket_panel = panel.locator(".session-ticket")
+    expect(ticket_panel.locator(".session-client dt")).to_have_text("In this chat", timeout=WAIT)
+    expect(ticket_panel.locator(".session-client dd")).to_have_text("Carol Diaz")
+    expect(ticket_panel.locator("dt", has_text="Ticket contact").locator("xpath=following-sibling::dd")).to_have_text(
+        "Ken Adams"
+    )
+    panel.get_by_role("button", name="Greeting: Hello").click()
+    box = panel.locator("form.compose textarea")
+    expect(box).to_have_value(f"Hi Carol, Dana Reyes here about ticket #{ken_ticket.pk}.")
+    box.press("Enter")
+    expect(carol.locator(f"#room-{room.pk}-messages")).to_contain_text("Hi Carol, Dana Reyes", timeout=WAIT)
+    screenshot(dana, "01-session-names-carol")
+
+    # One message, the same time text in New York on both sides.
+    carol.fill("#chat-input", "The left half flickers when it warms up.")
+    carol.click("#chat-send")
+    expect(panel.locator(".messages")).to_contain_text("The left half flickers", timeout=WAIT)
+    message = room.messages.get(body="The left half flickers when it warms up.")
+    expected = written_in_new_york(message.created)
+    assert expected != format_when(message.created)  # the server runs on UTC: the zone did change
+    hud_time = panel.locator(f"#msg-{room.pk}-{message.seq} time")
+    dock_time = carol.locator(f"#room-{room.pk}-messages li[data-seq='{message.seq}'] time")
+    expect(hud_time).to_have_text(expected)
+    expect(dock_time).to_have_text(expected)
+    screenshot(carol, "02-client-dialog-time")
+
+    # Dana leaves, then Carol: the chat ends and the log names Carol, in New York time.
+    panel.locator("form.leave-form").get_by_role("button", name="Leave").click()
+    expect(panel).to_have_attribute("data-state", "closed", timeout=WAIT)
+    carol.get_by_role("button", name="Leave the chat").click()
+    deadline = time.monotonic() + WAIT / 1000
+    while ChatRoom.objects.get(pk=room.pk).is_active:
+        assert time.monotonic() < deadline, "the chat did not end"
+        time.sleep(0.1)
+    panel.get_by_role("button", name="Copy chat log").click()
+    expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
+    log = dana.evaluate("navigator.clipboard.readText()")
+    assert log.startswith(f"Chat #{room.pk} on ticket #{ken_ticket.pk} with Carol Diaz, started ")
+    assert f"({NEW_YORK})" in log.splitlines()[0]
+    assert f"[{expected}] Carol Diaz: The left half flickers when it warms up." in log
+
+    # The time entry: its fields fit the form at laptop width, and it saves.
+    panel.get_by_role("button", name="Enter time entry").click()
+    form = panel.locator("form.time-entry")
+    expect(form).to_be_visible(timeout=WAIT)
+    expect(form.locator("[name=started]")).to_have_value(re.compile(f"^{WHEN}$"))
+    expect(form).to_contain_text(f"Times in {NEW_YORK}.")
+    assert_inside(form, form.locator("[name=hours]"))
+    # The grid holds whatever its inputs' own widths: with the browser's wide date-time inputs
+    # (what the form had before) the Hours box used to stick out past the form's edge.
+    form.evaluate(WIDE_MOMENT_INPUTS)
+    for width in (LAPTOP["width"], 1024, 960):  # a small laptop's session column is narrow
+        dana.set_viewport_size({"width": width, "height": LAPTOP["height"]})
+        assert_inside(form, form.locator("[name=hours]"))
+    dana.set_viewport_size(LAPTOP)
+    form.evaluate(TEXT_MOMENT_INPUTS)
+    expect(form.locator("[name=started]")).to_have_value(re.compile(f"^{WHEN}$"))
+    screenshot(dana, "03-time-entry-form-laptop")
+    dana.set_viewport_size({"width": 390, "height": 844})
+    assert_inside(form, form.locator("[name=hours]"))
+    assert_inside(form, form.locator("[name=started]"))
+    screenshot(dana, "04-time-entry-form-phone")
+    dana.set_viewport_size(LAPTOP)
+    form.get_by_role("button", name="Save time entry").click()
+    expect(panel.locator(".time-entry-saved")).to_contain_text("Time entry saved: 0.25 h", timeout=WAIT)
+    entry = TimeEntry.objects.get(ticket=ken_ticket)
+
+    # The ticket panel reloads with the entry: engineer, times, hours, billable, notes, and Edit.
+    card = ticket_panel.locator(f"#time-entry-item-{entry.pk}")
+    expect(card).to_be_visible(timeout=WAIT)
+    expect(card).to_contain_text("Dana Reyes")
+    expect(card).to_contain_text("0.25 h")
+    expect(card).to_contain_text("Billable")
+    started_text = written_in_new_york(entry.started)
+    expect(card.locator(".time-entry-span time").first).to_have_text(started_text)
+    expect(card.locator(".time-entry-notes summary")).to_contain_text(f"Chat #{room.pk} on ticket")
+    expect(ticket_panel.locator("summary", has_text="Chat history").locator(".count")).to_have_text("1")
+    screenshot(dana, "05-ticket-panel-time-entry")
+    # Edit opens the correction in the panel itself; Cancel puts the card back.
+    card.get_by_role("link", name="Edit").click()
+    expect(ticket_panel.locator(f"#time-entry-item-{entry.pk} form.time-entry")).to_be_visible(timeout=WAIT)
+    assert_inside(ticket_panel, ticket_panel.locator(f"#time-entry-item-{entry.pk} [name=hours]"))
+    screenshot(dana, "05b-ticket-panel-correcting")
+    ticket_panel.get_by_role("link", name="Cancel").click()
+    expect(card.locator(".time-entry-hours")).to_have_text("0.25 h", timeout=WAIT)
+
+    # On the staff ticket page: the same entry, the same start text; Dana corrects it in place.
+    page = dana_ctx.new_page()
+    page.set_default_timeout(WAIT)
+    page.goto(f"/tickets/{ken_ticket.pk}/")
+    row = page.locator(f"#time-entry-item-{entry.pk}")
+    expect(row.locator(".time-entry-span time").first).to_have_text(started_text)
+    row.get_by_role("link", name="Edit").click()
+    correction = page.locator(f"#time-entry-item-{entry.pk} form.time-entry")
+    expect(correction).to_be_visible(timeout=WAIT)
+    assert_inside(correction, correction.locator("[name=hours]"))
+    correction.locator("[name=started]").fill(format_when(datetime.strptime(
+        correction.locator("[name=ended]").input_value(), PARSE_FORMAT
+    ) - timedelta(minutes=40)))  # fmt: skip
+    correction.locator("[name=started]").dispatch_event("change")
+    expect(correction.locator("[name=hours]")).to_have_value("0.75")
+    correction.locator("[name=notes]").fill("Reseated the monitor cable.")
+    screenshot(page, "06-correcting-time-entry")
+    correction.get_by_role("button", name="Save correction").click()
+    expect(row).to_contain_text("0.75 h", timeout=WAIT)
+    expect(row).to_contain_text("Reseated the monitor cable.")
+    expect(row).not_to_have_class(re.compile(r"\bediting\b"))  # htmx has settled the swapped card
+    entry.refresh_from_db()
+    assert entry.hours == Decimal("0.75") and entry.notes == "Reseated the monitor cable."
+    screenshot(page, "07-ticket-page-time-entries")
+
+    # The ticket's Chat history writes the message's time as the HUD and the dialog did.
+    page.goto(f"/tickets/{ken_ticket.pk}/?tab=history")
+    expect(page.locator(f"#chat-history-{room.pk} .transcript")).to_contain_text(expected)
+    screenshot(page, "08-chat-history-times")
+
+    for watcher in (dana_w, carol_w):
+        assert watcher.errors == []
+    for context in (dana_ctx, carol_ctx):
+        context.close()
+
+
+# The browser's own date-time inputs (what the form had before) are wide whatever the space.
+WIDE_MOMENT_INPUTS = """f => f.querySelectorAll('[name=started], [name=ended]').forEach(i => {
+  i.dataset.keep = i.value; i.type = 'datetime-local'; i.step = '1'; i.value = '2026-12-02T04:37:53';
+})"""
+TEXT_MOMENT_INPUTS = """f => f.querySelectorAll('[name=started], [name=ended]').forEach(i => {
+  i.type = 'text'; i.removeAttribute('step'); i.value = i.dataset.keep;
+})"""
+
+
+def assert_inside(outer, inner):
+    """Assert an element's box lies within another's (a field that sticks out of its form fails)."""
+    o, i = outer.bounding_box(), inner.bounding_box()
+    assert o and i, "not rendered"
+    assert i["x"] >= o["x"] - 0.5 and i["x"] + i["width"] <= o["x"] + o["width"] + 0.5, (o, i)

@@ -11,7 +11,6 @@ MESSAGE = {
     "body": "Line one <script>alert(1)</script>\nline & two",
     "client_msg_id": "c-1",
     "created": "2026-12-01T10:15:00+00:00",
-    "time": "10:15",
 }
 
 
@@ -22,8 +21,17 @@ def test_a_live_message_carries_what_the_browser_and_tools_read():
         '<li id="msg-7-3" class="msg msg-text mine" data-seq="3" data-room="7" data-kind="text" '
         'data-client-msg-id="c-1">'
     )
-    assert '<time datetime="2026-12-01T10:15:00+00:00">10:15</time>' in html
+    assert '<time datetime="2026-12-01T10:15:00+00:00" data-when>Dec 1, 2026 10:15</time>' in html
     assert " mine" not in message_html(MESSAGE, viewer_id=12)
+
+
+def test_a_message_time_is_written_in_the_viewers_time_zone():
+    """The socket activates its viewer's zone; the payload carries the moment, not its text."""
+    from django.utils import timezone
+
+    with timezone.override("America/New_York"):
+        html = message_html(MESSAGE, viewer_id=11)
+    assert '<time datetime="2026-12-01T10:15:00+00:00" data-when>Dec 1, 2026 05:15</time>' in html
 
 
 def test_person_typed_text_is_escaped_and_line_breaks_kept():

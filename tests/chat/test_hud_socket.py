@@ -160,3 +160,123 @@ async def test_clients_behind_a_request_that_leaves_move_up_from_one_shared_read
     assert len(reads) == 1
     for socket in sockets:
         await socket.close()
+
+
+async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
+    """One message, two viewers: the engineer in New York and the client in Tokyo each read their own time."""
+    from django.utils import timezone
+
+    from chat.models import ChatMessage
+    from deskchat.timefmt import format_when
+
+    def written_in(zone, moment):
+        with timezone.override(zone):
+            return format_when(moment)
+
+    client = await client_socket(desk["carol"].user, time_zone="Asia/Tokyo")
+    dana = await staff_socket(desk["dana"].user, time_zone="America/New_York")
+    await dana.wait_event("queue", count=0)
+    await client.send(action="sync", rooms={})
+    await dana.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await client.send(action="send", room_id=room_id, body="Hello", client_msg_id="c-1")
+    seen_by_dana = await dana.wait_message(room_id, 2)
+    seen_by_client = await client.wait_message(room_id, 2)
+    created = (await sync_to_async(ChatMessage.objects.get)(room_id=room_id, seq=2)).created
+    for viewer, zone in ((seen_by_dana, "America/New_York"), (seen_by_client, "Asia/Tokyo")):
+        assert written_in(zone, created) in viewer.text, (zone, viewer.text)
+    assert written_in("America/New_York", created) not in seen_by_client.text
+    await client.close()
+    await dana.close()
+
+
+# --- The supervisor view's socket -------------------------------------------------------------
+
+
+async def test_only_supervisors_open_the_supervisor_socket(desk, f):
+    """A contact and an engineer who is not a supervisor are refused with 4403."""
+    from tests.chat.wsutil import connect
+
+    for user in (desk["carol"].user, desk["dana"].user):
+        _, connected, code = await connect(user, "/ws/hud/supervisor/")
+        assert not connected and code == 4403
+    _, connected, code = await connect(None, "/ws/hud/supervisor/")
+    assert not connected and code == 4401
+
+
+async def test_supervisor_boards_are_live_and_share_one_read_per_change(desk, f, monkeypatch):
+    """A new request and an answer reach every supervisor's board at once, one read for all of them."""
+    from chat import selectors, supervisor
+
+    monkeypatch.setattr(supervisor, "REFRESH_SECONDS", 3600)
+    bosses = [await sync_to_async(f.make_engineer)(display_name=f"Boss {n}", is_supervisor=True) for n in range(3)]
+    reads = []
+    original = selectors.supervisor_overview
+
+    def counting_overview():
+        reads.append(1)
+        return original()
+
+    monkeypatch.setattr(selectors, "supervisor_overview", counting_overview)
+    sockets = [await connect_supervisor(boss.user) for boss in bosses]
+    for socket in sockets:
+        await socket.wait_event("supervisor")
+        await socket.drain()
+    reads.clear()
+
+    request = await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    for socket in sockets:
+        board = await socket.next_event("supervisor")
+        assert waiting_total(socket.frames[-1]) == "1", board
+    for socket in sockets:
+        await socket.drain()
+    assert len(reads) == 1
+
+    reads.clear()
+    await sync_to_async(services.answer_request)(engineer=desk["dana"], request_id=request.pk)
+    for socket in sockets:
+        await socket.next_event("supervisor")
+        assert waiting_total(socket.frames[-1]) == "0"
+        assert 'data-col="sessions">1 / 3<' in socket.frames[-1].split(f'data-engineer-id="{desk["dana"].pk}"')[1]
+    for socket in sockets:
+        await socket.drain()
+    assert len(reads) == 1
+    for socket in sockets:
+        await socket.close()
+
+
+async def connect_supervisor(user):
+    from tests.chat.wsutil import connect
+
+    socket, connected, code = await connect(user, "/ws/hud/supervisor/")
+    assert connected, code
+    return socket
+
+
+def waiting_total(frame: str) -> str:
+    totals = frame.split("<tfoot>")[1]
+    return totals.split('data-col="waiting">')[1].split("<")[0]
+
+
+async def test_a_read_that_crosses_the_engineers_own_leave_is_not_refused(desk):
+    """The HUD marks "Dana Reyes left." read as it arrives; by then the socket has left the room.
+    That read used to come back as a red "You are not in this chat." on the HUD."""
+    client = await client_socket(desk["carol"].user)
+    dana = await staff_socket(desk["dana"].user)
+    await client.send(action="sync", rooms={})
+    await dana.send(action="sync", rooms={})
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    state = await client.wait_event("client_state", state="waiting")
+    await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await dana.send(action="leave", room_id=room_id)
+    await dana.wait_event("room_closed", room=room_id)
+    mark = len(dana.received)
+    await dana.send(action="read", room_id=room_id, seq=2)
+    await dana.drain()
+    assert not [e for e in dana.received[mark:] if e.attrs.get("data-event") == "error"]
+    await client.close()
+    await dana.close()

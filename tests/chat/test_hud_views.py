@@ -1,5 +1,6 @@
 """The Staff HUD's pages: who may open them, the chat log, time entries, invitations, supervisors."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 from chat import services
 from chat.hud_views import rounded_hours
 from chat.models import ChatParticipant, ChatRequest
+from deskchat.timefmt import TIME_ZONE_COOKIE, format_when
 from tests.queries import statements_run
 from tickets.models import TimeEntry
 
@@ -110,6 +112,7 @@ def test_the_hud_lists_waiting_requests_with_their_wait(client, desk):
     assert f'data-request-id="{request.pk}"' in html
     assert "Carol Client" in html and "Ours Ltd" in html and "VPN drops every hour" in html
     assert 'data-waited="42"' in html
+    assert 'aria-label="waiting time">0:42</span>' in html  # m:ss from the first drawing, as the timer ticks on
     assert 'class="hud-queue overdue"' in html  # 42 s is past the 30 s alert
 
 
@@ -124,11 +127,23 @@ def test_the_chat_log_is_plain_text_with_times_and_names(client, desk):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     text = response.content.decode()
-    assert f"Chat #{room.pk} on ticket #{desk['ticket'].pk}" in text
+    assert f"Chat #{room.pk} on ticket #{desk['ticket'].pk} with Carol Client, started " in text
     assert "Carol Client: It dropped again <b>now</b>" in text
     assert "Dana Reyes: Looking at it" in text
-    stamp = timezone.localtime(room.messages.get(client_msg_id="d1").created).strftime("%H:%M:%S")
+    stamp = format_when(room.messages.get(client_msg_id="d1").created)
     assert f"[{stamp}] Dana Reyes: Looking at it" in text
+
+
+def test_the_chat_log_is_written_in_the_viewers_time_zone_which_it_names(client, desk):
+    """A browser in New York gets New York times, and the log says which zone they are in."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    client.cookies[TIME_ZONE_COOKIE] = "America/New_York"
+    text = client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+    created = room.messages.get(client_msg_id="d1").created
+    with timezone.override("America/New_York"):
+        stamp = format_when(created)
+    assert f"[{stamp}] Dana Reyes: Looking at it" in text and "(America/New_York)" in text.splitlines()[0]
 
 
 def test_the_chat_log_of_a_missing_room_is_not_found(client, desk):
@@ -166,9 +181,9 @@ def test_the_time_entry_form_is_prefilled_from_the_chat(client, desk, settings):
     response = client.get(reverse("hud_time_entry", args=[room.pk]), **HTMX)
     assert response.status_code == 200
     html = response.content.decode()
-    start = timezone.localtime(part.joined_at).strftime("%Y-%m-%dT%H:%M:%S")
-    end = timezone.localtime(part.left_at).strftime("%Y-%m-%dT%H:%M:%S")
-    assert f'value="{start}"' in html and f'value="{end}"' in html
+    # In the one format every screen writes moments in, not the browser's datetime-local format.
+    start, end = format_when(part.joined_at), format_when(part.left_at)
+    assert f'name="started" value="{start}"' in html and f'name="ended" value="{end}"' in html
     assert 'name="hours" value="0.50"' in html
     assert "Dana Reyes: Looking at it" in html
     assert "It dropped again &lt;b&gt;now&lt;/b&gt;" in html  # escaped in the form
@@ -320,6 +335,7 @@ def test_greetings_come_before_farewells_and_own_templates_before_shared_ones(de
 
 def test_the_ticket_panel_shows_details_notes_and_chat_history(client, desk, f):
     room = chat_between(desk)
+    services.leave_room(room_id=room.pk, user=desk["contact"].user)  # the last one out ends it
     f.make_note(ticket=desk["ticket"], author=desk["sam"].user, text="Staff only hint", internal=True)
     client.force_login(desk["dana"].user)
     response = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX)
@@ -447,13 +463,13 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
         response = client.get(reverse("hud_supervisor"), **HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html
-    assert 'hx-trigger="every 5s"' in html
+    assert "every 5s" not in html  # no polling: the supervisor socket sends the board
     desk_row = html.split(f'data-queue-id="{desk["queue"].pk}"')[1].split("</tr>")[0]
     assert 'data-col="waiting">1<' in desk_row
-    assert 'data-col="longest">5' in desk_row  # 50 s (or 51 s if the clock ticked)
+    assert 'data-waited="5' in desk_row and ">0:5" in desk_row  # 50 s (or 51 s if the clock ticked), as m:ss
     assert 'data-col="answered">4<' in desk_row  # three above and chat_between's own
     assert 'data-col="abandoned">1<' in desk_row and 'data-col="expired">1<' in desk_row
-    assert 'data-col="median">15 s<' in desk_row  # waits of about 0, 10, 20 and 60 s
+    assert 'data-col="median">0:15<' in desk_row  # waits of about 0, 10, 20 and 60 s
     network_row = html.split(f'data-queue-id="{network.pk}"')[1].split("</tr>")[0]
     assert 'data-col="waiting">0<' in network_row and 'data-col="median">–<' in network_row
     dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
@@ -462,3 +478,168 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
     assert "Away" in sam_row and 'data-col="sessions">0 / 3<' in sam_row
     full = client.get(reverse("hud_supervisor")).content.decode()
     assert "<html" in full and "Supervisor view" in full
+
+
+def test_the_supervisor_sees_who_is_offline_as_offline_with_what_they_set(client, desk, f):
+    """Not "Available (offline)": an engineer without a HUD open is Offline, and what they set is said apart."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    services.touch_presence([desk["dana"].pk])
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
+    assert "avail-available" in dana_row and "Offline" not in dana_row
+    sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
+    assert '<span class="badge avail-offline">Offline</span> <span class="muted">(set to Available)</span>' in sam_row
+    assert "avail-available" not in sam_row
+
+
+def test_every_cell_of_the_supervisor_totals_row_is_labelled_for_phones(client, desk, f):
+    """On a phone each cell shows its column's name (data-label), the totals row too."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    totals = html.split("<tfoot>")[1].split("</tfoot>")[0]
+    cells = re.findall(r"<t[hd][^>]*>", totals)
+    assert len(cells) == 8 and all("data-label=" in cell for cell in cells)
+    assert "All queues" in totals
+
+
+# --- The client of a session is who is in the chat, not the ticket's contact ------------------
+
+
+@pytest.fixture
+def colleague_chat(desk, f):
+    """Ken, Carol's colleague, asks to chat about Carol's ticket, and Dana answers."""
+    ken = f.make_contact(company=desk["company"], first_name="Ken", last_name="Adams")
+    request = services.request_chat(contact=ken, ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    return {"ken": ken, "room": room}
+
+
+def test_a_session_names_the_contact_in_the_chat_not_the_tickets_contact(client, desk, colleague_chat):
+    """Tab title, heading and the message box's label name Ken, who asked, on Carol's ticket."""
+    from chat import fragments
+
+    room = colleague_chat["room"]
+    context = fragments.session_context(room.pk, viewer=desk["dana"].user)
+    html = fragments._render(fragments.STAFF, "session_panel", {**context, "messages": []})
+    assert f'data-title="Ken Adams · #{desk["ticket"].pk}"' in html
+    assert "· Ken Adams, Ours Ltd</span>" in html
+    assert 'aria-label="Message to Ken Adams"' in html
+    assert "Carol" not in html
+
+
+def test_a_greeting_greets_the_contact_in_the_chat(desk, colleague_chat):
+    """{client_first_name} is the first name of who asked (or was invited), not the ticket's contact."""
+    from chat.models import MessageTemplate
+    from chat.selectors import render_template
+
+    template = MessageTemplate.objects.create(kind="greeting", name="Hi", body="Hi {client_first_name}!")
+    assert render_template(template, room=colleague_chat["room"], engineer=desk["dana"]) == "Hi Ken!"
+
+
+def test_the_chat_log_and_the_ticket_panel_name_the_contact_in_the_chat(client, desk, colleague_chat):
+    room = colleague_chat["room"]
+    client.force_login(desk["dana"].user)
+    log = client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+    assert log.startswith(f"Chat #{room.pk} on ticket #{desk['ticket'].pk} with Ken Adams, started ")
+    url = reverse("hud_ticket_panel", args=[desk["ticket"].pk])
+    panel = client.get(f"{url}?room={room.pk}", **HTMX).content.decode()
+    assert "<dt>In this chat</dt><dd>Ken Adams" in panel and "<dt>Ticket contact</dt><dd>Carol Client" in panel
+    # A session the engineer is not in names nobody.
+    client.force_login(desk["sam"].user)
+    assert "In this chat" not in client.get(f"{url}?room={room.pk}", **HTMX).content.decode()
+
+
+# --- Chat history lists ended chats only ------------------------------------------------------
+
+
+def test_the_ticket_panel_neither_counts_nor_lists_a_chat_still_in_progress(client, desk):
+    """A live chat is a session, not history: the count and the list grow once it ends."""
+    request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+    room = services.answer_request(engineer=desk["dana"], request_id=request.pk)
+    client.force_login(desk["dana"].user)
+    url = reverse("hud_ticket_panel", args=[desk["ticket"].pk])
+    live = client.get(url, **HTMX).content.decode()
+    assert 'Chat history <span class="count">0</span>' in live and f"Chat #{room.pk}" not in live
+    services.end_room(room_id=room.pk, engineer=desk["dana"])
+    ended = client.get(url, **HTMX).content.decode()
+    assert 'Chat history <span class="count">1</span>' in ended and f"Chat #{room.pk}" in ended
+
+
+# --- Time entries on the ticket panel ---------------------------------------------------------
+
+
+def test_the_ticket_panel_lists_the_tickets_time_entries(client, desk):
+    """Engineer, start, end, hours, billable and notes of every entry; Edit only on one's own."""
+    from tickets.services import add_time_entry
+
+    start = timezone.now() - timedelta(hours=2)
+    mine = add_time_entry(
+        ticket=desk["ticket"], engineer=desk["dana"], started=start, ended=start + timedelta(minutes=20),
+        hours=Decimal("0.50"), notes="Reset the VPN profile", billable=True,
+    )  # fmt: skip
+    theirs = add_time_entry(
+        ticket=desk["ticket"], engineer=desk["sam"], started=start, ended=start + timedelta(hours=1),
+        hours=Decimal("1.00"), notes="", billable=False,
+    )  # fmt: skip
+    client.force_login(desk["dana"].user)
+    html = client.get(reverse("hud_ticket_panel", args=[desk["ticket"].pk]), **HTMX).content.decode()
+    assert 'Time entries <span class="count">2</span>' in html
+    assert "Dana Reyes" in html and "0.50 h" in html and "Billable" in html and "Reset the VPN profile" in html
+    assert "Sam Ortiz" in html and "1.00 h" in html and "Not billable" in html
+    assert format_when(start) in html and format_when(start + timedelta(minutes=20)) in html
+    assert reverse("tickets:time_entry_edit", args=[desk["ticket"].pk, mine.pk]) in html
+    assert reverse("tickets:time_entry_edit", args=[desk["ticket"].pk, theirs.pk]) not in html
+
+
+def test_saving_a_time_entry_tells_the_ticket_panels_to_reload(client, desk):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    now = format_when(timezone.now())
+    response = client.post(
+        reverse("hud_time_entry", args=[room.pk]), {"started": now, "ended": now, "hours": "0.25"}, **HTMX
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "time-entry-saved"
+    assert TimeEntry.objects.get().hours == Decimal("0.25")
+
+
+def test_a_url_encoded_time_zone_cookie_is_understood(client, desk):
+    """A browser that encodes the slash (America%2FNew_York) still gets its zone."""
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    client.cookies[TIME_ZONE_COOKIE] = "America%2FNew_York"
+    assert "(America/New_York)" in client.get(reverse("hud_transcript", args=[room.pk])).content.decode()
+
+
+def test_a_bogus_time_zone_cookie_falls_back_to_the_sites_zone(client, desk, settings):
+    room = chat_between(desk)
+    client.force_login(desk["dana"].user)
+    for bogus in ("Mars/Olympus_Mons", "../../etc/passwd", "x" * 200):
+        client.cookies[TIME_ZONE_COOKIE] = bogus
+        first_line = client.get(reverse("hud_transcript", args=[room.pk])).content.decode().splitlines()[0]
+        assert first_line.endswith(f"({settings.TIME_ZONE})")
+
+
+def test_the_supervisor_sees_whom_each_engineer_chats_with(client, desk, f, colleague_chat):
+    """Ken, who asked, not Carol, the ticket's contact."""
+    boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)
+    client.force_login(boss.user)
+    html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+    dana_row = html.split(f'data-engineer-id="{desk["dana"].pk}"')[1].split("</tr>")[0]
+    assert f'Ken Adams <span class="muted">(#{desk["ticket"].pk})</span>' in dana_row and "Carol" not in dana_row
+    sam_row = html.split(f'data-engineer-id="{desk["sam"].pk}"')[1].split("</tr>")[0]
+    assert 'data-col="clients"><span class="muted">–</span>' in sam_row
+
+
+def test_an_engineer_asked_into_the_chat_is_told_whom_it_is_with(client, desk, colleague_chat):
+    """The invitation card names Ken, who is in the chat, on the HUD page and in the live fragment."""
+    from chat import fragments
+
+    room = colleague_chat["room"]
+    services.invite_engineer(room_id=room.pk, by=desk["dana"], engineer=desk["sam"], transfer=False)
+    client.force_login(desk["sam"].user)
+    card = client.get(reverse("hud")).content.decode().split(f'id="room-invitation-{room.pk}"')[1].split("</p>")[0]
+    assert f"You are invited to a chat with Ken Adams on ticket #{desk['ticket'].pk} " in card
+    live = fragments.room_invitation.func(room.pk)  # the fragment's read, here in the test's thread
+    assert "with Ken Adams on ticket" in live

@@ -149,23 +149,29 @@ class Socket:
         await self.communicator.disconnect()
 
 
-async def connect(user, path: str, *, origin: bytes | None = ORIGIN, cookie: bool = True):
-    """Open a socket through the real ASGI stack (origin check, session auth, router); origin=None sends none."""
+async def connect(user, path: str, *, origin: bytes | None = ORIGIN, cookie: bool = True, time_zone: str = ""):
+    """Open a socket through the real ASGI stack (origin check, session auth, router); origin=None sends none.
+
+    `time_zone` is the zone the browser's time.js would have put in its cookie.
+    """
     headers = [(b"host", b"localhost")] + ([(b"origin", origin)] if origin is not None else [])
     if cookie and user is not None:
-        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+        value = await sync_to_async(session_cookie)(user)
+        if time_zone:
+            value += f"; deskchat_tz={time_zone}".encode()
+        headers.append((b"cookie", value))
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return Socket(communicator), connected, code
 
 
-async def client_socket(user):
-    socket, connected, code = await connect(user, "/ws/chat/")
+async def client_socket(user, *, time_zone: str = ""):
+    socket, connected, code = await connect(user, "/ws/chat/", time_zone=time_zone)
     assert connected, f"client socket refused ({code})"
     return socket
 
 
-async def staff_socket(user):
-    socket, connected, code = await connect(user, "/ws/hud/")
+async def staff_socket(user, *, time_zone: str = ""):
+    socket, connected, code = await connect(user, "/ws/hud/", time_zone=time_zone)
     assert connected, f"staff socket refused ({code})"
     return socket

@@ -4,12 +4,15 @@ Secrets are distinctive strings (a ticket summary, a message body, an internal n
 attacker's response may contain.
 """
 
+from decimal import Decimal
+
 import pytest
 
 from accounts.models import Access, ContactPermission
 from accounts.permissions import CREATE_TICKET
 from chat import services
 from chat.models import MessageTemplate
+from tickets.services import add_time_entry
 
 SECRET_SUMMARY = "Zebra-7731 payroll server password reset"
 SECRET_BODY = "Quokka-4412 the admin password is hunter2"
@@ -47,6 +50,9 @@ def world(f):
     request = services.request_chat(contact=carol, ticket=ticket)
     room = services.answer_request(engineer=dana, request_id=request.pk)
     services.send_message(room_id=room.pk, user=carol.user, body=SECRET_BODY, client_msg_id="s1")
+    time_entry = add_time_entry(
+        ticket=ticket, engineer=dana, started=room.started_at, ended=room.started_at, hours=Decimal("0.25")
+    )
 
     cora_ticket = f.make_ticket(contact=cora, summary="Cora's laptop")
     waiting = services.request_chat(contact=cora, ticket=cora_ticket)
@@ -71,6 +77,7 @@ def world(f):
         "sue": sue,
         "ticket": ticket,
         "room": room,
+        "time_entry": time_entry,
         "request": request,
         "waiting": waiting,
         "invitation": invitation,

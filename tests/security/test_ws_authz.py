@@ -128,7 +128,7 @@ async def test_hud_socket_attacks_are_refused(world, action):
     await _attack(world, "eve", "/ws/hud/", action, frame, codes)
 
 
-@pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/"])
+@pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/", "/ws/hud/supervisor/"])
 async def test_anonymous_sockets_are_closed_before_any_action(path):
     """Without a session, the handshake is refused with 4401, so no action can ever be sent."""
     _, connected, code = await connect(None, path, cookie=False)
@@ -137,7 +137,15 @@ async def test_anonymous_sockets_are_closed_before_any_action(path):
 
 @pytest.mark.parametrize(
     "role,path",
-    [("eve", "/ws/chat/"), ("dana", "/ws/chat/"), ("carol", "/ws/hud/"), ("mallory", "/ws/hud/"), ("ken", "/ws/hud/")],
+    [
+        ("eve", "/ws/chat/"),
+        ("dana", "/ws/chat/"),
+        ("carol", "/ws/hud/"),
+        ("mallory", "/ws/hud/"),
+        ("ken", "/ws/hud/"),
+        ("carol", "/ws/hud/supervisor/"),
+        ("dana", "/ws/hud/supervisor/"),  # an engineer, not a supervisor
+    ],
 )
 async def test_the_wrong_kind_of_user_is_closed_with_4403(world, role, path):
     """Engineers cannot open the client socket and contacts cannot open the HUD socket."""

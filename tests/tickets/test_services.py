@@ -169,3 +169,48 @@ def test_add_time_entry_refuses_impossible_times(f, offset, hours, field):
 
     assert field in error.value.message_dict
     assert not TimeEntry.objects.exists()
+
+
+def _entry(f, engineer):
+    start = timezone.now() - timedelta(hours=1)
+    return services.add_time_entry(
+        ticket=f.make_ticket(), engineer=engineer, started=start, ended=start + timedelta(minutes=10),
+        hours=Decimal("0.25"), notes="First go",
+    )  # fmt: skip
+
+
+def test_the_author_corrects_their_time_entry(f):
+    dana = f.make_engineer()
+    entry = _entry(f, dana)
+    services.update_time_entry(
+        entry=entry, engineer=dana, started=entry.started, ended=entry.started + timedelta(minutes=40),
+        hours=Decimal("0.75"), notes="Took longer", billable=False,
+    )  # fmt: skip
+    entry.refresh_from_db()
+    assert (entry.hours, entry.notes, entry.billable) == (Decimal("0.75"), "Took longer", False)
+    assert entry.ended - entry.started == timedelta(minutes=40)
+
+
+def test_another_engineer_may_not_correct_a_time_entry(f):
+    """Refused, and the entry stays as it was."""
+    entry = _entry(f, f.make_engineer())
+    with pytest.raises(PermissionDenied):
+        services.update_time_entry(
+            entry=entry, engineer=f.make_engineer(), started=entry.started, ended=entry.ended,
+            hours=Decimal("9"), notes="Mine now",
+        )  # fmt: skip
+    entry.refresh_from_db()
+    assert (entry.hours, entry.notes) == (Decimal("0.25"), "First go")
+
+
+def test_a_correction_with_impossible_times_saves_nothing(f):
+    dana = f.make_engineer()
+    entry = _entry(f, dana)
+    with pytest.raises(ValidationError) as error:
+        services.update_time_entry(
+            entry=entry, engineer=dana, started=entry.started, ended=entry.started - timedelta(minutes=1),
+            hours=Decimal("0.25"), notes="Backwards",
+        )  # fmt: skip
+    assert "ended" in error.value.message_dict
+    entry.refresh_from_db()
+    assert entry.notes == "First go"

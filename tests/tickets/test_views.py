@@ -573,3 +573,117 @@ def test_the_notes_tab_counts_past_chats_without_reading_their_transcripts(clien
     assert "The toner is smoking" in history
     assert 'id="tab-history" href="?tab=history" aria-controls="tab-panel" aria-selected="true"' in history
     assert 'id="tab-history"' not in no_chats and 'aria-selected="true"' in no_chats
+
+
+# --- Time entries on the staff ticket page ----------------------------------------------------
+
+
+@pytest.fixture
+def entries(f, world):
+    """Dana's billable entry with a note, and Sam's non-billable one, on our ticket."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from tickets.services import add_time_entry
+
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(hours=3)
+    sam = f.make_engineer(display_name="Sam Okafor")
+    dana_entry = add_time_entry(
+        ticket=world["ticket"], engineer=world["engineer"], started=start, ended=start + timedelta(minutes=20),
+        hours=Decimal("0.50"), notes="Swapped the toner <b>cartridge</b>",
+    )  # fmt: skip
+    sam_entry = add_time_entry(
+        ticket=world["ticket"], engineer=sam, started=start, ended=start + timedelta(hours=1),
+        hours=Decimal("1.00"), billable=False,
+    )  # fmt: skip
+    return {"start": start, "dana": dana_entry, "sam": sam_entry, "sam_engineer": sam}
+
+
+def edit_url(entry):
+    return reverse("tickets:time_entry_edit", args=[entry.ticket_id, entry.pk])
+
+
+def test_engineers_see_the_tickets_time_entries(engineer_client, world, entries):
+    """Engineer, start, end, hours, billable and notes (escaped); Edit only on the viewer's own."""
+    from deskchat.timefmt import format_when
+
+    html = engineer_client.get(detail_url(world["ticket"])).content.decode()
+    assert 'Time entries <span class="count">2</span>' in html
+    assert "Dana Reyes" in html and "0.50 h" in html and "Sam Okafor" in html and "1.00 h" in html
+    assert "Billable" in html and "Not billable" in html
+    assert format_when(entries["start"]) in html
+    assert "Swapped the toner &lt;b&gt;cartridge&lt;/b&gt;" in html
+    assert edit_url(entries["dana"]) in html and edit_url(entries["sam"]) not in html
+
+
+def test_contacts_never_see_time_entries(contact_client, world, entries):
+    html = contact_client.get(detail_url(world["ticket"])).content.decode()
+    assert "Time entries" not in html and "0.50 h" not in html
+    assert contact_client.get(edit_url(entries["dana"])).status_code == 404
+
+
+def test_the_author_corrects_their_time_entry_in_place(engineer_client, world, entries):
+    """The htmx form comes pre-filled; a valid post saves and returns the corrected card."""
+    from deskchat.timefmt import format_when
+
+    form = engineer_client.get(edit_url(entries["dana"]), headers=HTMX).content.decode()
+    assert f'value="{format_when(entries["start"])}"' in form and "<html" not in form
+    start, end = format_when(entries["start"]), format_when(entries["start"] + timedelta_minutes(45))
+    response = engineer_client.post(
+        edit_url(entries["dana"]),
+        {"started": start, "ended": end, "hours": "", "notes": "Toner and drum"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    entries["dana"].refresh_from_db()
+    assert str(entries["dana"].hours) == "0.75" and entries["dana"].notes == "Toner and drum"
+    assert not entries["dana"].billable  # the box was not ticked
+    assert "0.75 h" in response.content.decode() and "Toner and drum" in response.content.decode()
+
+
+def test_a_correction_without_htmx_redirects_to_the_ticket(engineer_client, world, entries):
+    from deskchat.timefmt import format_when
+
+    when = format_when(entries["start"])
+    response = engineer_client.post(
+        edit_url(entries["dana"]), {"started": when, "ended": when, "hours": "0.25", "billable": "on"}
+    )
+    assert response.status_code == 302 and response["Location"] == detail_url(world["ticket"])
+    entries["dana"].refresh_from_db()
+    assert str(entries["dana"].hours) == "0.25"
+
+
+def test_another_engineer_is_refused_the_correction(engineer_client, world, entries):
+    """Dana may not open or post Sam's entry's form; nothing changes."""
+    from deskchat.timefmt import format_when
+
+    assert engineer_client.get(edit_url(entries["sam"]), headers=HTMX).status_code == 403
+    when = format_when(entries["start"])
+    response = engineer_client.post(edit_url(entries["sam"]), {"started": when, "ended": when, "hours": "9"})
+    assert response.status_code == 403
+    entries["sam"].refresh_from_db()
+    assert str(entries["sam"].hours) == "1.00"
+
+
+def test_a_bad_correction_says_why_and_saves_nothing(engineer_client, world, entries):
+    response = engineer_client.post(
+        edit_url(entries["dana"]), {"started": "yesterday-ish", "ended": "", "hours": "30"}, headers=HTMX
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "Write it like Dec 2, 2026 09:30." in html and "This field is required." in html
+    entries["dana"].refresh_from_db()
+    assert str(entries["dana"].hours) == "0.50"
+
+
+def test_a_time_entry_of_another_ticket_is_not_found(engineer_client, world, entries):
+    url = reverse("tickets:time_entry_edit", args=[world["other_ticket"].pk, entries["dana"].pk])
+    assert engineer_client.get(url).status_code == 404
+
+
+def timedelta_minutes(minutes):
+    from datetime import timedelta
+
+    return timedelta(minutes=minutes)

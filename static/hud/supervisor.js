@@ -1,0 +1,43 @@
+/*
+ * The supervisor view (templates/hud/supervisor.html): the board arrives over its socket
+ * (chat/supervisor.py) each time it changes; between two boards, the longest waits tick on here,
+ * from the seconds the server counted (so the browser's clock does not matter), as the HUD's
+ * queue does. Waits read m:ss, the HUD's clock.
+ */
+(function () {
+  "use strict";
+  var root = document.getElementById("supervisor");
+  if (!root) return;
+  var status = document.getElementById("supervisor-connection");
+  var drawnAt = performance.now();
+
+  function clock(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(seconds / 3600);
+    var m = Math.floor((seconds % 3600) / 60);
+    var s = seconds % 60;
+    return (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
+  }
+
+  function tick() {
+    var elapsed = (performance.now() - drawnAt) / 1000;
+    root.querySelectorAll(".wait-timer[data-waited]").forEach(function (timer) {
+      var text = clock(Number(timer.dataset.waited || 0) + elapsed);
+      if (timer.textContent !== text) timer.textContent = text;
+    });
+  }
+
+  function setConnection(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  root.addEventListener("htmx:wsOpen", function () { setConnection("live", "Live"); });
+  root.addEventListener("htmx:wsClose", function () { setConnection("down", "Connection lost. Reconnecting…"); });
+  root.addEventListener("htmx:wsError", function () { setConnection("down", "Connection lost. Reconnecting…"); });
+  root.addEventListener("htmx:wsAfterMessage", function () {
+    drawnAt = performance.now();
+    tick();
+  });
+  setInterval(tick, 1000);
+})();
