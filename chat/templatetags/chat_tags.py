@@ -67,3 +67,11 @@ def chat_messages(messages, viewer_id=None, history=False, labels=False):
     from chat.fragments import messages_html
 
     return messages_html(messages, viewer_id=viewer_id, history=history, labels=labels)
+
+
+@register.filter
+def chat_partners(participants, viewer_is_engineer: bool) -> str:
+    """Name the people on the other side of a past chat: the engineers for a client, the client for staff."""
+    wanted = "client" if viewer_is_engineer else "engineer"
+    names = [p.display_name for p in participants if p.role == wanted]
+    return ", ".join(dict.fromkeys(names)) or ("the client" if viewer_is_engineer else "the service desk")

@@ -30,6 +30,8 @@
   var DISMISSED_COOKIE = "deskchat_dock_dismissed";
   var HTMX_RETRIES = [1006, 1011, 1012, 1013];
   var REFUSED = [4401, 4403]; // signed out or not a contact: reconnecting would not help
+  var TOO_MANY_SOCKETS = 4429; // CHAT_MAX_SOCKETS_PER_USER (chat.consumers.CLOSE_TOO_MANY_SOCKETS)
+  var TOO_MANY_SOCKETS_TEXT = "Too many DeskChat windows are open: close one, and this one reconnects.";
   var TYPING_EVERY_MS = 3000;
   var TYPING_IDLE_MS = 4000;
   var TYPING_SHOWN_MS = 8000;
@@ -571,10 +573,10 @@
 
   // --- Socket lifecycle ----------------------------------------------------------------------
 
-  function setConn(state) {
+  function setConn(state, why) {
     dock.dataset.conn = state;
     var text = dock.querySelector(".chat-conn-text");
-    text.textContent = state === "closed" ? "Disconnected: reload the page" : "Reconnecting…";
+    text.textContent = why || (state === "closed" ? "Disconnected: reload the page" : "Reconnecting…");
     renderPending();
   }
 
@@ -589,6 +591,7 @@
     early.splice(0).forEach(function (text) { wrapper.sendImmediately(text); });
     lastRead = {};
     setConn("open");
+    clearOfflineNotes();
   });
 
   document.addEventListener("htmx:wsClose", function (evt) {
@@ -596,7 +599,8 @@
     var code = evt.detail.event.code;
     window.deskchatSocket = null;
     if (REFUSED.indexOf(code) >= 0) { setConn("closed"); return; }
-    setConn("reconnecting");
+    // Too many of this user's windows hold a socket: say so; the retries below get in once one closes.
+    setConn("reconnecting", code === TOO_MANY_SOCKETS ? TOO_MANY_SOCKETS_TEXT : "");
     if (HTMX_RETRIES.indexOf(code) >= 0) return; // htmx reconnects these itself
     var socketWrapper = evt.detail.socketWrapper;
     var delay = htmx.config.wsReconnectDelay;
@@ -793,8 +797,25 @@
       setMinimized(false);
       focusOnOpen = true;
       send({ action: "request_chat", ticket_id: parseInt(join.dataset.chatJoin, 10) });
+      // The window only opens when the server answers: meanwhile say why nothing happens yet.
+      if (!socketOpen()) showOfflineNote(join);
     }
   });
+
+  function showOfflineNote(button) {
+    var note = button.parentNode.querySelector(".join-offline-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "join-offline-note";
+      note.setAttribute("role", "status");
+      button.insertAdjacentElement("afterend", note);
+    }
+    note.textContent = dock.querySelector(".chat-conn-text").textContent + " Your request is sent once connected.";
+  }
+
+  function clearOfflineNotes() {
+    document.querySelectorAll(".join-offline-note").forEach(function (note) { note.remove(); });
+  }
 
   // The note offered after a timeout goes to the tickets' own endpoint (htmx POST, CSRF header).
   document.addEventListener("htmx:afterRequest", function (evt) {

@@ -575,6 +575,24 @@ def test_the_notes_tab_counts_past_chats_without_reading_their_transcripts(clien
     assert 'id="tab-history"' not in no_chats and 'aria-selected="true"' in no_chats
 
 
+def test_a_past_chat_is_headed_by_whom_it_was_with(client, f):
+    """The client reads the engineer's name over a past chat, the engineer the client's: not its start time twice."""
+    from chat import services as chat_services
+
+    contact = f.make_contact(first_name="Carol", last_name="Diaz", company=f.make_company(chat="allow"))
+    ticket = f.make_ticket(contact=contact)
+    engineer = f.make_engineer(display_name="Dana Reyes", queues=[f.make_queue(is_default=True)])
+    room = chat_services.answer_request(
+        engineer=engineer, request_id=chat_services.request_chat(contact=contact, ticket=ticket).pk
+    )
+    chat_services.end_room(room_id=room.pk, engineer=engineer)
+
+    client.force_login(contact.user)
+    assert ">Chat with Dana Reyes</h3>" in client.get(detail_url(ticket) + "?tab=history").content.decode()
+    client.force_login(engineer.user)
+    assert ">Chat with Carol Diaz</h3>" in client.get(detail_url(ticket) + "?tab=history").content.decode()
+
+
 # --- Time entries on the staff ticket page ----------------------------------------------------
 
 

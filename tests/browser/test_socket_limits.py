@@ -1,0 +1,50 @@
+"""A user over CHAT_MAX_SOCKETS_PER_USER is told why their window has no connection, and gets in once one closes."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_hud import WAIT, desk, open_page  # noqa: F401 - desk is a fixture
+
+pytestmark = pytest.mark.browser
+RECONNECT_WAIT = 45_000  # the retries back off while the first window stays open
+
+
+def test_an_extra_portal_window_says_too_many_and_reconnects_when_one_closes(browser, daphne_servers, screenshot, desk):
+    base = daphne_servers(1, CHAT_MAX_SOCKETS_PER_USER=1)[0].url
+    context, first, _ = open_page(browser, base, "carol")
+    expect(first.locator("#chat-dock")).to_have_attribute("data-conn", "open", timeout=WAIT)
+
+    second = context.new_page()
+    second.goto(f"{base}/tickets/{desk['ticket'].pk}/")
+    dock = second.locator("#chat-dock")
+    expect(dock).to_have_attribute("data-conn", "reconnecting", timeout=WAIT)
+    second.get_by_role("button", name="Join Chat").click()  # nothing can open yet: the page says why
+    note = second.locator(".join-offline-note")
+    expect(note).to_be_visible()
+    expect(note).to_have_text(
+        "Too many DeskChat windows are open: close one, and this one reconnects. Your request is sent once connected."
+    )
+    screenshot(second, "01-portal-too-many-windows")
+
+    first.close()
+    expect(dock).to_have_attribute("data-conn", "open", timeout=RECONNECT_WAIT)
+    expect(note).to_have_count(0)
+    expect(dock).to_have_attribute("data-view", "waiting", timeout=WAIT)  # the request went out once connected
+    context.close()
+
+
+def test_an_extra_hud_window_says_too_many_and_reconnects_when_one_closes(browser, daphne_servers, screenshot, desk):
+    base = daphne_servers(1, CHAT_MAX_SOCKETS_PER_USER=1)[0].url
+    context, first, _ = open_page(browser, base, "dana")
+    expect(first.locator("#hud-connection")).to_have_attribute("data-state", "live", timeout=WAIT)
+
+    second = context.new_page()
+    second.goto(f"{base}/hud/")
+    status = second.locator("#hud-connection")
+    expect(status).to_have_text("Too many HUD windows are open: close one, and this one reconnects.", timeout=WAIT)
+    screenshot(second, "01-hud-too-many-windows")
+
+    first.close()
+    expect(status).to_have_attribute("data-state", "live", timeout=RECONNECT_WAIT)
+    expect(status).to_have_text("Connected")
+    context.close()
