@@ -132,8 +132,10 @@ def time_entry_edit(request, ticket_id: int, entry_id: int):
             try:
                 entry = services.update_time_entry(entry=entry, engineer=request.user.engineer, **form.cleaned_data)
             except ValidationError as error:
-                for field, problems in error.message_dict.items():
-                    form.add_error(field if field in form.fields else None, problems)
+                # A refusal with no field (the entry was deleted meanwhile) has no message_dict.
+                problems = error.message_dict.items() if hasattr(error, "error_dict") else [(None, error.messages)]
+                for field, messages_ in problems:
+                    form.add_error(field if field in form.fields else None, messages_)
             else:
                 if not request.htmx:
                     messages.success(request, f"Time entry corrected: {entry.hours} h.")
