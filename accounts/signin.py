@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Case, Value, When
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -56,10 +57,15 @@ def canonical_username(request, credentials=None) -> str | None:
 def _account_name(name: str) -> str:
     user_model = get_user_model()
     field = user_model.USERNAME_FIELD
-    matches = list(user_model.objects.filter(**{f"{field}__iexact": name}).values_list(field, flat=True)[:5])
-    if name in matches:
-        return name
-    if len(matches) == 1:
+    # The exact spelling first, so that among several accounts differing only in case the one
+    # named is found however many there are; one other match stands for the name, two are ambiguous.
+    matches = list(
+        user_model.objects.filter(**{f"{field}__iexact": name})
+        .annotate(spelled_otherwise=Case(When(**{field: name}, then=Value(0)), default=Value(1)))
+        .order_by("spelled_otherwise", field)
+        .values_list(field, flat=True)[:2]
+    )
+    if matches and (matches[0] == name or len(matches) == 1):
         return matches[0]
     return name.lower()
 

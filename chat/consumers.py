@@ -25,6 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.utils import timezone
 
 from deskchat.events import call_service, queue_group, room_group, user_group
 from deskchat.timefmt import activate_viewer_time_zone
@@ -32,7 +33,7 @@ from deskchat.timefmt import activate_viewer_time_zone
 from . import fragments, presence, selectors, services, shared_queue
 from .models import DRAFT_MAX_LENGTH
 from .services import ChatError
-from .user_sockets import user_sockets
+from .user_sockets import admit, user_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ QUEUE_REDRAW_DELAY = 0.05
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_MANY_SOCKETS = 4429
-TOO_MANY_SOCKETS_REASON = "Too many open chat windows for this user: close one, then reload this page."
+# Drafts of one socket are stored at most this often (the last one always is): see write_drafts.
+DRAFT_WRITE_INTERVAL = 1.0
 # A sync names the rooms the browser shows; past this many closed ones, the oldest are not caught up.
 SYNC_MAX_CLOSED_ROOMS = 5
 
@@ -111,8 +112,9 @@ def storable(payload: dict) -> bool:
 class ChatSocket(AsyncWebsocketConsumer):
     """What both sockets share: framing, errors, rooms, messages and catch-up."""
 
-    # Frames that cost nothing to store are throttled separately and dropped silently.
-    LIGHT_ACTIONS = {"typing", "read", "sync", "ping"}
+    # Frames that cost nothing to store (or, as drafts, are coalesced before they are stored) are
+    # throttled separately and dropped silently.
+    LIGHT_ACTIONS = {"typing", "read", "sync", "ping", "draft"}
     # The class of the page's participant box: the redrawn box replaces it whole (hx-swap-oob).
     PARTICIPANTS_CLASS = ""
 
@@ -121,10 +123,7 @@ class ChatSocket(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not user_sockets().add(self.user.pk, self, limit=settings.CHAT_MAX_SOCKETS_PER_USER):
-            # Accepted first, since a socket closed before that gets HTTP 403 and no code or reason.
-            await self.accept()
-            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
+        if not await admit(self, self.user.pk):
             return
         self.counted = True
         if not await self.authorize():
@@ -199,9 +198,13 @@ class ChatSocket(AsyncWebsocketConsumer):
                 logger.exception("chat event %r failed", item.get("type"))
 
     async def shared(self, key, load):
-        """Return `load()`'s result from a read this user's sockets in this process share (chat.user_sockets)."""
+        """Return `load()`'s result from a read this user's sockets in this process share (chat.user_sockets).
+
+        What is read is often drawn already, with moments written in the viewer's time zone, and
+        one user's sockets may come from browsers in different zones: those share nothing.
+        """
         heard_at = time.monotonic() if self.heard_at is None else self.heard_at
-        return await user_sockets().read(self.user.pk, key, heard_at, load)
+        return await user_sockets().read(self.user.pk, (key, timezone.get_current_timezone_name()), heard_at, load)
 
     async def disconnect(self, code):
         if getattr(self, "worker", None) is not None:
@@ -474,6 +477,9 @@ class ChatSocket(AsyncWebsocketConsumer):
     async def queue_changed(self, event):
         pass
 
+    async def queue_draft(self, event):
+        pass
+
     async def queue_position(self, event):
         pass
 
@@ -496,6 +502,8 @@ class ClientChatConsumer(ChatSocket):
         self.client_state: dict = {}  # the context of the dialog as last drawn
         self.position_redraw: asyncio.Task | None = None
         self.position_changed_at = 0.0  # when the latest queue.position nudge reached this socket
+        self.draft: tuple[int, str] | None = None  # the latest draft frame not stored yet
+        self.draft_writer: asyncio.Task | None = None
         self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
         return self.contact is not None
 
@@ -563,13 +571,30 @@ class ClientChatConsumer(ChatSocket):
         )
 
     async def do_draft(self, payload):
-        """Store the question typed while waiting, for the engineers' queue (client.js sends it debounced)."""
-        await call_service(
-            services.save_draft,
-            contact=self.contact,
-            request_id=as_int(payload, "request_id"),
-            text=as_text(payload, "body", limit=DRAFT_MAX_LENGTH),
-        )
+        """Keep the question typed while waiting for the engineers' queue; store the latest once a second at most."""
+        # A question longer than the queue item shows is cut, not refused: the box allows a whole message.
+        text = as_text(payload, "body", limit=settings.CHAT_MESSAGE_MAX_LENGTH)[:DRAFT_MAX_LENGTH]
+        self.draft = (as_int(payload, "request_id"), text)
+        if self.draft_writer is None or self.draft_writer.done():
+            self.draft_writer = asyncio.create_task(self.write_drafts())
+
+    async def write_drafts(self):
+        """Store drafts as they come, DRAFT_WRITE_INTERVAL apart, always ending with the latest one.
+
+        Each stored draft redraws every HUD listing the queue, so a fast typist (or a script) must
+        not cost a write and a redraw per keystroke. A refused draft (the request was answered or
+        cancelled meanwhile) is dropped unanswered: the client has nothing to do about it.
+        """
+        while self.draft is not None:
+            request_id, text = self.draft
+            self.draft = None
+            try:
+                await call_service(services.save_draft, contact=self.contact, request_id=request_id, text=text)
+            except ChatError as refusal:
+                logger.debug("draft for request %s dropped: %s", request_id, refusal.code)
+            except Exception:  # noqa: BLE001 - a draft is a hint; the next one is stored anyway
+                logger.warning("draft for request %s failed", request_id, exc_info=True)
+            await asyncio.sleep(DRAFT_WRITE_INTERVAL)
 
     async def do_accept_invitation(self, payload):
         room = await call_service(
@@ -759,6 +784,10 @@ class StaffChatConsumer(ChatSocket):
         self.queue_dirty = True
         if self.queue_redraw is None or self.queue_redraw.done():
             self.queue_redraw = asyncio.create_task(self._redraw_queue())
+
+    async def queue_draft(self, event):
+        """A waiting client's question changed: redraw the queue item that shows it, as for any change."""
+        await self.queue_changed(event)
 
     async def _redraw_queue(self):
         """Redraw until no change is left undrawn, and say who took a request that left this queue.

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -217,7 +218,13 @@ async def staff_queue(engineer, *, shown: set | None = None, changed_at: float |
     # Everything the queue partial shows that differs between engineers seeing the same requests.
     engineer = summary["engineer"]
     offered_to_me = tuple(r.pk for r in summary["requests"] if r.offered_to_id == engineer.pk and not r.offer_released)
-    key = (tuple(r.pk for r in summary["requests"]), offered_to_me, engineer.availability, summary["notify"])
+    key = (
+        tuple(r.pk for r in summary["requests"]),
+        offered_to_me,
+        engineer.availability,
+        summary["notify"],
+        timezone.get_current_timezone_name(),  # the items write when each request came in
+    )
     if key not in snapshot["rendered"]:
         snapshot["rendered"][key] = _fitting_queue(summary)
     html, listed = snapshot["rendered"][key]

@@ -633,9 +633,13 @@ def supervisor_overview() -> dict:
         "callback": 0,
         "waits": [],
     }
-    client = ChatRequest.objects.filter(kind=ChatRequest.Kind.CLIENT, queue__isnull=False)
-    for queue_id, requested_at in client.filter(state=Waiting).values_list("queue_id", "requested_at"):
-        waited = max(0, int((now - requested_at).total_seconds()))
+    # A request back in the queue (its engineer left) keeps its place, but its wait starts again,
+    # as the HUD's queue shows it (queue_snapshot): a wait never includes the chat before it.
+    client = ChatRequest.objects.filter(kind=ChatRequest.Kind.CLIENT, queue__isnull=False).annotate(
+        waiting_since=Coalesce("returned_at", "requested_at")
+    )
+    for queue_id, waiting_since in client.filter(state=Waiting).values_list("queue_id", "waiting_since"):
+        waited = max(0, int((now - waiting_since).total_seconds()))
         for row in (queues[queue_id], total):
             row["waiting"] += 1
             row["longest_wait"] = max(row["longest_wait"], waited)
@@ -646,13 +650,13 @@ def supervisor_overview() -> dict:
         ChatRequest.State.CALLBACK: "callback",
     }
     finished = client.filter(requested_at__gte=today, state__in=list(counted)).values_list(
-        "queue_id", "state", "requested_at", "answered_at"
+        "queue_id", "state", "waiting_since", "answered_at"
     )
-    for queue_id, state, requested_at, answered_at in finished:
+    for queue_id, state, waiting_since, answered_at in finished:
         for row in (queues[queue_id], total):
             row[counted[state]] += 1
             if answered_at:
-                row["waits"].append((answered_at - requested_at).total_seconds())
+                row["waits"].append((answered_at - waiting_since).total_seconds())
     rows = list(queues.values())
     for row in [*rows, total]:
         median = _median(row.pop("waits"))

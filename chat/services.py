@@ -20,7 +20,7 @@ from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
 from deskchat.events import publish_on_commit, queue_group, room_group, user_group
 from tickets.models import Ticket
-from tickets.services import add_system_note
+from tickets.services import add_note, add_system_note
 
 from . import selectors
 from .models import DRAFT_MAX_LENGTH, ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
@@ -190,7 +190,7 @@ def leave_note_instead(*, contact: Contact, request_id: int, text: str) -> ChatR
     request = _finish_waiting(request_id, ChatRequest.State.CANCELLED, contact=contact, kind=ChatRequest.Kind.CLIENT)
     if request is None:
         raise ChatError("not_waiting", "That chat request is no longer waiting.")
-    add_system_note(ticket=request.ticket, author=contact.user, text=text, internal=False)
+    add_note(ticket=request.ticket, author=contact.user, text=text)
     return request
 
 
@@ -207,8 +207,9 @@ def _clean_note(text) -> str:
 def save_draft(*, contact: Contact, request_id: int, text) -> bool:
     """Store what the client is typing while waiting, for the HUD's queue item; return whether it changed.
 
-    Only the contact's own waiting request takes it. Engineers' queues are nudged (the client's
-    own dialog shows nothing new), and only when the text changed.
+    Only the contact's own waiting request takes it. Engineers' queues are nudged with
+    `queue.draft` (the client's own dialog shows nothing new), only when the text changed: the
+    supervisors' board shows no drafts, so unlike `queue.changed` it leaves them alone.
     """
     if not isinstance(text, str):
         raise ChatError("bad_frame", "A draft must be text.")
@@ -222,7 +223,7 @@ def save_draft(*, contact: Contact, request_id: int, text) -> bool:
     )
     if changed:
         request = ChatRequest.objects.select_related("offered_to").get(pk=request_id)
-        _publish_to_engineers(request)
+        _publish_to_engineers(request, event_type="queue.draft")
     elif not ChatRequest.objects.filter(pk=request_id, contact=contact, state=Waiting).exists():
         raise ChatError("not_waiting", "That chat request is no longer waiting.")
     return bool(changed)
@@ -345,9 +346,9 @@ def _publish_queue_change(request: ChatRequest) -> None:
     _publish_positions_behind(request)
 
 
-def _publish_to_engineers(request: ChatRequest) -> None:
+def _publish_to_engineers(request: ChatRequest, *, event_type: str = "queue.changed") -> None:
     """Nudge the HUDs that list the request: its queue's, and the engineer it is offered to first."""
-    event = {"type": "queue.changed", "request_id": request.pk}
+    event = {"type": event_type, "request_id": request.pk}
     if request.queue_id:
         publish_on_commit(queue_group(request.queue_id), event)
     if request.offered_to_id:

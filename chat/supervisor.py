@@ -26,6 +26,7 @@ from deskchat.events import supervisor_group
 from deskchat.timefmt import activate_viewer_time_zone
 
 from . import selectors
+from .user_sockets import admit, user_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,12 @@ class SupervisorConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await admit(self, user.pk):
+            return
+        self.user_id = user.pk
         engineer = await database_sync_to_async(selectors.engineer_for)(user)
         if engineer is None or not engineer.is_supervisor:
+            user_sockets().discard(user.pk, self)
             await self.close(code=CLOSE_FORBIDDEN)
             return
         activate_viewer_time_zone(self.scope.get("cookies"))
@@ -107,6 +112,8 @@ class SupervisorConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code):
+        if hasattr(self, "user_id"):
+            user_sockets().discard(self.user_id, self)
         if hasattr(self, "refresher"):
             await self.channel_layer.group_discard(supervisor_group(), self.channel_name)
             self.refresher.cancel()

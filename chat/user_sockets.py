@@ -16,11 +16,16 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable
 
+from django.conf import settings
+
 # How long the first of a user's several sockets waits before reading, so that the others'
 # copies of the same event (delivered in the same few loop turns) can share its read.
 GATHER_DELAY = 0.02
 # A finished read is kept this long for sockets that were busy when the event arrived.
 KEEP_READS_SECONDS = 5.0
+
+CLOSE_TOO_MANY_SOCKETS = 4429
+TOO_MANY_SOCKETS_REASON = "Too many open chat windows for this user: close one, then reload this page."
 
 
 class _Read:
@@ -92,3 +97,17 @@ def user_sockets() -> UserSockets:
             del _registries[old]
         _registries[loop] = UserSockets()
     return _registries[loop]
+
+
+async def admit(consumer, user_id: int) -> bool:
+    """Count a connecting socket for its user, or close it with 4429 when the user holds the cap already.
+
+    Every kind of socket a user opens counts (chat, HUD, supervisor view), so no kind dodges the
+    cap. Call `user_sockets().discard(user_id, consumer)` when an admitted socket goes.
+    """
+    if user_sockets().add(user_id, consumer, limit=settings.CHAT_MAX_SOCKETS_PER_USER):
+        return True
+    # Accepted first, since a socket closed before that gets HTTP 403 and no code or reason.
+    await consumer.accept()
+    await consumer.close(code=CLOSE_TOO_MANY_SOCKETS, reason=TOO_MANY_SOCKETS_REASON)
+    return False

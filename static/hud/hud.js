@@ -127,28 +127,10 @@
     }, delay);
   }
 
-  // htmx reconnects by itself only after these codes; after the others the HUD does (or, when
-  // reconnecting cannot help, says what to do).
-  var HTMX_RETRIES = [1006, 1011, 1012, 1013];
-  var CLOSE_TEXT = {
+  DeskChatConnection.watch(hud, setConnection, {
     4401: "Signed out: reload the page to sign in again.",
     4403: "This account cannot use the HUD.",
     4429: "Too many HUD windows are open: close one, and this one reconnects.",
-  };
-  var reconnects = 0;
-  hud.addEventListener("htmx:wsOpen", function () { reconnects = 0; });
-  hud.addEventListener("htmx:wsClose", function (event) {
-    var code = event.detail.event.code;
-    setConnection("down", CLOSE_TEXT[code] || "Connection lost. Reconnecting…");
-    if (code === 4401 || code === 4403 || HTMX_RETRIES.indexOf(code) >= 0) return;
-    var wrapper = event.detail.socketWrapper;
-    var wait = Math.min(30000, 1000 * Math.pow(2, reconnects)) * (0.5 + Math.random());
-    reconnects += 1;
-    setTimeout(function () { if (document.body.contains(hud)) wrapper.reconnect(); }, wait);
-  });
-
-  hud.addEventListener("htmx:wsError", function () {
-    setConnection("down", "Connection lost. Reconnecting…");
   });
 
   function setConnection(state, text) {

@@ -33,8 +33,11 @@
   }
 
   root.addEventListener("htmx:wsOpen", function () { setConnection("live", "Live"); });
-  root.addEventListener("htmx:wsClose", function () { setConnection("down", "Connection lost. Reconnecting…"); });
-  root.addEventListener("htmx:wsError", function () { setConnection("down", "Connection lost. Reconnecting…"); });
+  DeskChatConnection.watch(root, setConnection, {
+    4401: "Signed out: reload the page to sign in again.",
+    4403: "Only supervisors can watch the desk.",
+    4429: "Too many HUD windows are open: close one, and this one reconnects.",
+  });
   root.addEventListener("htmx:wsAfterMessage", function () {
     drawnAt = performance.now();
     tick();

@@ -48,3 +48,21 @@ def test_an_extra_hud_window_says_too_many_and_reconnects_when_one_closes(browse
     expect(status).to_have_attribute("data-state", "live", timeout=RECONNECT_WAIT)
     expect(status).to_have_text("Connected")
     context.close()
+
+
+def test_a_supervisor_view_past_the_cap_says_too_many_and_reconnects(browser, daphne_servers, screenshot, desk):
+    """The supervisor view counts towards the cap like the HUD, and its status line says why it waits."""
+    base = daphne_servers(1, CHAT_MAX_SOCKETS_PER_USER=1)[0].url
+    context, first, _ = open_page(browser, base, "dana")
+    expect(first.locator("#hud-connection")).to_have_attribute("data-state", "live", timeout=WAIT)
+
+    board = context.new_page()
+    board.goto(f"{base}/hud/supervisor/")
+    status = board.locator("#supervisor-connection")
+    expect(status).to_have_text("Too many HUD windows are open: close one, and this one reconnects.", timeout=WAIT)
+    screenshot(board, "02-supervisor-too-many-windows")
+
+    first.close()
+    expect(status).to_have_attribute("data-state", "live", timeout=RECONNECT_WAIT)
+    expect(status).to_have_text("Live")
+    context.close()

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from accounts.models import ContactPermission, Engineer
@@ -17,6 +18,7 @@ from accounts.permissions import CHAT
 from chat import presence, selectors, services
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
 from deskchat import events
+from deskchat.events import queue_group, supervisor_group
 from tests.chat.wsutil import client_socket, connect, staff_socket
 from tickets.models import Ticket
 
@@ -1084,10 +1086,48 @@ async def test_the_question_typed_while_waiting_reaches_the_hud_queue_escaped(de
     assert shown.endswith("…”") and len(shown) < 250  # truncated
     assert (await sync_to_async(ChatRequest.objects.get)(pk=request_id)).draft == " ".join(draft.split())
 
-    error = await client.refused(action="draft", request_id=request_id + 1000, body="hi")
-    assert error.attrs["data-error"] == "not_waiting"
-    error = await client.refused(action="draft", request_id=request_id, body="x" * 501)
-    assert error.attrs["data-error"] == "bad_frame"
+    await close_all(client, dana)
+
+
+async def test_drafts_are_coalesced_never_answered_with_an_error_and_leave_supervisors_alone(desk, f):
+    """A burst of drafts costs a write or two and ends with the latest; refused ones get no alert;
+    the supervisors' board (which shows no drafts) is not nudged by them."""
+    boss = await sync_to_async(f.make_engineer)(display_name="Bea", is_supervisor=True)
+    dana = await staff_socket(desk["dana"].user)
+    await dana.wait_event("queue", count=0)
+    client = await client_socket(desk["contact"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await dana.wait_event("queue", count=1)
+    board, connected, _ = await connect(boss.user, "/ws/hud/supervisor/")
+    assert connected
+    await board.communicator.receive_from(timeout=3)  # the board as it connects
+    layer = get_channel_layer()
+    supervisors = await layer.new_channel()
+    await layer.group_add(supervisor_group(), supervisors)
+
+    mark = len(client.received)
+    writes = []
+    listen = await layer.new_channel()
+    await layer.group_add(queue_group(desk["queue"].pk), listen)
+    for n in range(20):
+        await client.send(action="draft", request_id=request_id, body=f"Outlook asks again {n}")
+    await client.send(action="draft", request_id=request_id + 1000, body="not mine")  # refused, silently
+    await client.send(action="draft", request_id=request_id, body="y" * 600)  # longer than shown: cut
+    await dana.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "yyyy" in e.text, timeout=5)
+    while True:
+        try:
+            writes.append(await asyncio.wait_for(layer.receive(listen), 0.5))
+        except TimeoutError:
+            break
+    assert 1 <= len(writes) <= 3 and {w["type"] for w in writes} == {"queue.draft"}
+    assert (await sync_to_async(ChatRequest.objects.get)(pk=request_id)).draft == "y" * 500
+    await client.send(action="ping")
+    await client.wait_event("pong", since=mark)
+    assert not [e for e in client.received[mark:] if e.attrs.get("data-event") == "error"]
+    with pytest.raises(asyncio.TimeoutError):  # no supervisor nudge came of any draft
+        await asyncio.wait_for(layer.receive(supervisors), 0.3)
+    await board.communicator.disconnect()
     await close_all(client, dana)
 
 

@@ -193,6 +193,37 @@ async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
     await dana.close()
 
 
+async def test_one_users_sockets_in_two_time_zones_share_no_drawn_moments(desk):
+    """Carol has the portal open in Tokyo and in New York: a read her sockets share is drawn in the
+    zone of the socket that started it, so sockets in another zone must not be handed it."""
+    from django.utils import timezone
+
+    from chat.consumers import ClientChatConsumer
+    from deskchat.timefmt import format_when
+
+    moment = timezone.now()
+
+    async def draw():  # what a shared render of a moment does
+        return format_when(moment)
+
+    def window(zone):
+        socket = ClientChatConsumer()
+        socket.user, socket.heard_at, socket.zone = desk["carol"].user, None, zone
+        return socket
+
+    async def shared_in(socket):
+        with timezone.override(socket.zone):
+            return await socket.shared("panel", draw)
+
+    tokyo, new_york = window("Asia/Tokyo"), window("America/New_York")
+    drawn = await asyncio.gather(shared_in(tokyo), shared_in(new_york), shared_in(window("Asia/Tokyo")))
+    expected = []
+    for zone in ("Asia/Tokyo", "America/New_York", "Asia/Tokyo"):
+        with timezone.override(zone):
+            expected.append(format_when(moment))
+    assert drawn == expected and expected[0] != expected[1]
+
+
 # --- The supervisor view's socket -------------------------------------------------------------
 
 

@@ -480,6 +480,28 @@ def test_the_supervisor_sees_each_queue_and_engineer(client, desk, f, django_ass
     assert "<html" in full and "Supervisor view" in full
 
 
+def test_a_request_back_in_the_queue_waits_from_its_return_on_the_supervisor_view(client, desk, f, local_noon):
+    """Its engineer left after a 10-minute chat 20 s ago: the board's longest wait is 0:20, not 10:20,
+    as on the HUD's queue; answered again 5 s later, today's median wait is that 5 s."""
+    boss = f.make_engineer(display_name="Bea Boss", is_supervisor=True)
+    room = chat_between(desk)  # Dana, the only engineer, left: the request is back in the queue
+    now = timezone.now()
+    ChatRequest.objects.filter(pk=room.request_id).update(
+        requested_at=now - timedelta(minutes=10, seconds=20), returned_at=now - timedelta(seconds=20)
+    )
+    client.force_login(boss.user)
+
+    def desk_row():
+        html = client.get(reverse("hud_supervisor"), **HTMX).content.decode()
+        return html.split(f'data-queue-id="{desk["queue"].pk}"')[1].split("</tr>")[0]
+
+    row = desk_row()
+    assert 'data-col="waiting">1<' in row and 'data-waited="2' in row and ">0:2" in row  # 20 s (21 if it ticked)
+    services.answer_request(request_id=room.request_id, engineer=desk["sam"])
+    ChatRequest.objects.filter(pk=room.request_id).update(answered_at=now - timedelta(seconds=15))
+    assert 'data-col="median">0:05<' in desk_row()
+
+
 def test_the_supervisor_sees_who_is_offline_as_offline_with_what_they_set(client, desk, f):
     """Not "Available (offline)": an engineer without a HUD open is Offline, and what they set is said apart."""
     boss = f.make_engineer(display_name="Alex Boss", is_supervisor=True)

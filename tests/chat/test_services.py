@@ -726,6 +726,8 @@ class TestNobodyAvailable:
         assert request.state == "cancelled"
         note = TicketNote.objects.get(ticket=desk["ticket"])
         assert note.text == "VPN drops hourly" and note.author == desk["contact"].user and not note.internal
+        # A note like one added on the ticket page: the ticket moves up the engineers' lists.
+        assert Ticket.objects.get(pk=desk["ticket"].pk).updated == note.created
 
     def test_an_empty_note_is_refused_and_the_request_keeps_waiting(self, desk):
         request = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])

@@ -81,6 +81,25 @@ def test_every_spelling_counts_towards_one_lockout(world, f, path):
 
 
 @pytest.mark.django_db
+def test_accounts_differing_only_in_case_each_keep_their_own_lockout(world, f):
+    """Seven accounts spelled nina, Nina, NINA …: each exact spelling is its own account's key, however
+    many there are, and a spelling no account has is keyed in lower case, with the failures of all
+    the others. The exact one was made last, so an unordered lookup of a few matches misses it."""
+    from accounts.signin import canonical_username
+
+    spellings = ["nina", "Nina", "NINA", "nINA", "niNA", "NIna", "NinA"]
+    for name in spellings:
+        f.make_contact(company=world["ours"], username=name)
+    for name in spellings:
+        assert canonical_username(None, {"username": name}) == name
+    assert canonical_username(None, {"username": "ｎＩｎＡ"}) == "nina"  # nInA: no such account, so lower case
+    for _ in range(5):
+        sign_in(PORTAL, "NinA", "wrong")
+    assert sign_in(PORTAL, "NinA", PASSWORD).status_code == 429
+    assert signed_in(sign_in(PORTAL, "Nina", PASSWORD))  # another account: not locked out
+
+
+@pytest.mark.django_db
 def test_repeated_failures_lock_the_account_out_with_minutes_to_wait(world, settings):
     """After LOGIN_FAILURE_LIMIT failures the portal answers 429 and says how many minutes to wait."""
     settings.LOGIN_FAILURE_LIMIT = 3

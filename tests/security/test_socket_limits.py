@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.consumers import CLOSE_TOO_MANY_SOCKETS
+from chat.user_sockets import CLOSE_TOO_MANY_SOCKETS
 from deskchat.events import user_group
 from tests.chat.wsutil import client_socket, connect, staff_socket
 
@@ -80,6 +80,39 @@ async def test_refused_sockets_do_not_count_towards_the_cap(world, settings):
     sockets = [await client_socket(world["carol"].user) for _ in range(2)]
     for socket in sockets:
         await socket.close()
+
+
+async def test_supervisor_view_sockets_count_towards_the_cap(world, settings):
+    """The supervisor view's socket is a socket like any other: past the cap it closes with 4429."""
+    settings.CHAT_MAX_SOCKETS_PER_USER = 2
+    sue = world["sue"].user
+    held = [await staff_socket(sue)]
+    board, connected, _ = await connect(sue, "/ws/hud/supervisor/")
+    assert connected
+    held.append(board)
+    extra, connected, _ = await connect(sue, "/ws/hud/supervisor/")
+    assert connected
+    frames = []
+    while (frame := await extra.communicator.receive_output(timeout=2))["type"] != "websocket.close":
+        frames.append(frame)
+    assert frame["code"] == CLOSE_TOO_MANY_SOCKETS and not frames  # no board is sent past the cap
+    await held.pop().close()  # a closed supervisor socket frees its place
+    again, connected, _ = await connect(sue, "/ws/hud/supervisor/")
+    assert connected
+    assert 'id="supervisor-board"' in await again.communicator.receive_from(timeout=3)  # the board arrives
+    for socket in [*held, again]:
+        await socket.close()
+
+
+async def test_refused_supervisor_sockets_do_not_count_towards_the_cap(world, settings):
+    """An engineer who is not a supervisor knocking at the supervisor socket (4403) keeps their HUD."""
+    settings.CHAT_MAX_SOCKETS_PER_USER = 1
+    for _ in range(3):
+        _, connected, code = await connect(world["dana"].user, "/ws/hud/supervisor/")
+        assert not connected and code == 4403
+    hud = await staff_socket(world["dana"].user)
+    await hud.assert_open()
+    await hud.close()
 
 
 async def test_a_cap_of_zero_means_no_cap(world, settings):
