@@ -695,6 +695,7 @@ class StaffChatConsumer(ChatSocket):
         self.queue_changes: set[int] = set()  # requests whose change the next redraw reports
         self.queue_changed_at = time.monotonic()  # when the latest queue change reached this socket
         self.queue_shown: set[int] = set()  # requests in the queue as last drawn
+        self.taken_told: set[int] = set()  # requests the notice on screen says a colleague answered
         await self.send(text_data=await fragments.staff_queue(self.engineer, shown=self.queue_shown))
 
     async def disconnect(self, code):
@@ -806,13 +807,24 @@ class StaffChatConsumer(ChatSocket):
                         self.engineer, shown=self.queue_shown, changed_at=self.queue_changed_at
                     )
                 )
-                gone = (before - self.queue_shown) & changed
-                if gone:
-                    note = await fragments.taken_notice(engineer=self.engineer, request_ids=gone)
-                    if note:
-                        await self.send(text_data=note)
+                await self._update_taken_notice(gone=(before - self.queue_shown) & changed)
         except Exception:  # noqa: BLE001 - the socket may have closed meanwhile
             logger.warning("queue redraw failed", exc_info=True)
+
+    async def _update_taken_notice(self, *, gone: set[int]):
+        """Say who took requests that just left the queue; take the words back when one returns.
+
+        A request returns when the engineer who answered it leaves, and then "Dana answered
+        Carol's chat" would contradict the queue right under it.
+        """
+        if gone:
+            note = await fragments.taken_notice(engineer=self.engineer, request_ids=gone)
+            if note:
+                self.taken_told = gone
+                await self.send(text_data=note)
+        elif self.taken_told & self.queue_shown:
+            self.taken_told = set()
+            await self.send(text_data=fragments.notice("", ""))
 
     async def availability_changed(self, event):
         self.engineer = await self.shared("engineer", lambda: database_sync_to_async(selectors.engineer_for)(self.user))

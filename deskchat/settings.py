@@ -200,6 +200,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+# Django's own pages (the admin) write moments in DeskChat's one format (deskchat/formats/).
+FORMAT_MODULE_PATH = ["deskchat.formats"]
 # English only, so no translation machinery: Django's own advice for a project that does not
 # translate, and with it on, localising every number a page renders (ids, counts) asked the
 # translation machinery for the language each time: a sixth of the HUD page's time.

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.browser
 
 SMALL_LAPTOP = {"width": 1280, "height": 800}
 WIDE_LAPTOP = {"width": 1366, "height": 768}
+PORTRAIT_TABLET = {"width": 768, "height": 1024}
+SMALL_WINDOW = {"width": 900, "height": 700}
 
 AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 4"
 
@@ -417,6 +419,40 @@ def test_on_a_phone_the_window_is_usable(browser, live_server_url, screenshot, d
     note_button = page.locator(".note-form button[type=submit]").bounding_box()
     assert not overlaps(bar, note_button), (bar, note_button)
     screenshot(page, "02-phone-minimised")
+    assert client.errors == [] and staff.errors == []
+    client.close()
+    staff.close()
+
+
+@pytest.mark.parametrize("viewport", [PORTRAIT_TABLET, SMALL_WINDOW], ids=["768x1024", "900x700"])
+def test_on_a_tablet_the_window_is_a_panel_the_page_can_scroll_clear_of(
+    browser, live_server_url, screenshot, desk, viewport
+):
+    """Between phone and laptop the open window is a panel across the bottom, not a box floating over
+    the page, and the page's end (the note form) scrolls up clear of it."""
+    ticket = desk["ticket"]
+    staff = hud_page(browser, live_server_url)
+    hud = staff.page
+    client = client_page(browser, live_server_url, viewport=viewport)
+    page = client.page
+    room = join_and_answer(page, live_server_url, hud, ticket)
+    staff_send(hud, room.pk, "Hello Olive, how can I help?")
+
+    dialog = page.locator("#chat-dialog").bounding_box()
+    assert dialog["x"] <= 1 and dialog["x"] + dialog["width"] >= viewport["width"] - 1, dialog
+    assert abs(dialog["y"] + dialog["height"] - viewport["height"]) <= 1, dialog
+    assert dialog["height"] <= viewport["height"] * 0.5 + 1, dialog
+    for selector in ("#chat-input", "#chat-send"):  # whole, not cut off by the panel's height
+        box = page.locator(selector).bounding_box()
+        assert dialog["y"] <= box["y"] and box["y"] + box["height"] <= dialog["y"] + dialog["height"], (selector, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    for selector in ("#id_text", ".note-form button[type=submit]"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] + box["height"] <= dialog["y"], (selector, box, dialog)
+    screenshot(page, "01-tablet-chatting-page-scrolled-to-its-end")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "02-tablet-chatting")
     assert client.errors == [] and staff.errors == []
     client.close()
     staff.close()

@@ -93,3 +93,25 @@ def test_a_staff_user_with_nothing_to_manage_gets_no_admin_link(client, f):
     engineer.user.groups.clear()
     client.force_login(engineer.user)
     assert f'href="{reverse("admin:index")}"' not in client.get(reverse("hud")).content.decode()
+
+
+def test_the_admin_writes_moments_in_the_one_format_in_the_viewers_time_zone(admin_client, f):
+    """A request's time reads "Dec 2, 2026 06:12" in Berlin, as on the portal, not "Dec. 2, 2026, 5:12 a.m."."""
+    from datetime import UTC, datetime
+
+    from chat.models import ChatRequest
+    from deskchat.timefmt import TIME_ZONE_COOKIE
+
+    f.make_queue(is_default=True, members=[f.make_engineer()])
+    contact = f.make_contact(company=f.make_company(chat="allow"))
+    request = services.request_chat(contact=contact, ticket=f.make_ticket(contact=contact))
+    ChatRequest.objects.filter(pk=request.pk).update(
+        requested_at=datetime(2026, 12, 2, 5, 12, tzinfo=UTC), expires_at=datetime(2026, 12, 2, 5, 17, tzinfo=UTC)
+    )
+    admin_client.cookies[TIME_ZONE_COOKIE] = "Europe/Berlin"
+
+    listing = admin_client.get(reverse("admin:chat_chatrequest_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:chat_chatrequest_change", args=[request.pk])).content.decode()
+
+    assert "Dec 2, 2026 06:12" in listing and "a.m." not in listing
+    assert "Dec 2, 2026 06:17" in page  # the page shows when it expires

@@ -311,3 +311,24 @@ async def test_a_read_that_crosses_the_engineers_own_leave_is_not_refused(desk):
     assert not [e for e in dana.received[mark:] if e.attrs.get("data-event") == "error"]
     await client.close()
     await dana.close()
+
+
+async def test_the_taken_note_is_taken_back_when_the_request_returns_to_the_queue(desk):
+    """Once the engineer who answered leaves, the request is back and no note says a colleague has it."""
+    client = await client_socket(desk["carol"].user)
+    dana = await staff_socket(desk["dana"].user)
+    sam = await staff_socket(desk["sam"].user)
+    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
+    await sam.wait_event("queue", count=1)
+    await dana.send(action="answer", request_id=request_id)
+    room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    await sam.wait_event("notice", notice="taken")
+
+    mark = len(sam.received)
+    await dana.send(action="leave", room_id=room_id)
+    await sam.wait_event("queue", count=1, since=mark)
+    cleared = await sam.wait_event("notice", since=mark)
+    assert cleared.attrs.get("data-notice") == "" and "hidden" in cleared.attrs and not cleared.text.strip()
+    for s in (client, dana, sam):
+        await s.close()
