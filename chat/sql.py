@@ -18,7 +18,8 @@ from deskchat.sql import Statement, raised
 from .models import ChatParticipant, ChatRequest, ChatRoom
 
 # chat_send_message's SQLSTATE for "the author is not in this chat" (migration 0005). Class DC is
-# DeskChat's own; no class of PostgreSQL's starts with D.
+# DeskChat's own: neither PostgreSQL nor any SQL standard so far uses it (the standard keeps the
+# classes starting A to H for itself, so a future one could; PostgreSQL's P0001 is every RAISE's).
 NOT_PARTICIPANT = "DC001"
 
 
@@ -68,10 +69,11 @@ STANDING = Statement(
 
 
 def request_standing(*, contact_id: int, since: datetime) -> Standing | None:
-    """Return the contact's standing for a new request, counting client requests made after `since` (None: no such contact).
+    """Return the contact's standing for a new request, counting the client requests since `since`.
 
-    One query: Join Chat asks it on the process's one database thread, where a burst of requests
-    queues, and the ORM spelling cost more to compile than PostgreSQL took to run it.
+    None when there is no such contact. One query: Join Chat asks it on the process's one
+    database thread, where a burst of requests queues, and the ORM spelling cost more to compile
+    than PostgreSQL took to run it.
     """
     return STANDING.fetch_one(
         {
@@ -133,7 +135,8 @@ class StoredMessage(NamedTuple):
 STORE_MESSAGE = Statement(
     StoredMessage,
     (),
-    postgresql="SELECT * FROM chat_send_message(%(room)s, %(author)s, %(kind)s, %(body)s, %(client_msg_id)s, %(created)s)",
+    postgresql="SELECT * FROM chat_send_message("
+    "%(room)s, %(author)s, %(kind)s, %(body)s, %(client_msg_id)s, %(created)s)",
 )
 
 

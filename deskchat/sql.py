@@ -128,8 +128,10 @@ def violates(error: Exception, model, constraint_name: str, *, using: str = DEFA
     PostgreSQL the error names the constraint (`diag.constraint_name`, an index's name for a
     partial unique constraint). SQLite names only the kind (`sqlite_errorname`); its message lists
     columns, which is text, so the constraint itself is asked whether the values break it
-    (`validate`: for a unique constraint, one query for a clashing row, only on this rare path). Call outside any transaction the error
-    broke (after its atomic block, or its savepoint, has rolled back).
+    (`validate`: for a unique constraint, one query for a clashing row, only on this rare path).
+    So on SQLite, a refusal by another constraint of values that would also break this one reads
+    as this one's. Call once the transaction the error broke has rolled back (its atomic block or
+    savepoint has exited).
     """
     constraint = {c.name: c for c in model._meta.constraints}[constraint_name]  # a KeyError names a typo
     cause = error.__cause__
