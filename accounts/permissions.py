@@ -6,8 +6,7 @@ only while the master switch is on. When no level decides, the answer is no.
 
 from dataclasses import dataclass
 
-from django.db import connection
-
+from . import sql
 from .models import Access, CompanyPermission, Contact, ContactPermission, GlobalFeature, GlobalPermissions
 
 CHAT = "chat"
@@ -50,41 +49,24 @@ def decide(
 
 def resolve_feature(contact: Contact, feature: str) -> Decision:
     """Return whether this contact may use the feature, and the level that decided."""
-    levels_sql, params = feature_levels_sql(feature, contact_alias="c")
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {levels_sql} FROM accounts_contact c WHERE c.id = %s", [*params, contact.pk])
-        row = cursor.fetchone()
-    return decision_from_levels(row) if row else Decision(False, "default")
+    check_feature(feature)
+    levels = sql.feature_levels(contact_id=contact.pk, feature=feature)
+    return decision_from_levels(levels) if levels else Decision(False, "default")
 
 
-def feature_levels_sql(feature: str, *, contact_alias: str) -> tuple[str, list]:
-    """Return four select expressions (master switch, global, contact, company) for one feature, and their parameters.
-
-    `contact_alias` names the accounts_contact row in the caller's FROM clause (a constant, never input). This is the
-    hand-written twin of annotate_feature_access for reads of one contact on the hot path (every
-    Join Chat): Django compiling the four subqueries cost as much as PostgreSQL running them
-    (docs/benchmarks.md). Read the row's first four columns with decision_from_levels.
-    """
+def check_feature(feature: str) -> None:
+    """Refuse a feature that is not registered: a programming error, not a quiet no."""
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}")
-    sql = (
-        "(SELECT master_switch FROM accounts_globalpermissions WHERE id = 1), "
-        "(SELECT enabled FROM accounts_globalfeature WHERE settings_id = 1 AND feature = %s), "
-        f"(SELECT access FROM accounts_contactpermission WHERE contact_id = {contact_alias}.id AND feature = %s), "
-        f"(SELECT access FROM accounts_companypermission WHERE company_id = {contact_alias}.company_id AND feature = %s)"
-    )
-    return sql, [feature, feature, feature]
 
 
-def decision_from_levels(row) -> Decision:
-    """Decide from the first four columns of a row selected with feature_levels_sql."""
-    master_switch, global_enabled, contact_access, company_access = row[:4]
-    # SQLite hands booleans back as 0 and 1.
+def decision_from_levels(levels: sql.FeatureLevels) -> Decision:
+    """Decide from every level's setting, as read by accounts.sql (a missing settings row means off)."""
     return decide(
-        contact_access=contact_access,
-        company_access=company_access,
-        master_switch=bool(master_switch),
-        global_enabled=None if global_enabled is None else bool(global_enabled),
+        contact_access=levels.contact_access,
+        company_access=levels.company_access,
+        master_switch=bool(levels.master_switch),
+        global_enabled=levels.global_enabled,
     )
 
 

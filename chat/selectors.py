@@ -8,17 +8,17 @@ import statistics
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
-from accounts.permissions import CHAT, contact_may, decision_from_levels, feature_levels_sql
+from accounts.permissions import CHAT, contact_may, decision_from_levels
 from deskchat.timefmt import format_when
 from tickets.models import TimeEntry
 
+from . import sql as chat_sql
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
@@ -269,43 +269,19 @@ def active_room_for_contact(*, contact: Contact) -> ChatRoom | None:
 
 
 def request_standing(*, contact: Contact, since) -> dict:
-    """Return what a new chat request must check of the contact, in one hand-written query.
+    """Return what a new chat request must check of the contact, in one hand-written query (chat.sql.STANDING).
 
     Whether they may chat (every permission level), whether they are in an active room, how many
     client requests they made since `since` (the rate limit), and their waiting request, if any.
-    Join Chat asks this on the process's one database thread, where a burst of requests queues;
-    the ORM spelling cost more to compile than PostgreSQL took to run it (docs/benchmarks.md).
-    The room test is _present_in_active_rooms, spelled in SQL.
     """
-    levels_sql, params = feature_levels_sql(CHAT, contact_alias="c")
-    sql = f"""
-        SELECT {levels_sql},
-               EXISTS (SELECT 1 FROM chat_chatparticipant p JOIN chat_chatroom r ON r.id = p.room_id
-                        WHERE p.user_id = c.user_id AND p.left_at IS NULL AND r.state = %s),
-               (SELECT COUNT(*) FROM chat_chatrequest q
-                 WHERE q.contact_id = c.id AND q.kind = %s AND q.requested_at > %s),
-               (SELECT w.id FROM chat_chatrequest w WHERE w.contact_id = c.id AND w.kind = %s AND w.state = %s)
-          FROM accounts_contact c
-         WHERE c.id = %s"""
-    client = ChatRequest.Kind.CLIENT
-    params += [
-        ChatRoom.State.ACTIVE,
-        client,
-        connection.ops.adapt_datetimefield_value(since),
-        client,
-        Waiting,
-        contact.pk,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    standing = chat_sql.request_standing(contact_id=contact.pk, since=since)
+    if standing is None:
         return {"may_chat": False, "in_active_room": False, "recent_requests": 0, "waiting": None}
-    in_active_room, recent_requests, waiting_id = row[4:]
+    waiting_id = standing.waiting_id
     return {
-        "may_chat": decision_from_levels(row).allowed,
-        "in_active_room": bool(in_active_room),
-        "recent_requests": recent_requests,
+        "may_chat": decision_from_levels(standing.levels).allowed,
+        "in_active_room": standing.in_active_room,
+        "recent_requests": standing.recent_requests,
         # Only a second tab or a retry finds one waiting: read it whole then, unless it has just left the queue.
         "waiting": ChatRequest.objects.select_related("ticket", "queue").filter(pk=waiting_id, state=Waiting).first()
         if waiting_id

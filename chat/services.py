@@ -7,11 +7,10 @@ nudges (ids and a message's payload); receivers read anything they missed from t
 A refusal the user should read is a `ChatError` with a stable `code` and a plain message.
 """
 
-from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -19,10 +18,12 @@ from django.utils import timezone
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
 from deskchat.events import publish_on_commit, queue_group, room_group, user_group
+from deskchat.sql import violates
 from tickets.models import Ticket
 from tickets.services import add_note, add_system_note
 
 from . import selectors
+from . import sql as chat_sql
 from .models import DRAFT_MAX_LENGTH, ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
@@ -108,11 +109,18 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     """
     try:
         return _request_chat(contact=contact, ticket=ticket)
-    except IntegrityError:  # a second tab asked at the same moment; its request has committed
+    except IntegrityError as error:  # a second tab asked at the same moment; its request has committed
+        if not _waits_already(error, contact, ChatRequest.Kind.CLIENT):
+            raise
         waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
         if waiting and waiting.ticket_id == ticket.pk:
             return waiting
         raise ChatError("already_waiting", "You are already waiting for a chat.") from None
+
+
+def _waits_already(error: IntegrityError, contact: Contact, kind: str) -> bool:
+    """Return whether an insert was refused because the contact already has a waiting request of this kind."""
+    return violates(error, ChatRequest, "one_waiting_request_per_contact", contact=contact, kind=kind, state=Waiting)
 
 
 @transaction.atomic
@@ -475,7 +483,9 @@ def invite_contact(*, engineer: Engineer, ticket: Ticket) -> ChatRequest:
                 invited_by=engineer,
                 expires_at=timezone.now() + timedelta(seconds=settings.CHAT_PICKUP_TIMEOUT_SECONDS),
             )
-    except IntegrityError:
+    except IntegrityError as error:
+        if not _waits_already(error, contact, ChatRequest.Kind.INVITATION):
+            raise
         raise ChatError("already_invited", f"{contact.name} already has a chat invitation waiting.") from None
     _publish_invitation_change(invitation)
     return invitation
@@ -761,14 +771,18 @@ def send_message(
         raise ChatError("bad_frame", "Unknown message kind.")
     if kind != ChatMessage.Kind.TEXT and not hasattr(user, "engineer"):
         raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
-    store = _store_in_one_statement if connection.vendor == "postgresql" else _store_with_orm
+    store = _store_in_one_statement if chat_sql.STORE_MESSAGE.supported() else _store_with_orm
     try:
         message = store(room_id=room_id, user=user, kind=kind, body=body, client_msg_id=client_msg_id)
-    except IntegrityError:
+    except IntegrityError as error:
+        if not violates(
+            error, ChatMessage, "unique_client_msg_id", room_id=room_id, author=user, client_msg_id=client_msg_id
+        ):
+            raise
         existing = ChatMessage.objects.filter(room_id=room_id, author=user, client_msg_id=client_msg_id).first()
-        if client_msg_id and existing:
-            return existing, False
-        raise
+        if existing is None:  # the stored one went with its room meanwhile
+            raise
+        return existing, False
     _publish_message(message)
     return message, True
 
@@ -797,35 +811,36 @@ def _store_in_one_statement(*, room_id: int, user, kind: str, body: str, client_
     """Do what _store_with_orm does in one call of the chat_send_message function (PostgreSQL).
 
     Outside a transaction that is one round trip and one commit instead of five round trips,
-    and a message is the write every socket's process makes most (see migration 0002). Inside
-    one (tests, or a caller's atomic block), a savepoint keeps a refusal from aborting it.
+    and a message is the write every socket's process makes most (see migration 0002).
     """
     created = timezone.now()
-    scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with scope, connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT * FROM chat_send_message(%s, %s, %s, %s, %s, %s)",
-                [room_id, user.pk, kind, body, client_msg_id, created],
-            )
-            row = cursor.fetchone()
-    except DatabaseError as error:
-        if getattr(error.__cause__, "sqlstate", None) == RAISED_BY_FUNCTION and "not_participant" in str(error):
-            raise ChatError("not_participant", "You are not in this chat.") from None
-        raise
-    if row is None:
+        stored = chat_sql.store_message(
+            room_id=room_id, author_id=user.pk, kind=kind, body=body, client_msg_id=client_msg_id, created=created
+        )
+    except chat_sql.NotParticipant:
+        raise ChatError("not_participant", "You are not in this chat.") from None
+    if stored is None:
         _refuse_inactive_room(room_id)
-    message_id, seq, name = row
     message = ChatMessage.from_db(
         connection.alias,
         STORED_MESSAGE_FIELDS,
-        [message_id, room_id, seq, user.pk, name, kind, body, client_msg_id, created],
+        [
+            stored.message_id,
+            room_id,
+            stored.message_seq,
+            user.pk,
+            stored.message_author_name,
+            kind,
+            body,
+            client_msg_id,
+            created,
+        ],
     )
     message.author = user
     return message
 
 
-RAISED_BY_FUNCTION = "P0001"  # PL/pgSQL's RAISE EXCEPTION without an ERRCODE
 STORED_MESSAGE_FIELDS = ["id", "room_id", "seq", "author_id", "author_name", "kind", "body", "client_msg_id", "created"]
 
 
@@ -874,23 +889,16 @@ def _publish_message(message: ChatMessage) -> None:
 def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
     """Increment the room's last_seq and return it (None if active_only and the room is not active).
 
-    One statement where the database can (UPDATE … RETURNING); it holds the room's row lock until
-    commit. The ORM has no UPDATE … RETURNING, and this runs once per message.
+    One statement where the database can (chat.sql.next_seq, UPDATE … RETURNING); it holds the
+    room's row lock until commit. The ORM has no UPDATE … RETURNING, and this runs once per message.
     """
-    rooms = ChatRoom.objects.filter(pk=room_id, **({"state": ChatRoom.State.ACTIVE} if active_only else {}))
     if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+        rooms = ChatRoom.objects.filter(pk=room_id, **({"state": ChatRoom.State.ACTIVE} if active_only else {}))
         if not rooms.update(last_seq=F("last_seq") + 1):
             return None
         return ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room_id)
-    table = connection.ops.quote_name(ChatRoom._meta.db_table)
-    condition = " AND state = %s" if active_only else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s{condition} RETURNING last_seq",
-            [room_id, ChatRoom.State.ACTIVE] if active_only else [room_id],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    taken = chat_sql.next_seq(room_id=room_id, active_only=active_only)
+    return taken.seq if taken else None
 
 
 @transaction.atomic

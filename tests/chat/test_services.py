@@ -268,6 +268,17 @@ class TestRequests:
             state="cancelled",
         )  # finished ones don't count
 
+    def test_an_unrelated_integrity_error_is_not_read_as_another_tab(self, desk, monkeypatch):
+        """Only one_waiting_request_per_contact means "another tab asked first"; any other refusal propagates."""
+
+        def refused_elsewhere(**kwargs):
+            with transaction.atomic():
+                ChatQueue.objects.create(name=desk["queue"].name)  # the queue names' unique constraint
+
+        monkeypatch.setattr(services, "_request_chat", refused_elsewhere)
+        with pytest.raises(IntegrityError):
+            services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
+
     def test_a_request_past_its_deadline_does_not_block_a_new_one(self, desk):
         """Join Chat after the pickup timeout, before any sweep, expires the old request and queues a new one."""
         old = services.request_chat(contact=desk["contact"], ticket=desk["ticket"])
@@ -806,6 +817,23 @@ class TestMessages:
         assert created and not created_again
         assert again.pk == first.pk
         assert ChatMessage.objects.filter(room=room, kind="text").count() == 1
+
+    @pytest.mark.postgres
+    def test_an_unrelated_integrity_error_is_not_read_as_a_retried_send(self, desk, room, monkeypatch):
+        """Only unique_client_msg_id means "sent already"; a refusal by another constraint propagates.
+
+        PostgreSQL names the constraint that refused. SQLite names none, so there the values are
+        checked against the constraint, and a clash in the data reads as a retry (deskchat.sql.violates).
+        """
+        first, _ = services.send_message(room_id=room.pk, user=desk["contact"].user, body="hi", client_msg_id="c1")
+
+        def refused_elsewhere(**kwargs):
+            with transaction.atomic():
+                ChatMessage.objects.create(room=room, seq=first.seq, author=desk["dana"].user, body="x")
+
+        monkeypatch.setattr(services, "_store_in_one_statement", refused_elsewhere)
+        with pytest.raises(IntegrityError):
+            services.send_message(room_id=room.pk, user=desk["contact"].user, body="hi", client_msg_id="c1")
 
     def test_client_msg_ids_are_per_author(self, desk, room):
         """Two people may pick the same client_msg_id; both messages are kept."""
