@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from .models import Access, CompanyPermission, Contact, ContactPermission, GlobalFeature, GlobalPermissions
+from .roles import who
 
 CHAT = "chat"
 CREATE_TICKET = "create_ticket"
@@ -89,8 +90,8 @@ def decision_from_levels(row) -> Decision:
 
 
 def contact_may(user, feature: str) -> Decision:
-    """Return the decision for a user; anyone who is not a contact is refused by default."""
-    contact = getattr(user, "contact", None) if user is not None and user.is_authenticated else None
+    """Return the decision for a user; anyone who is not a contact (engineers included) is refused by default."""
+    contact = who(user).contact
     if contact is None:
         return Decision(False, "default")
     return resolve_feature(contact, feature)

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from accounts.models import ContactPermission, Engineer
+from accounts.models import Contact, ContactPermission, Engineer
 from accounts.permissions import CHAT
 from chat import presence, selectors, services
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
@@ -474,6 +474,16 @@ async def test_each_socket_admits_only_its_own_kind_of_user(desk):
     assert not connected and code == 4403
     _, connected, code = await connect(desk["dana"].user, "/ws/chat/")
     assert not connected and code == 4403
+
+
+async def test_an_engineer_with_a_contact_profile_too_gets_only_the_hud_socket(desk):
+    """Staff who also have a client login are engineers: the client socket refuses them with 4403."""
+    await sync_to_async(Contact.objects.create)(user=desk["dana"].user, company=desk["contact"].company)
+    _, connected, code = await connect(desk["dana"].user, "/ws/chat/")
+    assert not connected and code == 4403
+    hud = await staff_socket(desk["dana"].user)
+    await hud.wait_event("queue", count=0)
+    await hud.close()
 
 
 @pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/"])
