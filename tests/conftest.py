@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 
 from tests import factories
+from tests.desk import desk  # noqa: F401 - the shared fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true"}
