@@ -727,3 +727,18 @@ def timedelta_minutes(minutes):
     from datetime import timedelta
 
     return timedelta(minutes=minutes)
+
+
+def test_signing_notes_costs_no_query_per_author(engineer_client, world, f):
+    """The notes come with their authors' profiles, so naming each author reads nothing more."""
+
+    def count_queries() -> int:
+        with statements_run() as statements:
+            assert engineer_client.get(detail_url(world["ticket"])).status_code == 200
+        return len(statements)
+
+    few = count_queries()
+    for n in range(4):
+        f.make_note(ticket=world["ticket"], author=f.make_engineer().user, text=f"Engineer note {n}")
+        f.make_note(ticket=world["ticket"], author=f.make_contact(company=world["contact"].company).user)
+    assert count_queries() == few
