@@ -165,6 +165,8 @@ async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
+    # The client's socket takes the room once it hears room.opened (over Redis, after Dana's answer).
+    await client.wait_event("client_state", state="chatting", engineer_present=1)
     await client.send(action="send", room_id=room_id, body="Hello", client_msg_id="c-1")
     seen_by_dana = await dana.wait_message(room_id, 2)
     seen_by_client = await client.wait_message(room_id, 2)
