@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from . import sql
 from .models import Access, CompanyPermission, Contact, ContactPermission, GlobalFeature, GlobalPermissions
+from .roles import who
 
 CHAT = "chat"
 CREATE_TICKET = "create_ticket"
@@ -71,8 +72,8 @@ def decision_from_levels(levels: sql.FeatureLevels) -> Decision:
 
 
 def contact_may(user, feature: str) -> Decision:
-    """Return the decision for a user; anyone who is not a contact is refused by default."""
-    contact = getattr(user, "contact", None) if user is not None and user.is_authenticated else None
+    """Return the decision for a user; anyone who is not a contact (engineers included) is refused by default."""
+    contact = who(user).contact
     if contact is None:
         return Decision(False, "default")
     return resolve_feature(contact, feature)

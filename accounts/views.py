@@ -4,12 +4,15 @@ from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
+from .roles import Role, who
+
 
 @require_GET
 def home(request):
-    if not request.user.is_authenticated:
+    found = who(request.user)
+    if found.role == Role.ANONYMOUS:
         return redirect("login")
-    if hasattr(request.user, "engineer"):
+    if found.is_engineer:
         return redirect("hud")
     return redirect("tickets:list")
 

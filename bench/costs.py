@@ -50,6 +50,13 @@ def join_chat_and_cancel(i):
     html, state = join_socket.ask_for_chat(waiting_ticket.pk)
     services.cancel_request(contact=waiting, request_id=state["request"].pk)
 
+from accounts.roles import who
+
+def who_uncached(i):
+    """What a socket's first who() costs: the user object holds no profile yet, as a new socket's."""
+    clients[0].user._state.fields_cache.clear()
+    return who(clients[0].user)
+
 from deskchat.events import _run_holding_events
 
 def as_served(fn):
@@ -86,7 +93,7 @@ calls = {
     "client_state (fragment)": lambda i: fragments.client_state_context(contact),
     "staff_queue (one engineer)": lambda i: selectors.queue_summary(engineer=engineer),
     "queue_snapshot (20 engineers)": lambda i: selectors.queue_snapshot(engineer_ids=engineer_ids),
-    "contact_for": lambda i: selectors.contact_for(clients[0].user),
+    "who (a contact)": who_uncached,
     "rooms_for_socket": lambda i: selectors.rooms_for_socket(user=clients[0].user),
     "messages_after (catch-up)": lambda i: selectors.messages_after(room_id=clients[0].room_id, seq=0),
 }

@@ -33,10 +33,10 @@ SCRUBBED = (
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# The fault tests' server helpers import neither pytest nor Django, so the benchmarks share them.
+# The test servers' helpers import neither pytest nor Django, so the benchmarks share them.
 from tests.faults import servers as fault_servers  # noqa: E402
-from tests.faults.servers import WEBSOCKET_MAX_MESSAGE_SIZE, free_port, wait_for_tcp  # noqa: E402
 from tests.faults.servers import pg_binary as fault_pg_binary  # noqa: E402
+from tests.servers import WEBSOCKET_MAX_MESSAGE_SIZE, free_port, wait_for_port  # noqa: E402
 
 
 def raise_fd_limit() -> None:
@@ -213,7 +213,7 @@ class Server:
         self.process = subprocess.Popen(
             self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=raise_fd_limit
         )
-        wait_for_tcp(self.port, timeout=60, process=self.process)
+        wait_for_port(self.port, process=self.process, timeout=60)
         return self
 
     def cpu(self) -> float:
@@ -263,7 +263,7 @@ def daphne(name: str, env: dict, app: str = "deskchat.asgi:application") -> Serv
             "-p",
             "{port}",
             "--websocket-max-message-size",
-            WEBSOCKET_MAX_MESSAGE_SIZE,
+            str(WEBSOCKET_MAX_MESSAGE_SIZE),
             app,
         ],
         env,

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Q
 
+from accounts.roles import who
 from tickets.models import Ticket
 
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate
@@ -77,9 +78,8 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     @staticmethod
     def _engineer(request):
         """Return the engineer asking, unless they are an administrator (who may edit every template)."""
-        if request.user.is_superuser:
-            return None
-        return getattr(request.user, "engineer", None)
+        found = who(request.user)
+        return None if found.is_admin else found.engineer
 
     def get_queryset(self, request):
         templates = super().get_queryset(request).select_related("owner")

@@ -27,6 +27,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.roles import who
 from deskchat.events import call_service, queue_group, room_group, user_group
 from deskchat.timefmt import activate_viewer_time_zone
 
@@ -504,7 +505,7 @@ class ClientChatConsumer(ChatSocket):
         self.position_changed_at = 0.0  # when the latest queue.position nudge reached this socket
         self.draft: tuple[int, str] | None = None  # the latest draft frame not stored yet
         self.draft_writer: asyncio.Task | None = None
-        self.contact = await database_sync_to_async(selectors.contact_for)(self.user)
+        self.contact = (await database_sync_to_async(who)(self.user)).contact
         return self.contact is not None
 
     async def on_connected(self):
@@ -683,7 +684,7 @@ class StaffChatConsumer(ChatSocket):
     PARTICIPANTS_CLASS = "participants-box"
 
     async def authorize(self) -> bool:
-        self.engineer = await database_sync_to_async(selectors.engineer_for)(self.user)
+        self.engineer = (await database_sync_to_async(who)(self.user)).engineer
         return self.engineer is not None
 
     async def on_connected(self):
@@ -827,7 +828,11 @@ class StaffChatConsumer(ChatSocket):
             await self.send(text_data=fragments.notice("", ""))
 
     async def availability_changed(self, event):
-        self.engineer = await self.shared("engineer", lambda: database_sync_to_async(selectors.engineer_for)(self.user))
+        # Read afresh: who() keeps the profile as it was when the socket opened.
+        engineer_id = self.engineer.pk
+        self.engineer = await self.shared(
+            "engineer", lambda: database_sync_to_async(selectors.engineer_by_id)(engineer_id)
+        )
         await self.queue_changed(event)
 
     async def room_opened(self, event):

@@ -6,6 +6,8 @@ already in its state, with the current room's messages; the socket then sends on
 
 from django.utils.functional import SimpleLazyObject
 
+from accounts.roles import who
+
 from . import fragments, selectors
 
 # Cookies client.js sets so a page renders the dialog as the client left it, without a flash.
@@ -23,7 +25,7 @@ def chat_dock(request):
 
 def dock_context(user, cookies) -> dict:
     """Return the dialog's state for a contact (empty for anyone else) and its initial view."""
-    contact = selectors.contact_for(user)
+    contact = who(user).contact
     if contact is None:
         return {}
     context = fragments.client_state_context(contact)

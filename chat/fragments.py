@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from accounts.roles import who
 from deskchat.timefmt import format_when
 
 from . import selectors, shared_queue
@@ -273,7 +274,7 @@ def session_context(room_id: int, *, viewer, room=None, engineer=None, present=N
     engineer and the room's participants, which it reads for all its sessions at once.
     """
     room = room or selectors.get_room_for_participant(user=viewer, room_id=room_id)
-    engineer = engineer or selectors.engineer_for(viewer)
+    engineer = engineer or who(viewer).engineer
     present = selectors.participants(room_id) if present is None else present
     me = next((p for p in present if p.user_id == viewer.pk), None)
     closed = me is None or not room.is_active

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Engineer
+from accounts.roles import who
 from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 from tickets.forms import TimeEntryForm
@@ -40,7 +41,7 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _engineer(request) -> Engineer:
-    engineer = selectors.engineer_for(request.user)
+    engineer = who(request.user).engineer
     if engineer is None:
         raise PermissionDenied("The HUD is for engineers.")
     return engineer
@@ -265,8 +266,8 @@ def supervisor(request: HtmxHttpRequest):
 
     The page's socket (chat/supervisor.py) sends the board again whenever it changes.
     """
-    engineer = _engineer(request)
-    if not engineer.is_supervisor:
+    _engineer(request)
+    if not who(request.user).is_supervisor:
         raise PermissionDenied("The supervisor view is for supervisors.")
     template = "hud/supervisor.html#board" if request.htmx else "hud/supervisor.html"
     return render(request, template, selectors.supervisor_overview())

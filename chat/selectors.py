@@ -242,20 +242,6 @@ def queue_summary(*, engineer: Engineer, snapshot: dict | None = None) -> dict:
 # --- Contacts -------------------------------------------------------------------------------
 
 
-def contact_for(user) -> Contact | None:
-    """Return the user's contact profile, or None for anyone who is not a client."""
-    if not user or not user.is_authenticated:
-        return None
-    return Contact.objects.select_related("user", "company").filter(user=user).first()
-
-
-def engineer_for(user) -> Engineer | None:
-    """Return the user's engineer profile, or None for anyone who is not an engineer."""
-    if not user or not user.is_authenticated:
-        return None
-    return Engineer.objects.select_related("user").filter(user=user).first()
-
-
 def active_room_for_contact(*, contact: Contact) -> ChatRoom | None:
     """Return the active room the contact is in, if any."""
     return (

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
+from accounts.roles import who
 from deskchat.events import publish_on_commit, queue_group, room_group, user_group
 from deskchat.sql import violates
 from tickets.models import Ticket
@@ -633,7 +634,7 @@ def _leave(room: ChatRoom, user) -> None:
     if not roles:
         _end(room, ended_by=None)
     elif participant.role == ChatParticipant.Role.ENGINEER and ChatParticipant.Role.ENGINEER not in roles:
-        _return_to_queue(room, left_by=getattr(user, "engineer", None))
+        _return_to_queue(room, left_by=who(user).engineer)
 
 
 def _return_to_queue(room: ChatRoom, *, left_by: Engineer | None) -> None:
@@ -769,7 +770,7 @@ def send_message(
     client_msg_id = str(client_msg_id or "")[:64]
     if kind not in (ChatMessage.Kind.TEXT, ChatMessage.Kind.GREETING, ChatMessage.Kind.FAREWELL):
         raise ChatError("bad_frame", "Unknown message kind.")
-    if kind != ChatMessage.Kind.TEXT and not hasattr(user, "engineer"):
+    if kind != ChatMessage.Kind.TEXT and not who(user).is_engineer:
         raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
     store = _store_in_one_statement if chat_sql.STORE_MESSAGE.supported() else _store_with_orm
     try:

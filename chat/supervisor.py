@@ -22,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.roles import who
 from deskchat.events import supervisor_group
 from deskchat.timefmt import activate_viewer_time_zone
 
@@ -88,8 +89,7 @@ class SupervisorConsumer(AsyncWebsocketConsumer):
         if not await admit(self, user.pk):
             return
         self.user_id = user.pk
-        engineer = await database_sync_to_async(selectors.engineer_for)(user)
-        if engineer is None or not engineer.is_supervisor:
+        if not (await database_sync_to_async(who)(user)).is_supervisor:
             user_sockets().discard(user.pk, self)
             await self.close(code=CLOSE_FORBIDDEN)
             return

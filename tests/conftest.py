@@ -1,4 +1,4 @@
-"""Shared fixtures: the backend in use, live daphne servers, and the browser.
+"""Shared fixtures: the backend in use, the desk, live daphne servers (tests/servers.py), and the browser.
 
 The suite runs twice (scripts/test): on the embedded default and on PostgreSQL + Redis.
 Tests marked `postgres` or `redis` run only in the second run. Under CI=true, a missing
@@ -7,16 +7,14 @@ service or browser fails the test instead of skipping it.
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from tests import factories
+from tests.desk import desk  # noqa: F401 - the shared fixture
+from tests.servers import DaphneServer
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true"}
@@ -73,90 +71,27 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{parts.netloc}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def daphne_environment(**extra_env) -> dict:
+    """Return the environment of a daphne process that serves this session's test database."""
+    db = settings.DATABASES["default"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "DESKCHAT_ALLOW_DEV_KEY": "1"}
+    if USING_POSTGRES:
+        from urllib.parse import quote
 
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"daphne did not listen on {port} within {timeout}s")
-
-
-class DaphneServer:
-    """One real daphne process serving the test database."""
-
-    def __init__(self, extra_env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.extra_env = extra_env or {}
-        self.process = None
-        self.log_path = ROOT / "var" / f"daphne-{self.port}.log"
-
-    def environment(self) -> dict:
-        db = settings.DATABASES["default"]
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "DESKCHAT_ALLOW_DEV_KEY": "1"}
-        if USING_POSTGRES:
-            from urllib.parse import quote
-
-            password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-            env["DATABASE_URL"] = (
-                f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-            )
-        else:
-            env.pop("DATABASE_URL", None)
-            env["SQLITE_PATH"] = str(db["NAME"])
-        env.update({k: str(v) for k, v in self.extra_env.items()})
-        return env
-
-    def start(self) -> "DaphneServer":
-        self.log_path.parent.mkdir(exist_ok=True)
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--websocket-max-message-size",
-                str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
-                "deskchat.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.environment(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         )
-        wait_for_port(self.port, self.process)
-        return self
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(db["NAME"])
+    env.update({k: str(v) for k, v in extra_env.items()})
+    return env
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if getattr(self, "_log", None):
-            self._log.close()
+def daphne_server(**extra_env) -> DaphneServer:
+    """Return a daphne process (not started) on the test database, with these settings."""
+    return DaphneServer(daphne_environment(**extra_env), max_message_size=settings.WEBSOCKET_MAX_MESSAGE_SIZE)
 
 
 @pytest.fixture
@@ -165,8 +100,12 @@ def daphne_servers(transactional_db):
     started = []
 
     def start(count: int = 1, **extra_env) -> list[DaphneServer]:
-        servers = [DaphneServer(extra_env).start() for _ in range(count)]
+        servers = [daphne_server(**extra_env) for _ in range(count)]
         started.extend(servers)
+        for server in servers:  # in parallel: each spends seconds importing Django
+            server.launch()
+        for server in servers:
+            server.wait()
         return servers
 
     yield start

@@ -3,22 +3,20 @@
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
+from accounts.roles import who
+
 from .models import Ticket, TicketNote, TimeEntry
-
-
-def is_engineer(user) -> bool:
-    return bool(user.is_authenticated and hasattr(user, "engineer"))
 
 
 def visible_tickets(*, user) -> QuerySet[Ticket]:
     """Return the tickets this user may see: engineers see all, a contact their company's."""
     tickets = Ticket.objects.select_related("company", "contact__user", "board", "assigned_engineer")
-    if is_engineer(user):
+    found = who(user)
+    if found.is_engineer:
         return tickets
-    contact = getattr(user, "contact", None) if user.is_authenticated else None
-    if contact is None:
+    if found.contact is None:
         return tickets.none()
-    return tickets.filter(company_id=contact.company_id)
+    return tickets.filter(company_id=found.contact.company_id)
 
 
 def list_tickets_for_user(*, user, query: str = "", status: str = "") -> QuerySet[Ticket]:
@@ -58,13 +56,13 @@ def get_ticket_for_contact(*, contact, ticket_id: int) -> Ticket:
 
 
 def _note_visibility(user) -> Q:
-    return Q() if is_engineer(user) else Q(notes__internal=False)
+    return Q() if who(user).is_engineer else Q(notes__internal=False)
 
 
 def list_notes_for_user(*, user, ticket: Ticket) -> QuerySet[TicketNote]:
     """Return a ticket's notes this user may read: clients never see internal ones."""
     notes = ticket.notes.select_related("author__engineer", "author__contact")
-    if not is_engineer(user):
+    if not who(user).is_engineer:
         notes = notes.filter(internal=False)
     return notes
 
@@ -74,7 +72,7 @@ def list_time_entries_for_user(*, user, ticket: Ticket) -> list[TimeEntry]:
 
     Time entries are the desk's own records (billing, workload), so clients never see them.
     """
-    if not is_engineer(user):
+    if not who(user).is_engineer:
         return []
     entries = list(ticket.time_entries.select_related("engineer").order_by("-started", "-pk"))
     for entry in entries:
@@ -87,7 +85,7 @@ def get_time_entry_for_user(*, user, ticket_id: int, entry_id: int) -> TimeEntry
 
     Whether they may change it is the service's decision (update_time_entry).
     """
-    if not is_engineer(user):
+    if not who(user).is_engineer:
         raise Http404("No such time entry.")
     try:
         entry = TimeEntry.objects.select_related("engineer", "ticket").get(pk=entry_id, ticket_id=ticket_id)

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CREATE_TICKET, resolve_feature
+from accounts.roles import who
 
 from .models import Ticket, TicketNote, TimeEntry
 
@@ -46,7 +47,7 @@ def create_ticket(
 def add_note(*, ticket: Ticket, author, text: str, internal: bool = False) -> TicketNote:
     """Add a note to a ticket; only engineers may write internal notes."""
     text = _clean_text(text, field="text", max_length=settings.NOTE_MAX_LENGTH)
-    if internal and not hasattr(author, "engineer"):
+    if internal and not who(author).is_engineer:
         raise PermissionDenied("Only engineers can write internal notes.")
     note = TicketNote.objects.create(ticket=ticket, author=author, text=text, internal=internal)
     Ticket.objects.filter(pk=ticket.pk).update(updated=note.created)

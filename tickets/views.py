@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import CREATE_TICKET, contact_may
+from accounts.roles import who
 
 from . import selectors, services
 from .forms import NoteForm, TicketForm, TimeEntryForm
@@ -37,7 +38,7 @@ def ticket_list(request):
 @require_http_methods(["GET", "POST"])
 @login_required
 def ticket_create(request):
-    contact = getattr(request.user, "contact", None)
+    contact = who(request.user).contact
     if contact is None or not contact_may(request.user, CREATE_TICKET):
         raise PermissionDenied("You are not allowed to create tickets.")
     # Not `request.POST or None`: a POST with no fields at all must be validated (and refused), too.
@@ -93,7 +94,7 @@ def note_add(request, ticket_id: int):
                 ticket=ticket,
                 author=request.user,
                 text=form.cleaned_data["text"],
-                internal=form.cleaned_data["internal"] and selectors.is_engineer(request.user),
+                internal=form.cleaned_data["internal"] and who(request.user).is_engineer,
             )
         except ValidationError as error:
             form.add_error("text", error.message_dict.get("text", error.messages))
@@ -130,7 +131,9 @@ def time_entry_edit(request, ticket_id: int, entry_id: int):
         form = TimeEntryForm(request.POST, auto_id=auto_id)
         if form.is_valid():
             try:
-                entry = services.update_time_entry(entry=entry, engineer=request.user.engineer, **form.cleaned_data)
+                entry = services.update_time_entry(
+                    entry=entry, engineer=who(request.user).engineer, **form.cleaned_data
+                )
             except ValidationError as error:
                 # A refusal with no field (the entry was deleted meanwhile) has no message_dict.
                 problems = error.message_dict.items() if hasattr(error, "error_dict") else [(None, error.messages)]

@@ -123,3 +123,24 @@ def test_portal_pages_forbid_inline_script(client, f):
 
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy
+
+
+def test_staff_with_a_client_login_too_get_only_the_staff_side(client, f):
+    """An engineer who also has a contact profile lands on the HUD, sees every ticket under their
+    display name, and never gets the client's chat dock, Join Chat or ticket form."""
+    from accounts.models import Contact
+    from tickets.views import CREATE_TICKET
+
+    engineer = f.make_engineer(username="dana", display_name="Dana Reyes")
+    company = f.make_company(name="Ours Ltd", chat="allow")
+    contact = Contact.objects.create(user=engineer.user, company=company)
+    f.make_contact(company=company).permissions.create(feature=CREATE_TICKET, access="allow")
+    ticket = f.make_ticket(contact=contact, summary="Filed as a client")
+
+    response = client.post(reverse("login"), {"username": "dana", "password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("hud")
+    listed = client.get(reverse("tickets:list")).content.decode()
+    assert "All tickets" in listed and "Dana Reyes" in listed and "Ours Ltd tickets" not in listed
+    page = client.get(reverse("tickets:detail", args=[ticket.pk])).content.decode()
+    assert 'id="chat-dock"' not in page and "Join Chat" not in page
+    assert client.get(reverse("tickets:create")).status_code == 403

@@ -50,25 +50,12 @@ BACKGROUND_SHIM = """
 """
 
 
-@pytest.fixture
-def desk(f, browser_passwords):
-    """A client company allowed to chat, a ticket with notes, two engineers in the default queue,
-    a supervisor, and a greeting and a farewell with placeholders."""
-    company = f.make_company(name="Contoso Dental", chat="allow")
-    carol = f.make_contact(username="carol", first_name="Carol", last_name="Diaz", company=company)
-    nina = f.make_contact(username="nina", first_name="Nina", last_name="Patel", company=company)
-    queue = f.make_queue(name="Service Desk", is_default=True)
-    dana = f.make_engineer(username="dana", display_name="Dana Reyes", queues=[queue], is_supervisor=True)
-    sam = f.make_engineer(username="sam", display_name="Sam Okafor", queues=[queue])
-    alex = f.make_engineer(
-        username="alex", display_name="Alex Morgan", queues=[queue], availability=Engineer.Availability.AWAY
-    )
-    ticket = f.make_ticket(
-        contact=carol, summary="Outlook keeps asking for my password", description="Since this morning's update."
-    )
-    other = f.make_ticket(contact=nina, summary="Scanner prints blank pages")
-    f.make_note(ticket=ticket, text="It started after this morning's update.")
-    f.make_note(ticket=ticket, author=dana.user, text="Probably the token cache", internal=True)
+@pytest.fixture(autouse=True)
+def hud_story(desk):
+    """Dana supervises, Carol's ticket has notes, and there are a greeting and a farewell with placeholders."""
+    desk.dana.is_supervisor = True
+    desk.dana.save(update_fields=["is_supervisor"])
+    desk.add_notes()
     MessageTemplate.objects.create(
         kind="greeting",
         name="Hello",
@@ -77,17 +64,12 @@ def desk(f, browser_passwords):
     MessageTemplate.objects.create(
         kind="farewell", name="Bye", body="Thanks {client_first_name}, closing ticket #{ticket_number} chat now."
     )
-    return {
-        "company": company,
-        "carol": carol,
-        "nina": nina,
-        "queue": queue,
-        "dana": dana,
-        "sam": sam,
-        "alex": alex,
-        "ticket": ticket,
-        "other": other,
-    }
+
+
+@pytest.fixture
+def away(desk) -> Engineer:
+    """Alex Morgan, away, the third member of the default queue."""
+    return desk.add_engineer("Alex Morgan", username="alex", availability=Engineer.Availability.AWAY)
 
 
 class Watcher:
@@ -160,7 +142,7 @@ def send_from_hud(page, room_id, text):
     box.press("Enter")
 
 
-def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daphne_servers, screenshot, desk):
+def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daphne_servers, screenshot, desk, away):
     """A client's request shows live on both engineers' HUDs with a running timer and turns red
     (with a text label) once overdue; only the available engineers are alerted. Both press Answer at
     once: one gets the session and the ticket beside it, the other is told a colleague took it.
@@ -179,19 +161,17 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     navigations_before = len(dana_w.navigations), len(sam_w.navigations)
 
     # The client asks to chat from the ticket page.
-    join_chat(carol, desk["ticket"])
-    request = ChatRequest.objects.get(contact=desk["carol"])
+    join_chat(carol, desk.ticket)
+    request = ChatRequest.objects.get(contact=desk.contact)
     screenshot(carol, "02-client-waiting")
 
     # It shows on every HUD without a reload, with client, company, ticket and summary.
     for page in (dana, sam, alex):
         item = queue_item(page, request.pk)
         expect(item).to_be_visible(timeout=WAIT)
-        expect(item.locator(".who")).to_have_text("Carol Diaz")
-        expect(item.locator(".company")).to_have_text("Contoso Dental")
-        expect(item.locator(".queue-ticket")).to_contain_text(
-            f"#{desk['ticket'].pk} Outlook keeps asking for my password"
-        )
+        expect(item.locator(".who")).to_have_text("Carol Client")
+        expect(item.locator(".company")).to_have_text("Ours Ltd")
+        expect(item.locator(".queue-ticket")).to_contain_text(f"#{desk.ticket.pk} Outlook keeps asking for my password")
         expect(page.locator("#hud-queue h2 .count")).to_have_text("1")
     assert (len(dana_w.navigations), len(sam_w.navigations)) == navigations_before
 
@@ -238,9 +218,9 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     room = ChatRoom.objects.get(request=request)
     room_id = room.pk
     request.refresh_from_db()
-    winner, loser = (dana, sam) if request.answered_by_id == desk["dana"].pk else (sam, dana)
+    winner, loser = (dana, sam) if request.answered_by_id == desk.dana.pk else (sam, dana)
     winner_name, loser_name = ("Dana Reyes", "Sam Okafor") if winner is dana else ("Sam Okafor", "Dana Reyes")
-    loser_engineer = desk["sam"] if winner is dana else desk["dana"]
+    loser_engineer = desk.sam if winner is dana else desk.dana
 
     # The request vanishes from every queue, and the others are told which colleague took it; the
     # loser's own Answer is refused (if it reached the server before the request left their queue).
@@ -248,7 +228,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
         expect(queue_item(page, request.pk)).to_have_count(0, timeout=WAIT)
         expect(page.locator("#hud-queue")).not_to_have_class(re.compile(r"\boverdue\b"))
     for page in (loser, alex):
-        expect(page.locator("#chat-notice")).to_have_text(f"{winner_name} answered Carol Diaz's chat.", timeout=WAIT)
+        expect(page.locator("#chat-notice")).to_have_text(f"{winner_name} answered Carol Client's chat.", timeout=WAIT)
         expect(page.locator("#chat-notice")).to_be_visible()
     expect(winner.locator("#chat-notice[data-notice=taken]")).to_have_count(0)
     if loser.locator("#chat-errors[data-event=error]").count():
@@ -264,7 +244,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(winner.locator(f"#tab-room-{room_id}")).to_have_attribute("aria-selected", "true")
     ticket_panel = panel.locator(".session-ticket")
     expect(ticket_panel).to_contain_text("Outlook keeps asking for my password", timeout=WAIT)
-    expect(ticket_panel).to_contain_text("Contoso Dental")
+    expect(ticket_panel).to_contain_text("Ours Ltd")
     expect(ticket_panel).to_contain_text("It started after this morning's update.")
     expect(ticket_panel).to_contain_text("Probably the token cache")
     # The chat in progress is this session, not history: neither counted nor listed there.
@@ -287,7 +267,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     # A greeting: one click inserts the filled-in template for editing, then it is sent.
     panel.get_by_role("button", name="Greeting: Hello").click()
     box = panel.locator("form.compose textarea")
-    greeting = f"Hi Carol, {winner_name} here about ticket #{desk['ticket'].number}."
+    greeting = f"Hi Carol, {winner_name} here about ticket #{desk.ticket.number}."
     expect(box).to_have_value(greeting)
     expect(box).to_be_focused()
     box.press("End")
@@ -304,7 +284,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     panel.locator("form.invite-form").get_by_role("button", name="Invite").click()
     card = loser.locator(f"#room-invitation-{room_id}")
     expect(card).to_be_visible(timeout=WAIT)
-    expect(card).to_contain_text(f"ticket #{desk['ticket'].pk}")
+    expect(card).to_contain_text(f"ticket #{desk.ticket.pk}")
     screenshot(loser, "07-invited")
     card.get_by_role("button", name="Join").click()
     expect(session(loser, room_id)).to_be_visible(timeout=WAIT)
@@ -314,7 +294,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     expect(participants.locator("summary")).to_have_text("In this chat: 3", timeout=WAIT)
     participants.locator("summary").click()
     expect(participants.locator("li")).to_have_text(
-        [winner_name + " (engineer)", loser_name + " (engineer)", "Carol Diaz"]
+        [winner_name + " (engineer)", loser_name + " (engineer)", "Carol Client"]
     )
     send_from_hud(loser, room_id, "I can see the token cache error too.")
     expect(carol.locator(f"#room-{room_id}-messages")).to_contain_text(
@@ -324,7 +304,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
 
     # A farewell, edited and sent.
     panel.get_by_role("button", name="Farewell: Bye").click()
-    farewell = f"Thanks Carol, closing ticket #{desk['ticket'].number} chat now."
+    farewell = f"Thanks Carol, closing ticket #{desk.ticket.number} chat now."
     expect(box).to_have_value(farewell)
     box.fill(farewell + " Bye!")
     panel.locator("form.compose").get_by_role("button", name="Send").click()
@@ -344,8 +324,8 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     panel.get_by_role("button", name="Copy chat log").click()
     expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
     log = winner.evaluate("navigator.clipboard.readText()")
-    assert log.startswith(f"Chat #{room_id} on ticket #{desk['ticket'].pk} with Carol Diaz, started ")
-    assert re.search(rf"^\[{WHEN}\] Carol Diaz: Hello, it asks for my password <again>\.$", log, re.M)
+    assert log.startswith(f"Chat #{room_id} on ticket #{desk.ticket.pk} with Carol Client, started ")
+    assert re.search(rf"^\[{WHEN}\] Carol Client: Hello, it asks for my password <again>\.$", log, re.M)
     assert re.search(rf"^\[{WHEN}\] {winner_name}: {re.escape(greeting)} How can I help\?$", log, re.M)
     assert re.search(rf"^\[{WHEN}\] \* {winner_name} left\.$", log, re.M)
     screenshot(winner, "09-left-log-copied")
@@ -357,7 +337,7 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     form = panel.locator("form.time-entry")
     expect(form).to_be_visible(timeout=WAIT)
     expect(form.locator("[name=hours]")).to_have_value("0.25")
-    expect(form.locator("[name=notes]")).to_have_value(re.compile(r"Carol Diaz: Hello, it asks for my password"))
+    expect(form.locator("[name=notes]")).to_have_value(re.compile(r"Carol Client: Hello, it asks for my password"))
     expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
     assert "How can I help?" in winner.evaluate("navigator.clipboard.readText()")
     ended = datetime.strptime(form.locator("[name=ended]").input_value(), PARSE_FORMAT)
@@ -368,11 +348,11 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
     screenshot(winner, "10-time-entry-form")
     form.get_by_role("button", name="Save time entry").click()
     saved = panel.locator(".time-entry-saved")
-    expect(saved).to_contain_text(f"Time entry saved: 0.50 h on ticket #{desk['ticket'].pk}.", timeout=WAIT)
-    entry = TimeEntry.objects.get(ticket=desk["ticket"])
+    expect(saved).to_contain_text(f"Time entry saved: 0.50 h on ticket #{desk.ticket.pk}.", timeout=WAIT)
+    entry = TimeEntry.objects.get(ticket=desk.ticket)
     assert entry.hours == Decimal("0.50")
     assert entry.engineer_id == request.answered_by_id
-    assert "Carol Diaz: Hello, it asks for my password <again>." in entry.notes
+    assert "Carol Client: Hello, it asks for my password <again>." in entry.notes
     screenshot(winner, "11-time-entry-saved")
 
     for watcher in (dana_w, sam_w, alex_w, carol_w):
@@ -381,12 +361,12 @@ def test_queue_race_chat_templates_invite_leave_log_and_time_entry(browser, daph
         context.close()
 
 
-def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, screenshot, desk):
+def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, screenshot, desk, away):
     """An engineer with the HUD in the background gets a desktop notification (and a repeating beep)
     saying how many wait and for how long; the away engineer gets nothing. A reload brings back the
     queue, the live session with what was said meanwhile, and a left session still to wrap up. A
     hand-over moves the chat to a colleague, and the supervisor view follows queues and engineers."""
-    Engineer.objects.filter(pk=desk["dana"].pk).update(max_concurrent_chats=1)
+    Engineer.objects.filter(pk=desk.dana.pk).update(max_concurrent_chats=1)
     server = daphne_servers(1, CHAT_QUEUE_ALERT_SECONDS=2)[0]
     base = server.url
     dana_ctx, dana, dana_w = open_page(browser, base, "dana", permissions=["notifications"], shim=True)
@@ -405,15 +385,15 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     sam.get_by_label("Busy").check()
     expect(sam.locator("#hud-queue")).to_have_attribute("data-availability", "busy", timeout=WAIT)
     expect(sam.locator("#hud-queue")).to_have_attribute("data-notify", "0")
-    assert Engineer.objects.get(pk=desk["sam"].pk).availability == "busy"
+    assert Engineer.objects.get(pk=desk.sam.pk).availability == "busy"
 
     # Two clients ask to chat, a moment apart.
-    join_chat(carol, desk["ticket"])
-    first = ChatRequest.objects.get(contact=desk["carol"])
+    join_chat(carol, desk.ticket)
+    first = ChatRequest.objects.get(contact=desk.contact)
     expect(queue_item(dana, first.pk)).to_be_visible(timeout=WAIT)
     expect(dana.locator("#hud-queue")).to_have_class(re.compile(r"\boverdue\b"), timeout=WAIT)
-    join_chat(nina, desk["other"])
-    second = ChatRequest.objects.get(contact=desk["nina"])
+    join_chat(nina, desk.colleague_ticket)
+    second = ChatRequest.objects.get(contact=desk.colleague)
     expect(queue_item(dana, second.pk)).to_be_visible(timeout=WAIT)
     apart = int((second.requested_at - first.requested_at).total_seconds())
     assert apart >= 2
@@ -445,7 +425,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     board.set_default_timeout(WAIT)
     board.goto("/hud/supervisor/")
     expect(board.locator("#supervisor-connection")).to_have_attribute("data-state", "live", timeout=WAIT)
-    row = board.locator(f"tr[data-queue-id='{desk['queue'].pk}']")
+    row = board.locator(f"tr[data-queue-id='{desk.queue.pk}']")
     expect(row.locator("[data-col=waiting]")).to_have_text("2")
     # Waits read as the HUD's clock (m:ss), and tick on between two boards.
     longest = row.locator("[data-col=longest]")
@@ -453,12 +433,12 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     expect(longest).not_to_have_text(longest.inner_text(), timeout=WAIT)
     engineers = board.locator("table.supervisor-engineers")
 
-    def engineer_cell(name, column):
-        return engineers.locator(f"tr[data-engineer-id='{desk[name].pk}'] [data-col={column}]")
+    def engineer_cell(engineer, column):
+        return engineers.locator(f"tr[data-engineer-id='{engineer.pk}'] [data-col={column}]")
 
-    expect(engineer_cell("alex", "availability")).to_contain_text("Away")
-    expect(engineer_cell("sam", "availability")).to_contain_text("Busy")
-    expect(engineer_cell("dana", "availability")).to_contain_text("Available")
+    expect(engineer_cell(away, "availability")).to_contain_text("Away")
+    expect(engineer_cell(desk.sam, "availability")).to_contain_text("Busy")
+    expect(engineer_cell(desk.dana, "availability")).to_contain_text("Available")
     screenshot(board, "02-supervisor-two-waiting")
     # On a phone every cell, the totals row's too, keeps its column's name.
     board.set_viewport_size({"width": 390, "height": 844})
@@ -490,7 +470,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     # answered, Dana in one session.
     expect(row.locator("[data-col=waiting]")).to_have_text("1", timeout=WAIT)
     expect(row.locator("[data-col=answered]")).to_have_text("1")
-    expect(engineer_cell("dana", "sessions")).to_have_text("1 / 1")
+    expect(engineer_cell(desk.dana, "sessions")).to_have_text("1 / 1")
     screenshot(board, "03-supervisor-one-answered")
     board.close()
 
@@ -558,7 +538,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     options = panel.locator("select[name=engineer_id] option")
     expect(options.first).to_have_text("Sam Okafor · available")
     expect(options.last).to_have_text("Alex Morgan · away")
-    panel.locator("select[name=engineer_id]").select_option(str(desk["sam"].pk))
+    panel.locator("select[name=engineer_id]").select_option(str(desk.sam.pk))
     panel.get_by_label("Hand the chat over (I leave when they join)").check()
     panel.locator("form.invite-form").get_by_role("button", name="Invite").click()
     card = sam.locator(f"#room-invitation-{room.pk}")
@@ -566,9 +546,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     # Sam, looking elsewhere, also gets a desktop notification of the invitation.
     wait_until(sam, "window.__notifications.some(n => n.title === 'DeskChat: chat invitation')")
     invitation = [n for n in sam.evaluate("window.__notifications") if n["title"] == "DeskChat: chat invitation"]
-    assert invitation[0]["body"].startswith(
-        f"You are invited to a chat with Carol Diaz on ticket #{desk['ticket'].pk} "
-    )
+    assert invitation[0]["body"].startswith(f"You are invited to a chat with Carol Client on ticket #{desk.ticket.pk} ")
     sam.evaluate("window.__background = false")
     card.get_by_role("button", name="Join").click()
     expect(session(sam, room.pk)).to_be_visible(timeout=WAIT)
@@ -598,7 +576,7 @@ def test_alerts_reload_transfer_and_supervisor_view(browser, daphne_servers, scr
     panel.get_by_role("button", name="Enter time entry").click()
     panel.locator("form.time-entry").get_by_role("button", name="Save time entry").click()
     expect(panel.locator(".time-entry-saved")).to_contain_text("Time entry saved: 0.25 h", timeout=WAIT)
-    assert TimeEntry.objects.get(ticket=desk["ticket"], engineer=desk["dana"]).hours == Decimal("0.25")
+    assert TimeEntry.objects.get(ticket=desk.ticket, engineer=desk.dana).hours == Decimal("0.25")
     dana.reload()
     open_hud(dana)
     expect(session(dana, room.pk)).to_have_count(0)
@@ -623,7 +601,7 @@ def test_contact_is_refused_the_hud_and_engineer_invites_contact_from_ticket(bro
         expect(carol.locator("main")).to_contain_text(reason)
         expect(carol.get_by_role("link", name="Back to your tickets")).to_be_visible()
     screenshot(carol, "01-contact-refused")
-    carol.goto(f"/tickets/{desk['ticket'].pk}/")
+    carol.goto(f"/tickets/{desk.ticket.pk}/")
     outcome = carol.evaluate("""() => new Promise(resolve => {
         const socket = new WebSocket(`ws://${location.host}/ws/hud/`);
         let opened = false, frames = 0;
@@ -638,7 +616,7 @@ def test_contact_is_refused_the_hud_and_engineer_invites_contact_from_ticket(bro
     open_hud(dana)
     ticket_page = dana_ctx.new_page()
     ticket_page.set_default_timeout(WAIT)
-    ticket_page.goto(f"/tickets/{desk['ticket'].pk}/")
+    ticket_page.goto(f"/tickets/{desk.ticket.pk}/")
     ticket_page.get_by_role("button", name="Invite to chat").click()
     status = ticket_page.locator("#hud-ticket-chat")
     expect(status).to_have_attribute("data-state", "waiting", timeout=WAIT)
@@ -652,7 +630,7 @@ def test_contact_is_refused_the_hud_and_engineer_invites_contact_from_ticket(bro
     invitation.get_by_role("button", name="Accept").click()
     expect(status).to_have_attribute("data-state", "answered", timeout=WAIT)
     expect(status.locator(".invitation-state")).to_have_text("Accepted")
-    room = ChatRoom.objects.get(request__contact=desk["carol"])
+    room = ChatRoom.objects.get(request__contact=desk.contact)
     expect(session(dana, room.pk)).to_be_visible(timeout=WAIT)
     expect(dana.locator("#sent-invitations .sent-invitation")).to_contain_text("Accepted", timeout=WAIT)
     send_from_hud(dana, room.pk, "Thanks for accepting.")
@@ -687,7 +665,7 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browse
     viewers in New York, one message's time reads the same on the HUD, in the client's dialog, in
     the chat log and in the ticket's Chat history, and the time entry's start the same in the panel
     and on the ticket page, all in the one format."""
-    ken = f.make_contact(username="ken", first_name="Ken", last_name="Adams", company=desk["company"])
+    ken = f.make_contact(username="ken", first_name="Ken", last_name="Adams", company=desk.company)
     ken_ticket = f.make_ticket(contact=ken, summary="Monitor flickers on the left")
     base = daphne_servers(1)[0].url
     dana_ctx, dana, dana_w = open_page(
@@ -698,22 +676,22 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browse
 
     # Carol asks to chat about Ken's ticket; Dana answers.
     join_chat(carol, ken_ticket)
-    request = ChatRequest.objects.get(contact=desk["carol"])
+    request = ChatRequest.objects.get(contact=desk.contact)
     item = queue_item(dana, request.pk)
-    expect(item.locator(".who")).to_have_text("Carol Diaz", timeout=WAIT)
+    expect(item.locator(".who")).to_have_text("Carol Client", timeout=WAIT)
     item.get_by_role("button", name="Answer").click()
     expect(dana.locator("#sessions > .session")).to_have_count(1, timeout=WAIT)
     room = ChatRoom.objects.get(request=request)
     panel = session(dana, room.pk)
 
     # Everything about "the client" is Carol, who is in the chat; Ken stays the ticket's contact.
-    expect(dana.locator(f"#tab-room-{room.pk}")).to_contain_text(f"Carol Diaz · #{ken_ticket.pk}")
-    expect(panel.locator(".session-head h3")).to_contain_text("Carol Diaz, Contoso Dental")
-    expect(panel.get_by_label("Message to Carol Diaz")).to_be_visible()
+    expect(dana.locator(f"#tab-room-{room.pk}")).to_contain_text(f"Carol Client · #{ken_ticket.pk}")
+    expect(panel.locator(".session-head h3")).to_contain_text("Carol Client, Ours Ltd")
+    expect(panel.get_by_label("Message to Carol Client")).to_be_visible()
     expect(panel.locator(".session-head")).not_to_contain_text("Ken")
     ticket_panel = panel.locator(".session-ticket")
     expect(ticket_panel.locator(".session-client dt")).to_have_text("In this chat", timeout=WAIT)
-    expect(ticket_panel.locator(".session-client dd")).to_have_text("Carol Diaz")
+    expect(ticket_panel.locator(".session-client dd")).to_have_text("Carol Client")
     expect(ticket_panel.locator("dt", has_text="Ticket contact").locator("xpath=following-sibling::dd")).to_have_text(
         "Ken Adams"
     )
@@ -749,9 +727,9 @@ def test_colleague_chat_names_the_client_time_entries_and_one_time_format(browse
     panel.get_by_role("button", name="Copy chat log").click()
     expect(panel.locator(".copy-status")).to_have_text("Chat log copied to the clipboard.", timeout=WAIT)
     log = dana.evaluate("navigator.clipboard.readText()")
-    assert log.startswith(f"Chat #{room.pk} on ticket #{ken_ticket.pk} with Carol Diaz, started ")
+    assert log.startswith(f"Chat #{room.pk} on ticket #{ken_ticket.pk} with Carol Client, started ")
     assert f"({NEW_YORK})" in log.splitlines()[0]
-    assert f"[{expected}] Carol Diaz: The left half flickers when it warms up." in log
+    assert f"[{expected}] Carol Client: The left half flickers when it warms up." in log
 
     # The time entry: its fields fit the form at laptop width, and it saves.
     panel.get_by_role("button", name="Enter time entry").click()

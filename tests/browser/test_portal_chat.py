@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from chat import services
 from chat.models import ChatMessage, ChatRequest, ChatRoom, MessageTemplate
 from tests.conftest import login
-from tickets.models import TicketNote
+from tickets.models import Ticket, TicketNote
 
 pytestmark = pytest.mark.browser
 
@@ -24,34 +24,9 @@ WAIT = 20_000  # ms: the machine is shared, so waits are generous; none of them 
 
 
 @pytest.fixture
-def seed_quietly(monkeypatch):
-    """Data the test writes itself publishes nothing: the daphne process reads it from the database.
-
-    (Publishing from this process would fail anyway: Playwright's loop runs in this thread.)
-    """
-    monkeypatch.setattr("deskchat.events.publish", lambda group, event: None)
-
-
-@pytest.fixture
-def desk(f, browser_passwords, seed_quietly):
-    """A desk: engineer Dana in the default queue; Olive (chat allowed by her company) with a
-    ticket; Ken (chat denied for him) in the same company with a ticket of his own."""
-    engineer = f.make_engineer(username="dana", display_name="Dana Reyes")
-    queue = f.make_queue(name="Service desk", is_default=True, members=[engineer])
-    company = f.make_company(name="Ours Ltd", chat="allow")
-    contact = f.make_contact(username="olive", first_name="Olive", last_name="Ours", company=company)
-    denied = f.make_contact(username="ken", first_name="Ken", last_name="Adams", company=company, chat="deny")
-    ticket = f.make_ticket(contact=contact, summary="Outlook keeps asking for my password")
-    denied_ticket = f.make_ticket(contact=denied, summary="Printer jams on A3")
-    return {
-        "engineer": engineer,
-        "queue": queue,
-        "company": company,
-        "contact": contact,
-        "denied": denied,
-        "ticket": ticket,
-        "denied_ticket": denied_ticket,
-    }
+def ken_ticket(desk) -> Ticket:
+    """The ticket of Ken Adams, Carol's colleague, whose own chat is denied."""
+    return desk.add_contact("Ken", "Adams", username="ken", chat="deny", summary="Printer jams on A3")[1]
 
 
 # --- Helpers -----------------------------------------------------------------------------------
@@ -82,7 +57,7 @@ class Watched:
         self.context.close()
 
 
-def client_page(browser, base_url, username="olive", viewport=LAPTOP) -> Watched:
+def client_page(browser, base_url, username="carol", viewport=LAPTOP) -> Watched:
     client = Watched(browser, base_url, username, viewport)
     expect(client.page.locator("#chat-dock")).to_have_attribute("data-conn", "open", timeout=WAIT)
     return client
@@ -139,10 +114,9 @@ def test_join_wait_answered_chat_both_ways_and_leave(browser, live_server_url, s
     """Join Chat puts the contact in the queue: the dialog shows a live wait timer and their place,
     which moves up as the one ahead is answered; the message box stays locked, saying why, until
     Dana answers; then messages go both ways with names, and the cross leaves the chat."""
-    ticket = desk["ticket"]
-    # Someone else is already waiting, so Olive joins the queue second.
-    ahead = f.make_contact(username="nina", first_name="Nina", last_name="Ahead", company=desk["company"])
-    ahead_request = services.request_chat(contact=ahead, ticket=f.make_ticket(contact=ahead, summary="VPN drops"))
+    ticket = desk.ticket
+    # Someone else is already waiting, so Carol joins the queue second.
+    ahead_request = services.request_chat(contact=desk.colleague, ticket=desk.colleague_ticket)
 
     staff = hud_page(browser, live_server_url)
     hud = staff.page
@@ -160,7 +134,7 @@ def test_join_wait_answered_chat_both_ways_and_leave(browser, live_server_url, s
     expect(dock(page)).to_have_attribute("data-view", "waiting", timeout=WAIT)
     status = page.locator("#chat-status")
     expect(status.locator(".position")).to_have_text("You are number 2 in the queue.")
-    request = ChatRequest.objects.get(contact=desk["contact"], state=ChatRequest.State.WAITING)
+    request = ChatRequest.objects.get(contact=desk.contact, state=ChatRequest.State.WAITING)
     # The timer counts from the server's timestamp; it has moved past 0:01 without a reload.
     timer = status.locator(".wait-timer")
     expect(timer).to_have_text(re.compile(r"^0:0[1-9]$|^0:[1-5]\d$"), timeout=WAIT)
@@ -181,13 +155,13 @@ def test_join_wait_answered_chat_both_ways_and_leave(browser, live_server_url, s
     expect(page.locator("#chat-status .wait-timer")).not_to_have_text("0:00", timeout=WAIT)
     expect(page.locator("#chat-input")).to_have_value("Hello, anyone there?")
 
-    # Dana answers the one ahead: Olive moves up without a reload.
+    # Dana answers the one ahead: Carol moves up without a reload.
     expect(hud.locator("#hud-queue")).to_have_attribute("data-count", "2", timeout=WAIT)
     answer_in_hud(hud, ahead_request.pk)
     expect(page.locator("#chat-status .position")).to_have_text("You are next in the queue.", timeout=WAIT)
     screenshot(page, "03-waiting-next-in-queue")
 
-    # Dana answers Olive: the dialog turns into the chat, the box unlocks and the lock line goes.
+    # Dana answers Carol: the dialog turns into the chat, the box unlocks and the lock line goes.
     answer_in_hud(hud, request.pk)
     expect(dock(page)).to_have_attribute("data-view", "chatting", timeout=WAIT)
     room = ChatRoom.objects.get(request=request)
@@ -198,39 +172,39 @@ def test_join_wait_answered_chat_both_ways_and_leave(browser, live_server_url, s
     participants = page.locator("#chat-status details.participants")
     participants.locator("summary").click()
     expect(participants).to_contain_text("Dana Reyes")
-    expect(participants).to_contain_text("Olive Ours")
+    expect(participants).to_contain_text("Carol Client")
 
     # Messages both ways, with names.
     expect(session(hud, room.pk)).to_be_visible(timeout=WAIT)
-    staff_send(hud, room.pk, "Hi Olive, Dana here. Which Outlook version?")
+    staff_send(hud, room.pk, "Hi Carol, Dana here. Which Outlook version?")
     engineer_line = client_messages(page).filter(has_text="Which Outlook version?")
     expect(engineer_line).to_have_count(1, timeout=WAIT)
     expect(engineer_line.locator(".msg-author")).to_have_text("Dana Reyes")
-    # What Olive typed while waiting is still in the box; she sends it now.
+    # What Carol typed while waiting is still in the box; she sends it now.
     page.press("#chat-input", "Enter")
     expect(client_messages(page).filter(has_text="Hello, anyone there?")).to_have_count(1, timeout=WAIT)
     client_send(page, "Outlook 2021, on Windows 11.")
     on_hud = session(hud, room.pk).locator("li.msg", has_text="Outlook 2021, on Windows 11.")
     expect(on_hud).to_have_count(1, timeout=WAIT)
-    expect(on_hud.locator(".msg-author")).to_have_text("Olive Ours")
+    expect(on_hud.locator(".msg-author")).to_have_text("Carol Client")
     assert seqs(page) == sorted(set(seqs(page)))
-    # Olive's own message is one bubble: its body has no second box of its own inside it.
+    # Carol's own message is one bubble: its body has no second box of its own inside it.
     mine = client_messages(page).filter(has_text="Outlook 2021").locator(".msg-body")
     assert mine.evaluate("el => getComputedStyle(el).backgroundColor") == "rgba(0, 0, 0, 0)"
     screenshot(page, "04-chatting")
     screenshot(hud, "05-engineer-session")
 
-    # Olive leaves with the cross: the dialog says so, and Dana sees her go.
+    # Carol leaves with the cross: the dialog says so, and Dana sees her go.
     page.get_by_role("button", name="Leave the chat").click()
     expect(page.locator(f"#room-{room.pk}-closed")).to_contain_text("You left this chat.", timeout=WAIT)
     expect(dock(page)).to_have_attribute("data-view", "ended", timeout=WAIT)
-    expect(session(hud, room.pk).locator("li.msg", has_text="Olive Ours left.")).to_have_count(1, timeout=WAIT)
+    expect(session(hud, room.pk).locator("li.msg", has_text="Carol Client left.")).to_have_count(1, timeout=WAIT)
     # The participant list, redrawn after "left", keeps its place (and class), and is put away
     # with the rest of the live chat.
     expect(page.locator(f"#room-{room.pk}-participants")).to_have_class("chat-participants")
     expect(page.locator("#chat-status details.participants")).to_be_hidden()
     screenshot(page, "06-left")
-    assert list(ChatMessage.objects.filter(room=room, author=desk["contact"].user).values_list("body", flat=True)) == [
+    assert list(ChatMessage.objects.filter(room=room, author=desk.contact.user).values_list("body", flat=True)) == [
         "Hello, anyone there?",
         "Outlook 2021, on Windows 11.",
     ]
@@ -270,8 +244,8 @@ def assert_each_message_once(page, room):
 def test_dialog_follows_navigation_and_survives_a_forced_reconnect(browser, live_server_url, screenshot, desk):
     """A waiting request can be cancelled with the cross. A chat comes back on another portal page
     exactly as it was; when the socket drops, the dialog says it is reconnecting, catches up on
-    what Dana sent meanwhile, and sends what Olive typed offline once: no message lost or shown twice."""
-    ticket = desk["ticket"]
+    what Dana sent meanwhile, and sends what Carol typed offline once: no message lost or shown twice."""
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url)
@@ -316,7 +290,7 @@ def test_dialog_follows_navigation_and_survives_a_forced_reconnect(browser, live
     expect(dock(page)).to_have_attribute("data-conn", "reconnecting", timeout=WAIT)
     expect(page.locator("#chat-conn")).to_be_visible()
     expect(page.locator("#chat-conn")).to_have_text("Reconnecting…")
-    # Dana writes while Olive is away; Olive writes too, and her message waits for the connection.
+    # Dana writes while Carol is away; Carol writes too, and her message waits for the connection.
     staff_send(hud, room.pk, "Sent while you were away.")
     page.fill("#chat-input", "Typed while offline.")
     page.press("#chat-input", "Enter")
@@ -359,7 +333,7 @@ def test_messages_refused_as_too_fast_are_retried_and_stored_once(browser, daphn
     hud = staff.page
     client = client_page(browser, base)
     page = client.page
-    request = join_chat(page, base, desk["ticket"])
+    request = join_chat(page, base, desk.ticket)
     answer_in_hud(hud, request.pk)
     expect(page.locator("#chat-send")).to_be_enabled(timeout=WAIT)
     room = ChatRoom.objects.get(request=request)
@@ -391,7 +365,7 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     """Nobody answers in time: the dialog says so and offers a ticket note pre-filled with what the
     contact typed while waiting, which lands on the ticket; next time, the callback request does."""
     base = daphne_servers(1, CHAT_PICKUP_TIMEOUT_SECONDS=3, CHAT_SWEEP_INTERVAL_SECONDS=0.5)[0].url
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, base)
     hud = staff.page
     client = client_page(browser, base)
@@ -422,7 +396,7 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     screenshot(page, "02-note-added")
     assert TicketNote.objects.filter(
         ticket=ticket,
-        author=desk["contact"].user,
+        author=desk.contact.user,
         internal=False,
         text="Outlook asks for my password every hour since Monday. Restarting does not help.",
     ).exists()
@@ -436,7 +410,7 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     expect(dock(page)).to_have_attribute("data-conn", "open", timeout=WAIT)
     expect(dock(page)).to_have_attribute("data-view", "idle")
 
-    # A second try, and again nobody answers: this time Olive asks to be called back.
+    # A second try, and again nobody answers: this time Carol asks to be called back.
     second = join_chat(page, base, ticket)
     page.fill("#chat-input", "Please call me on 555 0100 after 2pm.")
     expect(dock(page)).to_have_attribute("data-view", "expired", timeout=WAIT)
@@ -444,7 +418,7 @@ def test_pickup_timeout_offers_a_prefilled_ticket_note_and_a_callback(browser, d
     page.get_by_role("button", name="Call me back instead").click()
     expect(page.locator("#chat-notice")).to_contain_text("An engineer will call you back", timeout=WAIT)
     expect(dock(page)).not_to_have_attribute("data-view", "expired", timeout=WAIT)
-    # The callback request is noted on the ticket, with what Olive typed; the page shows it at once.
+    # The callback request is noted on the ticket, with what Carol typed; the page shows it at once.
     callback_item = page.locator("#notes li.note", has_text="Please call me back instead of chatting.")
     expect(callback_item).to_have_count(1, timeout=WAIT)
     expect(callback_item).to_contain_text("Please call me on 555 0100")
@@ -468,7 +442,7 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     """A whole chat as the client sees it (greeting, typing indicator, messages, farewell, "Dana
     left."), then the ticket's Chat history tab beside Notes: participants, start, end, duration
     and the full transcript."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     MessageTemplate.objects.create(kind="greeting", name="Hello", body="Hi {client_first_name}, {engineer_name} here.")
     MessageTemplate.objects.create(kind="farewell", name="Bye", body="Glad I could help with #{ticket_number}!")
     staff = hud_page(browser, live_server_url)
@@ -484,12 +458,12 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
 
     # Dana's greeting, from her template.
     panel.get_by_role("button", name="Greeting: Hello").click()
-    expect(panel.locator("form.compose textarea")).to_have_value("Hi Olive, Dana Reyes here.")
+    expect(panel.locator("form.compose textarea")).to_have_value("Hi Carol, Dana Reyes here.")
     panel.locator("form.compose textarea").press("Enter")
-    greeting = client_messages(page).filter(has_text="Hi Olive, Dana Reyes here.")
+    greeting = client_messages(page).filter(has_text="Hi Carol, Dana Reyes here.")
     expect(greeting).to_have_count(1, timeout=WAIT)
     expect(greeting).to_have_attribute("data-kind", "greeting")
-    # Dana types: Olive sees it, and it goes away when the message arrives.
+    # Dana types: Carol sees it, and it goes away when the message arrives.
     panel.locator("form.compose textarea").press_sequentially("Let me", delay=30)
     expect(page.locator(f"#room-{room.pk}-typing")).to_have_text("Dana Reyes is typing…", timeout=WAIT)
     screenshot(page, "01-typing")
@@ -504,7 +478,7 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     expect(farewell).to_have_count(1, timeout=WAIT)
     expect(farewell).to_have_attribute("data-kind", "farewell")
 
-    # Dana leaves: Olive sees it, is back in the queue, and the box locks again, saying why.
+    # Dana leaves: Carol sees it, is back in the queue, and the box locks again, saying why.
     panel.get_by_role("button", name="Leave", exact=True).click()
     expect(client_messages(page).filter(has_text="Dana Reyes left.")).to_have_count(1, timeout=WAIT)
     expect(page.locator("#chat-send")).to_be_disabled(timeout=WAIT)
@@ -515,7 +489,7 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     expect(people.locator("summary")).to_have_text("In this chat: 1")
     expect(people).to_have_class("chat-participants")
     screenshot(page, "02-engineer-left")
-    # Olive stops waiting, which ends the chat; the dialog says so, and where the transcript is.
+    # Carol stops waiting, which ends the chat; the dialog says so, and where the transcript is.
     page.get_by_role("button", name="Leave: cancel the chat request").click()
     expect(page.locator(f"#room-{room.pk}-closed")).to_have_text(
         f"This chat has ended. The transcript is on ticket #{ticket.pk}.", timeout=WAIT
@@ -535,7 +509,7 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
     item = page.locator(f"#chat-history-{room.pk}")
     facts = item.locator(".chat-history-facts")
     expect(facts).to_contain_text("Dana Reyes (engineer)")
-    expect(facts).to_contain_text("Olive Ours")
+    expect(facts).to_contain_text("Carol Client")
     local = lambda moment: timezone.localtime(moment).strftime("%H:%M")  # noqa: E731
     expect(facts.locator("div", has_text="Started")).to_contain_text(local(room.started_at))
     expect(facts.locator("div", has_text="Ended")).to_contain_text(local(room.ended_at))
@@ -557,9 +531,9 @@ def test_greeting_typing_farewell_and_the_chat_history_tab(browser, live_server_
 
 
 def test_engineer_initiated_chat_accepted_then_rejected(browser, live_server_url, screenshot, desk):
-    """Dana invites Olive from the ticket page; Olive, on another portal page, gets Accept and Reject.
+    """Dana invites Carol from the ticket page; Carol, on another portal page, gets Accept and Reject.
     Accept opens the chat with Dana already in it; a second invitation, rejected, tells Dana so."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     ticket_page = staff.context.new_page()
@@ -584,9 +558,9 @@ def test_engineer_initiated_chat_accepted_then_rejected(browser, live_server_url
     expect(invitation).to_have_count(0)
     expect(page.locator("#chat-send")).to_be_enabled()
     expect(page.locator("#chat-input")).to_be_focused()
-    room = ChatRoom.objects.get(request__kind=ChatRequest.Kind.INVITATION, request__contact=desk["contact"])
+    room = ChatRoom.objects.get(request__kind=ChatRequest.Kind.INVITATION, request__contact=desk.contact)
     expect(page.locator(f"#room-{room.pk}-participants li[data-role=engineer]")).to_have_text("Dana Reyes (engineer)")
-    expect(client_messages(page).filter(has_text="Olive Ours joined.")).to_have_count(1, timeout=WAIT)
+    expect(client_messages(page).filter(has_text="Carol Client joined.")).to_have_count(1, timeout=WAIT)
     # Dana sees it accepted, on the ticket page and as a session on her HUD.
     expect(ticket_page.locator("#hud-ticket-chat .invitation-state")).to_have_text("Accepted", timeout=WAIT)
     expect(session(hud, room.pk)).to_be_attached(timeout=WAIT)
@@ -601,7 +575,7 @@ def test_engineer_initiated_chat_accepted_then_rejected(browser, live_server_url
     page.locator("#chat-leave .chat-cross").click()
     expect(dock(page)).to_have_attribute("data-view", "idle")
 
-    # A second invitation, which Olive rejects: Dana is told.
+    # A second invitation, which Carol rejects: Dana is told.
     ticket_page.bring_to_front()
     ticket_page.reload()
     ticket_page.get_by_role("button", name="Invite to chat").click()
@@ -622,18 +596,14 @@ def test_engineer_initiated_chat_accepted_then_rejected(browser, live_server_url
 
 
 def test_contact_without_chat_permission_sees_no_button_and_a_forged_frame_is_refused(
-    browser, live_server_url, screenshot, desk, f
+    browser, live_server_url, screenshot, desk, ken_ticket
 ):
     """Ken's chat is denied: his ticket has no Join Chat button, and a request_chat frame sent
     by hand over his socket is refused; another company's ticket is not even found."""
-    theirs = f.make_ticket(
-        contact=f.make_contact(company=f.make_company(name="Theirs Inc", chat="allow")),
-        summary="Their mail server is down",
-    )
     staff = hud_page(browser, live_server_url)
     client = client_page(browser, live_server_url, username="ken")
     page = client.page
-    page.goto(f"{live_server_url}/tickets/{desk['denied_ticket'].pk}/")
+    page.goto(f"{live_server_url}/tickets/{ken_ticket.pk}/")
     expect(dock(page)).to_have_attribute("data-conn", "open", timeout=WAIT)
     expect(page.locator("h1")).to_contain_text("Printer jams on A3")
     expect(page.get_by_role("button", name="Join Chat")).to_have_count(0)
@@ -643,7 +613,7 @@ def test_contact_without_chat_permission_sees_no_button_and_a_forged_frame_is_re
     # The frame the button would have sent, forged over the page's own socket.
     page.evaluate(
         "ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))",
-        desk["denied_ticket"].pk,
+        ken_ticket.pk,
     )
     errors = page.locator("#chat-errors")
     expect(errors).to_have_attribute("data-error", "not_allowed", timeout=WAIT)
@@ -652,7 +622,8 @@ def test_contact_without_chat_permission_sees_no_button_and_a_forged_frame_is_re
     screenshot(page, "02-forged-request-refused")
     # Another company's ticket: not found, exactly as a ticket that does not exist.
     page.evaluate(
-        "ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))", theirs.pk
+        "ticket => window.deskchatSocket.send(JSON.stringify({action: 'request_chat', ticket_id: ticket}))",
+        desk.outsider_ticket.pk,
     )
     expect(errors).to_have_attribute("data-error", "not_found", timeout=WAIT)
     assert not ChatRequest.objects.exists()
@@ -686,7 +657,7 @@ def assert_fits(page, width=PHONE["width"]):
 def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screenshot, desk):
     """On a 390px phone, by keyboard alone: Join Chat, wait, chat and leave, with the focus always
     visible, new messages in an aria-live region, state changes announced, and no sideways scroll."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url, viewport=PHONE)
@@ -714,7 +685,7 @@ def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screen
     assert_fits(page)
     screenshot(page, "02-phone-waiting")
 
-    request = ChatRequest.objects.get(contact=desk["contact"], state=ChatRequest.State.WAITING)
+    request = ChatRequest.objects.get(contact=desk.contact, state=ChatRequest.State.WAITING)
     answer_in_hud(hud, request.pk)
     expect(dock(page)).to_have_attribute("data-view", "chatting", timeout=WAIT)
     expect(page.locator("#chat-live")).to_have_text("An engineer answered your chat.", timeout=WAIT)
@@ -722,7 +693,7 @@ def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screen
     expect(session(hud, room.pk)).to_be_visible(timeout=WAIT)
 
     # New messages land in a polite live region, so screen readers announce them.
-    staff_send(hud, room.pk, "Hello Olive, this is Dana. What do you see on screen?")
+    staff_send(hud, room.pk, "Hello Carol, this is Dana. What do you see on screen?")
     line = client_messages(page).filter(has_text="What do you see on screen?")
     expect(line).to_have_count(1, timeout=WAIT)
     region = page.locator(f"#room-{room.pk}-messages")
@@ -765,7 +736,7 @@ def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screen
     page.keyboard.press("Enter")
     expect(dock(page)).to_have_attribute("data-view", "ended", timeout=WAIT)
     expect(page.locator("#chat-live")).to_have_text("You left the chat.", timeout=WAIT)
-    expect(session(hud, room.pk).locator("li.msg", has_text="Olive Ours left.")).to_have_count(1, timeout=WAIT)
+    expect(session(hud, room.pk).locator("li.msg", has_text="Carol Client left.")).to_have_count(1, timeout=WAIT)
     assert_fits(page)
     screenshot(page, "05-phone-left")
     assert client.errors == [] and staff.errors == []
@@ -776,12 +747,11 @@ def test_keyboard_screen_reader_and_phone_width(browser, live_server_url, screen
 def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over(
     browser, live_server_url, screenshot, desk, f
 ):
-    """While Olive waits, her participants say "Waiting for an engineer" and what she types shows on the
-    HUD's queue item. Dana answers: the typed text stays and Send unlocks. Dana leaves: Olive is told she is
+    """While Carol waits, her participants say "Waiting for an engineer" and what she types shows on the
+    HUD's queue item. Dana answers: the typed text stays and Send unlocks. Dana leaves: Carol is told she is
     back in the queue, first, with the history still on screen and the note, callback and keep-waiting
-    choices; Sam's queue lists "returning: Olive Ours (left by Dana Reyes)"; Sam answers into the same room."""
-    sam_engineer = f.make_engineer(username="sam", display_name="Sam Okafor", queues=[desk["queue"]])
-    ticket = desk["ticket"]
+    choices; Sam's queue lists "returning: Carol Client (left by Dana Reyes)"; Sam answers into the same room."""
+    ticket = desk.ticket
     dana = hud_page(browser, live_server_url)
     sam = hud_page(browser, live_server_url, "sam")
     client = client_page(browser, live_server_url)
@@ -792,7 +762,7 @@ def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over
     people = page.locator("#chat-status details.participants")
     people.locator("summary").click()
     expect(people.locator("summary")).to_have_text("In this chat: 1")
-    expect(people.locator("li")).to_have_text(["Olive Ours", "Waiting for an engineer"])
+    expect(people.locator("li")).to_have_text(["Carol Client", "Waiting for an engineer"])
     # 4: the question typed while waiting reaches the queue item, escaped and on one line.
     question = "Outlook <asks> for my password\nevery hour since Monday"
     page.locator("#chat-input").press_sequentially(question.replace("\n", " "), delay=5)
@@ -813,7 +783,7 @@ def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over
     expect(client_messages(page).filter(has_text="every hour since Monday")).to_have_count(1, timeout=WAIT)
     room = ChatRoom.objects.get(request=request)
 
-    # 1: Dana leaves; Olive is back in the queue, in the same room, told why and what she can do.
+    # 1: Dana leaves; Carol is back in the queue, in the same room, told why and what she can do.
     session(dana.page, room.pk).get_by_role("button", name="Leave", exact=True).click()
     expect(page.locator("#chat-status")).to_have_attribute("data-returning", "1", timeout=WAIT)
     expect(dock(page)).to_have_attribute("data-view", "waiting")
@@ -826,19 +796,21 @@ def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over
     for label in ("Leave a note", "Ask for a callback", "Keep waiting"):
         expect(choices.get_by_role("button", name=label)).to_be_visible()
     expect(page.locator("#chat-send")).to_be_disabled()
-    expect(people.locator("li")).to_have_text(["Olive Ours", "Waiting for an engineer"])
+    expect(people.locator("li")).to_have_text(["Carol Client", "Waiting for an engineer"])
     screenshot(page, "03-back-in-the-queue")
     returning = sam.page.locator(f"#hud-queue li[data-request-id='{request.pk}']")
-    expect(returning.locator(".queue-who")).to_contain_text("returning: Olive Ours (left by Dana Reyes)", timeout=WAIT)
+    expect(returning.locator(".queue-who")).to_contain_text(
+        "returning: Carol Client (left by Dana Reyes)", timeout=WAIT
+    )
     screenshot(sam.page, "04-hud-queue-returning")
 
-    # Olive keeps waiting: the choices fold away, a callback link stays.
+    # Carol keeps waiting: the choices fold away, a callback link stays.
     choices.get_by_role("button", name="Keep waiting").click()
     expect(choices).to_be_hidden()
     expect(page.get_by_role("button", name="Rather be called back? Ask for a callback")).to_be_visible()
     page.fill("#chat-input", "Still there?")
 
-    # Sam answers: he joins the same room and sees the history; Olive can send again.
+    # Sam answers: he joins the same room and sees the history; Carol can send again.
     answer_in_hud(sam.page, request.pk)
     expect(dock(page)).to_have_attribute("data-view", "chatting", timeout=WAIT)
     expect(client_messages(page).filter(has_text="Sam Okafor joined.")).to_have_count(1, timeout=WAIT)
@@ -849,7 +821,7 @@ def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over
     )
     client_send(page, "Still there?")
     assert ChatRoom.objects.count() == 1
-    assert ChatRequest.objects.get(pk=request.pk).answered_by == sam_engineer
+    assert ChatRequest.objects.get(pk=request.pk).answered_by == desk.sam
     screenshot(page, "05-sam-took-over")
     screenshot(sam.page, "06-sam-session-with-history")
     assert client.errors == [] and dana.errors == [] and sam.errors == []
@@ -859,9 +831,9 @@ def test_a_chat_whose_engineer_left_goes_back_to_the_queue_and_sam_takes_it_over
 
 def test_with_nobody_available_join_chat_says_so_and_offers_a_note(browser, live_server_url, screenshot, desk):
     """No engineer is online: Join Chat answers "Nobody is available right now" with Leave a note, Ask for
-    a callback and Keep waiting, never "You are next in the queue"; Leave a note files what Olive typed as
+    a callback and Keep waiting, never "You are next in the queue"; Leave a note files what Carol typed as
     her own note and ends the wait."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     client = client_page(browser, live_server_url)
     page = client.page
     request = join_chat(page, live_server_url, ticket)
@@ -887,7 +859,7 @@ def test_with_nobody_available_join_chat_says_so_and_offers_a_note(browser, live
     expect(page.locator("#notes li.note", has_text="The scanner on floor 2 sends blank pages.")).to_have_count(
         1, timeout=WAIT
     )
-    expect(page.locator("#notes li.note", has_text="floor 2")).to_contain_text("Olive Ours")
+    expect(page.locator("#notes li.note", has_text="floor 2")).to_contain_text("Carol Client")
     expect(page.locator("#chat-input")).to_have_value("")
     screenshot(page, "02-note-left")
     assert ChatRequest.objects.get(pk=request.pk).state == ChatRequest.State.CANCELLED

@@ -16,34 +16,18 @@ PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
 
 
-@pytest.fixture
-def desk(f, browser_passwords):
-    """Two companies, each with a ticket; ours has a public and an internal note; one engineer."""
-    engineer = f.make_engineer(username="dana", display_name="Dana Reyes")
-    contact = f.make_contact(
-        username="olive", first_name="Olive", last_name="Ours", company=f.make_company(name="Ours Ltd")
-    )
-    other = f.make_contact(
-        username="theo", first_name="Theo", last_name="Theirs", company=f.make_company(name="Theirs Inc")
-    )
-    ticket = f.make_ticket(contact=contact, summary="Outlook keeps asking for my password")
-    other_ticket = f.make_ticket(contact=other, summary="Their mail server is down")
-    f.make_note(ticket=ticket, text="It started after this morning's update.")
-    f.make_note(ticket=ticket, author=engineer.user, text="Probably the token cache; upsell MFA", internal=True)
-    return {"engineer": engineer, "contact": contact, "ticket": ticket, "other_ticket": other_ticket}
-
-
 def test_contact_reads_and_adds_notes_and_engineer_reaches_staff_list(browser, live_server_url, screenshot, desk):
     """A client sees only their company's tickets, reads public notes, adds one without a reload, and gets a
     clear error for an empty one; an engineer signs in on the same page and reaches the staff list."""
-    ticket, other_ticket = desk["ticket"], desk["other_ticket"]
+    desk.add_notes()
+    ticket, other_ticket = desk.ticket, desk.outsider_ticket
     client_context = browser.new_context(viewport=LAPTOP)
     page = client_context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     # The client signs in and lands on their company's tickets.
-    login(page, live_server_url, "olive")
+    login(page, live_server_url, "carol")
     assert page.url.endswith("/tickets/")
     assert page.locator("h1").inner_text() == "Ours Ltd tickets"
     rows = page.locator("table.tickets tbody")

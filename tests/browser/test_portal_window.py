@@ -12,18 +12,16 @@ from playwright.sync_api import expect
 
 from chat import services
 from chat.models import ChatRequest, MessageTemplate
-from tests.browser.test_portal_chat import (  # noqa: F401 - desk and seed_quietly are fixtures
+from tests.browser.test_portal_chat import (
     PHONE,
     WAIT,
     answer_in_hud,
     client_messages,
     client_page,
-    desk,
     dock,
     hud_page,
     join_and_answer,
     join_chat,
-    seed_quietly,
     session,
     staff_send,
 )
@@ -91,8 +89,8 @@ def test_the_window_opens_at_the_newest_message_and_follows_new_ones(browser, li
     hud = staff.page
     client = client_page(browser, live_server_url)
     page = client.page
-    room = join_and_answer(page, live_server_url, hud, desk["ticket"])
-    seed_messages(room, desk["engineer"], 30)
+    room = join_and_answer(page, live_server_url, hud, desk.ticket)
+    seed_messages(room, desk.dana, 30)
 
     page.reload()
     expect(dock(page)).to_have_attribute("data-conn", "open", timeout=WAIT)
@@ -145,14 +143,14 @@ def test_leaving_says_you_left_with_no_error_and_chat_ended_only_when_it_ended(
 ):
     """A normal Leave while the engineer stays shows "You left the chat", no red error, and the page
     sends nothing more for that room; when a chat really ends, the window says "Chat ended"."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url)
     page = client.page
     frames = record_frames(page)
     room = join_and_answer(page, live_server_url, hud, ticket)
-    staff_send(hud, room.pk, "Hello Olive.")
+    staff_send(hud, room.pk, "Hello Carol.")
     page.fill("#chat-input", "Thanks, bye")  # typing, so a typing frame is due as she leaves
 
     page.get_by_role("button", name="Leave the chat").click()
@@ -173,7 +171,7 @@ def test_leaving_says_you_left_with_no_error_and_chat_ended_only_when_it_ended(
     expect(dock(page)).to_have_attribute("data-view", "idle")
     expect(page.locator("#chat-errors")).to_have_text("")
 
-    # A second chat, which ends (Dana leaves, so it goes back to the queue; Olive then leaves the
+    # A second chat, which ends (Dana leaves, so it goes back to the queue; Carol then leaves the
     # queue too): the window says so.
     session(hud, room.pk).get_by_role("button", name="Leave", exact=True).click()
     second = join_and_answer(page, live_server_url, hud, ticket)
@@ -194,8 +192,8 @@ def test_leaving_says_you_left_with_no_error_and_chat_ended_only_when_it_ended(
 def test_an_alert_goes_away_when_the_dialog_changes_state(browser, live_server_url, screenshot, desk, f):
     """ "You are already waiting …" and "You are already in a chat …" are about the moment they were
     said: once the request is answered, or the chat left or cancelled, they are gone."""
-    ticket = desk["ticket"]
-    other = f.make_ticket(contact=desk["contact"], summary="New laptop")
+    ticket = desk.ticket
+    other = f.make_ticket(contact=desk.contact, summary="New laptop")
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url)
@@ -238,8 +236,8 @@ def test_an_alert_goes_away_when_the_dialog_changes_state(browser, live_server_u
 def test_join_chat_says_what_it_does_while_a_chat_is_open(browser, live_server_url, screenshot, desk, f):
     """While a chat waits or runs, the button on its ticket says "Open chat" and elsewhere "Chat open
     on #n"; either opens the window instead of asking again. It changes live and after a reload."""
-    ticket = desk["ticket"]
-    other = f.make_ticket(contact=desk["contact"], summary="New laptop")
+    ticket = desk.ticket
+    other = f.make_ticket(contact=desk.contact, summary="New laptop")
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url)
@@ -269,7 +267,7 @@ def test_join_chat_says_what_it_does_while_a_chat_is_open(browser, live_server_u
     assert [f for f in frames if f.get("action") == "request_chat"] == [
         {"action": "request_chat", "ticket_id": ticket.pk}
     ]
-    assert ChatRequest.objects.filter(contact=desk["contact"]).count() == 1
+    assert ChatRequest.objects.filter(contact=desk.contact).count() == 1
     expect(page.locator("#chat-errors")).to_have_text("")
 
     # Answered and then left: the button turns back into Join Chat without a reload.
@@ -295,7 +293,7 @@ def test_the_chat_history_appears_when_the_chat_ends_and_shows_peoples_words_onl
     """When the chat on the page's ticket ends, the Chat history tab appears at once, with the new
     transcript, keeping a half-written note; the client reads the words, not "Greeting" labels,
     which the staff ticket page keeps."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     MessageTemplate.objects.create(kind="greeting", name="Hello", body="Hi {client_first_name}, {engineer_name} here.")
     staff = hud_page(browser, live_server_url)
     hud = staff.page
@@ -307,11 +305,11 @@ def test_the_chat_history_appears_when_the_chat_ends_and_shows_peoples_words_onl
     panel = session(hud, room.pk)
     panel.get_by_role("button", name="Greeting: Hello").click()
     panel.locator("form.compose textarea").press("Enter")
-    expect(client_messages(page).filter(has_text="Hi Olive, Dana Reyes here.")).to_have_count(1, timeout=WAIT)
+    expect(client_messages(page).filter(has_text="Hi Carol, Dana Reyes here.")).to_have_count(1, timeout=WAIT)
     page.fill("#id_text", "Half a note")
     panel.get_by_role("button", name="Leave", exact=True).click()
     expect(client_messages(page).filter(has_text="Dana Reyes left.")).to_have_count(1, timeout=WAIT)
-    # Back in the queue after Dana left: Olive stops waiting, which ends the chat.
+    # Back in the queue after Dana left: Carol stops waiting, which ends the chat.
     page.get_by_role("button", name="Leave: cancel the chat request").click()
     expect(dock(page)).to_have_attribute("data-view", "ended", timeout=WAIT)
 
@@ -321,7 +319,7 @@ def test_the_chat_history_appears_when_the_chat_ends_and_shows_peoples_words_onl
     expect(page.locator("#id_text")).to_have_value("Half a note")
     tab.click()
     item = page.locator(f"#chat-history-{room.pk}")
-    expect(item.locator(".transcript")).to_contain_text("Hi Olive, Dana Reyes here.", timeout=WAIT)
+    expect(item.locator(".transcript")).to_contain_text("Hi Carol, Dana Reyes here.", timeout=WAIT)
     expect(item.locator(".chat-history-facts")).not_to_contain_text("In progress")
     expect(item.locator(".msg-kind")).to_have_count(0)
     assert "greeting" not in item.inner_text().lower()
@@ -342,13 +340,13 @@ def test_on_a_laptop_the_window_leaves_the_page_readable_and_stays_minimised(
 ):
     """On a laptop the open window sits beside the ticket, not over it (nor over "Add a note");
     minimised, it stays so from page to page and counts the messages that came meanwhile."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url, viewport=viewport)
     page = client.page
     room = join_and_answer(page, live_server_url, hud, ticket)
-    staff_send(hud, room.pk, "Hello Olive, how can I help?")
+    staff_send(hud, room.pk, "Hello Carol, how can I help?")
 
     dialog = page.locator("#chat-dialog").bounding_box()
     for selector in ("article.ticket h1", "#id_text", ".note-form button[type=submit]", "dl.facts", "#ticket-tabs"):
@@ -399,13 +397,13 @@ def test_on_a_laptop_the_window_leaves_the_page_readable_and_stays_minimised(
 def test_on_a_phone_the_window_is_usable(browser, live_server_url, screenshot, desk):
     """At 390x844 the open window fits the screen with its message box on it, and minimised it is a
     bar that leaves the page's end readable."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url, viewport=PHONE)
     page = client.page
     room = join_and_answer(page, live_server_url, hud, ticket)
-    staff_send(hud, room.pk, "Hello Olive, how can I help?")
+    staff_send(hud, room.pk, "Hello Carol, how can I help?")
     dialog = page.locator("#chat-dialog").bounding_box()
     assert dialog["x"] >= 0 and dialog["x"] + dialog["width"] <= PHONE["width"], dialog
     assert dialog["y"] >= 0 and dialog["y"] + dialog["height"] <= PHONE["height"], dialog
@@ -430,7 +428,7 @@ def test_on_a_tablet_the_window_is_a_panel_the_page_can_scroll_clear_of(
 ):
     """Between phone and laptop the open window is a panel across the bottom, not a box floating over
     the page, and the page's end (the note form) scrolls up clear of it."""
-    ticket = desk["ticket"]
+    ticket = desk.ticket
     staff = hud_page(browser, live_server_url)
     hud = staff.page
     client = client_page(browser, live_server_url, viewport=viewport)

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_hud import WAIT, desk, open_page  # noqa: F401 - desk is a fixture
+from tests.browser.test_hud import WAIT, open_page
 
 pytestmark = pytest.mark.browser
 RECONNECT_WAIT = 45_000  # the retries back off while the first window stays open
@@ -15,7 +15,7 @@ def test_an_extra_portal_window_says_too_many_and_reconnects_when_one_closes(bro
     expect(first.locator("#chat-dock")).to_have_attribute("data-conn", "open", timeout=WAIT)
 
     second = context.new_page()
-    second.goto(f"{base}/tickets/{desk['ticket'].pk}/")
+    second.goto(f"{base}/tickets/{desk.ticket.pk}/")
     dock = second.locator("#chat-dock")
     expect(dock).to_have_attribute("data-conn", "reconnecting", timeout=WAIT)
     second.get_by_role("button", name="Join Chat").click()  # nothing can open yet: the page says why
@@ -52,6 +52,8 @@ def test_an_extra_hud_window_says_too_many_and_reconnects_when_one_closes(browse
 
 def test_a_supervisor_view_past_the_cap_says_too_many_and_reconnects(browser, daphne_servers, screenshot, desk):
     """The supervisor view counts towards the cap like the HUD, and its status line says why it waits."""
+    desk.dana.is_supervisor = True
+    desk.dana.save(update_fields=["is_supervisor"])
     base = daphne_servers(1, CHAT_MAX_SOCKETS_PER_USER=1)[0].url
     context, first, _ = open_page(browser, base, "dana")
     expect(first.locator("#hud-connection")).to_have_attribute("data-state", "live", timeout=WAIT)

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from accounts.models import ContactPermission, Engineer
+from accounts.models import Contact, ContactPermission, Engineer
 from accounts.permissions import CHAT
 from chat import presence, selectors, services
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
@@ -27,27 +27,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STAFF_EVENTS = {"queue", "session", "room_invitation", "sent_invitation"}
 
 
-@pytest.fixture
-def desk(f):
-    """A company allowed to chat, its contact and ticket, and two engineers in the default queue."""
-    company = f.make_company(chat="allow")
-    contact = f.make_contact(company=company, first_name="Carol")
-    ticket = f.make_ticket(contact=contact)
-    queue = f.make_queue(name="Service Desk", is_default=True)
-    dana = f.make_engineer(display_name="Dana", queues=[queue])
-    sam = f.make_engineer(display_name="Sam", queues=[queue])
-    return {"contact": contact, "ticket": ticket, "queue": queue, "dana": dana, "sam": sam}
-
-
 async def test_a_whole_chat_flows_between_client_and_engineer(desk):
     """Join Chat, Answer, messages both ways in order, and the client leaving ends nothing early."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
     await client.send(action="sync", rooms={})
     await dana.send(action="sync", rooms={})
 
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     request_id = int(state.attrs["data-request-id"])
     queue = await dana.wait_event("queue", count=1)
@@ -58,7 +46,7 @@ async def test_a_whole_chat_flows_between_client_and_engineer(desk):
     room_id = int(session.attrs["data-room"])
     await client.wait_event("client_state", state="chatting", engineer_present=1)
     joined = await client.wait_message(room_id, 1)
-    assert "Dana joined" in joined.text
+    assert "Dana Reyes joined" in joined.text
 
     await client.send(action="send", room_id=room_id, body="Hello <b>there</b>", client_msg_id="c-1")
     await dana.wait_message(room_id, 2)
@@ -72,10 +60,10 @@ async def test_a_whole_chat_flows_between_client_and_engineer(desk):
 
 async def test_a_retried_send_is_stored_once(desk):
     """The same client_msg_id sent twice (a retry after a drop) makes one message."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await client.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
@@ -94,10 +82,10 @@ async def test_a_retried_send_is_stored_once(desk):
 
 async def test_a_socket_catches_up_after_reconnecting(desk):
     """A reconnecting socket gets exactly what followed the last seq it had, in order."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await client.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
@@ -107,7 +95,7 @@ async def test_a_socket_catches_up_after_reconnecting(desk):
         await dana.send(action="send", room_id=room_id, body=f"missed {n}", client_msg_id=f"m{n}")
     await dana.wait_message(room_id, 4)
 
-    again = await client_socket(desk["contact"].user)
+    again = await client_socket(desk.contact.user)
     await again.send(action="sync", rooms={str(room_id): 1})
     await again.wait_message(room_id, 4)
     await again.drain()
@@ -131,7 +119,7 @@ async def test_a_live_message_reaches_a_socket_while_the_database_thread_is_busy
     busy = asyncio.ensure_future(database_sync_to_async(time.sleep)(4))
     await asyncio.sleep(0.1)  # the database thread is now asleep for 4 s
     store = sync_to_async(services.send_message, thread_sensitive=False)  # another thread stores it
-    await store(room_id=room_id, user=desk["dana"].user, body="while busy", client_msg_id="busy")
+    await store(room_id=room_id, user=desk.dana.user, body="while busy", client_msg_id="busy")
     await client.wait_message(room_id, 2)
     assert not busy.done(), "the message waited for the database thread"
     await busy
@@ -141,10 +129,10 @@ async def test_a_live_message_reaches_a_socket_while_the_database_thread_is_busy
 
 async def test_second_answer_to_a_taken_request_is_refused(desk):
     """When two engineers answer, the second is told a colleague took it."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
-    sam = await staff_socket(desk["sam"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
+    sam = await staff_socket(desk.sam.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.send(action="answer", request_id=request_id)
     await dana.wait_event("session")
@@ -162,9 +150,9 @@ async def test_anonymous_and_cross_origin_sockets_are_refused(desk):
     """No session means no socket, and another origin is refused before the consumer runs."""
     _, connected, code = await connect(None, "/ws/chat/", cookie=False)
     assert not connected and code == 4401
-    _, connected, _ = await connect(desk["contact"].user, "/ws/chat/", origin=b"http://evil.example")
+    _, connected, _ = await connect(desk.contact.user, "/ws/chat/", origin=b"http://evil.example")
     assert not connected
-    _, connected, code = await connect(desk["contact"].user, "/ws/hud/")
+    _, connected, code = await connect(desk.contact.user, "/ws/hud/")
     assert not connected and code == 4403
 
 
@@ -173,11 +161,11 @@ async def test_anonymous_and_cross_origin_sockets_are_refused(desk):
 
 async def open_chat(desk):
     """Carol asks to chat and Dana answers, through the sockets; both have seq 1 ("Dana joined")."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await client.send(action="sync", rooms={})
     await dana.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.send(action="answer", request_id=request_id)
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
@@ -212,8 +200,8 @@ async def close_all(*sockets):
 async def test_a_contact_cannot_ask_to_chat_about_another_companys_ticket(desk, f):
     """Another company's ticket is refused as not_found, exactly like a ticket that does not exist."""
     other = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
 
     foreign = await client.refused(action="request_chat", ticket_id=other.pk)
@@ -230,13 +218,13 @@ async def test_a_contact_cannot_ask_to_chat_about_another_companys_ticket(desk, 
 
 async def test_join_chat_leaves_a_pending_invitation_on_screen(desk, f):
     """Asking for a chat redraws the dialog without touching the invitation box beside it."""
-    second = await sync_to_async(f.make_ticket)(contact=desk["contact"], summary="Second ticket")
-    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=second)
-    client = await client_socket(desk["contact"].user)
+    second = await sync_to_async(f.make_ticket)(contact=desk.contact, summary="Second ticket")
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk.dana, ticket=second)
+    client = await client_socket(desk.contact.user)
     await client.wait_event("invitation", request_id=invitation.pk)
 
     mark = len(client.received)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     await client.wait_event("client_state", state="waiting", since=mark)
     await client.drain()
 
@@ -253,7 +241,7 @@ def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
     from chat.consumers import ClientChatConsumer
 
     socket = ClientChatConsumer()
-    socket.user, socket.contact = desk["contact"].user, desk["contact"]
+    socket.user, socket.contact = desk.contact.user, desk.contact
     with CaptureQueriesContext(connection) as queries:
         result, _, error = events._run_holding_events(socket.ask_for_chat, (ticket.pk,), {})
     assert error is None, error
@@ -272,12 +260,12 @@ def test_a_join_chat_costs_the_database_thread_six_queries(desk, f):
     Join Chat is one trip to each process's one database thread, where a burst of them queues
     (docs/benchmarks.md). A pending invitation and past requests add nothing.
     """
-    services.invite_contact(engineer=desk["dana"], ticket=f.make_ticket(contact=desk["contact"]))
+    services.invite_contact(engineer=desk.dana, ticket=f.make_ticket(contact=desk.contact))
     services.cancel_request(
-        contact=desk["contact"], request_id=services.request_chat(contact=desk["contact"], ticket=desk["ticket"]).pk
+        contact=desk.contact, request_id=services.request_chat(contact=desk.contact, ticket=desk.ticket).pk
     )
 
-    html, statements = join_chat_statements(desk, desk["ticket"])
+    html, statements = join_chat_statements(desk, desk.ticket)
 
     assert 'data-state="waiting"' in html
     assert len(statements) == 6, "\n".join(s[:100] for s in statements)
@@ -286,12 +274,12 @@ def test_a_join_chat_costs_the_database_thread_six_queries(desk, f):
 def test_a_first_offer_to_the_tickets_engineer_costs_no_query_more(desk, f):
     """The ticket comes with its engineer; their open chats are counted, to see if they may be offered it,
     and an engineer offered it first makes asking the queue for a taker needless."""
-    Engineer.objects.filter(pk=desk["dana"].pk).update(last_seen_at=timezone.now())
-    ticket = f.make_ticket(contact=desk["contact"], assigned_engineer=desk["dana"])
+    Engineer.objects.filter(pk=desk.dana.pk).update(last_seen_at=timezone.now())
+    ticket = f.make_ticket(contact=desk.contact, assigned_engineer=desk.dana)
 
     html, statements = join_chat_statements(desk, ticket)
 
-    assert ChatRequest.objects.get(ticket=ticket).offered_to_id == desk["dana"].pk
+    assert ChatRequest.objects.get(ticket=ticket).offered_to_id == desk.dana.pk
     assert 'data-state="waiting"' in html
     assert len(statements) == 6, "\n".join(s[:100] for s in statements)
 
@@ -299,8 +287,8 @@ def test_a_first_offer_to_the_tickets_engineer_costs_no_query_more(desk, f):
 async def test_a_contact_cannot_accept_an_invitation_sent_to_someone_else(desk, f):
     """An invitation to another company's contact is not_found to Carol, and stays waiting for its contact."""
     other = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
-    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=other)
-    client = await client_socket(desk["contact"].user)
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk.dana, ticket=other)
+    client = await client_socket(desk.contact.user)
 
     error = await client.refused(action="accept_invitation", request_id=invitation.pk)
     assert error.attrs["data-error"] == "not_found"
@@ -315,10 +303,10 @@ async def test_a_contact_cannot_accept_an_invitation_sent_to_someone_else(desk, 
 
 async def test_an_invitation_on_a_ticket_moved_to_another_company_cannot_be_accepted(desk, f):
     """The company check runs when the invitation is accepted, not only when it was sent."""
-    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=desk["ticket"])
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk.dana, ticket=desk.ticket)
     elsewhere = await sync_to_async(f.make_company)()
-    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(company=elsewhere)
-    client = await client_socket(desk["contact"].user)
+    await sync_to_async(Ticket.objects.filter(pk=desk.ticket.pk).update)(company=elsewhere)
+    client = await client_socket(desk.contact.user)
 
     error = await client.refused(action="accept_invitation", request_id=invitation.pk)
 
@@ -330,7 +318,7 @@ async def test_an_invitation_on_a_ticket_moved_to_another_company_cannot_be_acce
 
 async def test_a_forged_chat_frame_from_a_contact_without_chat_permission_is_refused(desk, f):
     """A contact denied chat never sees Join Chat; sending the frame anyway is refused and stores nothing."""
-    ken = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Ken", chat="deny")
+    ken = await sync_to_async(f.make_contact)(company=desk.ticket.company, first_name="Ken", chat="deny")
     ticket = await sync_to_async(f.make_ticket)(contact=ken)
     client = await client_socket(ken.user)
 
@@ -344,9 +332,9 @@ async def test_a_forged_chat_frame_from_a_contact_without_chat_permission_is_ref
 
 async def test_an_invitation_cannot_be_accepted_once_chat_permission_is_withdrawn(desk):
     """The permission is checked when the contact accepts: a forged accept after a deny is refused."""
-    invitation = await sync_to_async(services.invite_contact)(engineer=desk["dana"], ticket=desk["ticket"])
-    await sync_to_async(ContactPermission.objects.create)(contact=desk["contact"], feature=CHAT, access="deny")
-    client = await client_socket(desk["contact"].user)
+    invitation = await sync_to_async(services.invite_contact)(engineer=desk.dana, ticket=desk.ticket)
+    await sync_to_async(ContactPermission.objects.create)(contact=desk.contact, feature=CHAT, access="deny")
+    client = await client_socket(desk.contact.user)
 
     error = await client.refused(action="accept_invitation", request_id=invitation.pk)
 
@@ -360,7 +348,7 @@ async def test_an_invitation_cannot_be_accepted_once_chat_permission_is_withdraw
 async def test_a_contact_outside_a_room_cannot_post_type_read_or_leave_in_it(desk, f, action):
     """A contact of the same company who is not in the room is refused, and the room hears nothing."""
     client, dana, room_id = await open_chat(desk)
-    eve = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Eve")
+    eve = await sync_to_async(f.make_contact)(company=desk.ticket.company, first_name="Eve")
     stranger = await client_socket(eve.user)
     before = await stored(room_id)
 
@@ -381,11 +369,11 @@ async def test_a_contact_outside_a_room_cannot_post_type_read_or_leave_in_it(des
 async def test_an_engineer_outside_a_room_cannot_act_in_it(desk, action):
     """Sam, a colleague not in the room, cannot post, type, read, leave, end it or invite into it."""
     client, dana, room_id = await open_chat(desk)
-    sam = await staff_socket(desk["sam"].user)
+    sam = await staff_socket(desk.sam.user)
     before = await stored(room_id)
 
     error = await sam.refused(
-        action=action, room_id=room_id, body="psst", client_msg_id="s-1", typing=True, seq=1, engineer_id=desk["sam"].pk
+        action=action, room_id=room_id, body="psst", client_msg_id="s-1", typing=True, seq=1, engineer_id=desk.sam.pk
     )
 
     assert error.attrs["data-error"] == "not_participant"
@@ -398,9 +386,9 @@ async def test_an_engineer_outside_a_room_cannot_act_in_it(desk, action):
 async def test_a_socket_outside_a_room_never_reads_its_messages(desk, f):
     """Neither a live message nor a sync naming the room shows a stranger anything of it."""
     client, dana, room_id = await open_chat(desk)
-    eve = await sync_to_async(f.make_contact)(company=desk["ticket"].company, first_name="Eve")
+    eve = await sync_to_async(f.make_contact)(company=desk.ticket.company, first_name="Eve")
     stranger = await client_socket(eve.user)
-    sam = await staff_socket(desk["sam"].user)
+    sam = await staff_socket(desk.sam.user)
     for socket in (stranger, sam):
         await socket.send(action="sync", rooms={str(room_id): 0})
 
@@ -418,20 +406,20 @@ async def test_an_engineer_outside_the_routed_queue_neither_sees_nor_answers_its
     """Only members of the queue a request was routed to see it on their HUD and may answer it."""
     network = await sync_to_async(f.make_queue)(name="Network", order=5)
     nick = await sync_to_async(f.make_engineer)(display_name="Nick", queues=[network])
-    client = await client_socket(desk["contact"].user)
+    client = await client_socket(desk.contact.user)
     nick_hud = await staff_socket(nick.user)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await nick_hud.wait_event("queue", count=0)
     await dana.wait_event("queue", count=0)
 
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)
     error = await nick_hud.refused(action="answer", request_id=request_id)
 
     assert error.attrs["data-error"] == "not_found"
     request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
-    assert request.state == ChatRequest.State.WAITING and request.queue_id == desk["queue"].pk
+    assert request.state == ChatRequest.State.WAITING and request.queue_id == desk.queue.pk
     assert [e.attrs["data-count"] for e in nick_hud.received if e.attrs.get("data-event") == "queue"] == ["0"]
     await dana.send(action="answer", request_id=request_id)
     await dana.wait_event("session")
@@ -441,12 +429,12 @@ async def test_an_engineer_outside_the_routed_queue_neither_sees_nor_answers_its
 async def test_an_engineer_who_was_not_invited_cannot_join_a_room(desk):
     """Joining a room takes an invitation (or having been in it)."""
     client, dana, room_id = await open_chat(desk)
-    sam = await staff_socket(desk["sam"].user)
+    sam = await staff_socket(desk.sam.user)
 
     error = await sam.refused(action="join", room_id=room_id)
 
     assert error.attrs["data-error"] == "not_allowed"
-    assert not await sync_to_async(ChatParticipant.objects.filter(room_id=room_id, user=desk["sam"].user).exists)()
+    assert not await sync_to_async(ChatParticipant.objects.filter(room_id=room_id, user=desk.sam.user).exists)()
     await close_all(client, dana, sam)
 
 
@@ -458,7 +446,7 @@ async def test_staff_events_and_actions_never_reach_a_contact(desk):
 
     for action in ("answer", "end", "join", "invite_contact", "set_availability"):
         error = await client.refused(
-            action=action, request_id=1, room_id=room_id, ticket_id=desk["ticket"].pk, availability="away"
+            action=action, request_id=1, room_id=room_id, ticket_id=desk.ticket.pk, availability="away"
         )
         assert error.attrs["data-error"] == "unknown_action"
     await client.drain()
@@ -470,16 +458,26 @@ async def test_staff_events_and_actions_never_reach_a_contact(desk):
 
 async def test_each_socket_admits_only_its_own_kind_of_user(desk):
     """A contact is refused the staff socket and an engineer the client socket, with 4403."""
-    _, connected, code = await connect(desk["contact"].user, "/ws/hud/")
+    _, connected, code = await connect(desk.contact.user, "/ws/hud/")
     assert not connected and code == 4403
-    _, connected, code = await connect(desk["dana"].user, "/ws/chat/")
+    _, connected, code = await connect(desk.dana.user, "/ws/chat/")
     assert not connected and code == 4403
+
+
+async def test_an_engineer_with_a_contact_profile_too_gets_only_the_hud_socket(desk):
+    """Staff who also have a client login are engineers: the client socket refuses them with 4403."""
+    await sync_to_async(Contact.objects.create)(user=desk.dana.user, company=desk.contact.company)
+    _, connected, code = await connect(desk.dana.user, "/ws/chat/")
+    assert not connected and code == 4403
+    hud = await staff_socket(desk.dana.user)
+    await hud.wait_event("queue", count=0)
+    await hud.close()
 
 
 @pytest.mark.parametrize("path", ["/ws/chat/", "/ws/hud/"])
 async def test_handshakes_without_a_session_or_from_another_origin_are_refused(desk, path):
     """No session closes with 4401; a foreign or missing Origin is refused before any consumer runs."""
-    user = desk["contact"].user if path == "/ws/chat/" else desk["dana"].user
+    user = desk.contact.user if path == "/ws/chat/" else desk.dana.user
     _, connected, code = await connect(None, path, cookie=False)
     assert not connected and code == 4401
     for origin in (b"http://evil.example", b"null", None):
@@ -547,7 +545,7 @@ BAD_STAFF_FRAMES = [
 async def test_a_frame_that_is_not_a_json_object_gets_bad_frame(desk, settings):
     """Malformed or non-object JSON (text or binary) gets bad_frame each time, and the socket stays open."""
     settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
-    client = await client_socket(desk["contact"].user)
+    client = await client_socket(desk.contact.user)
     for frame in NOT_JSON_OBJECTS:
         mark = len(client.received)
         if isinstance(frame, bytes):
@@ -563,7 +561,7 @@ async def test_a_frame_that_is_not_a_json_object_gets_bad_frame(desk, settings):
 async def test_an_unknown_or_missing_action_gets_unknown_action(desk, settings):
     """A frame naming no known action is refused as unknown_action, quoting the action cut short."""
     settings.CHAT_RATE_BURST = 100  # a series of refusals, not a flood
-    client = await client_socket(desk["contact"].user)
+    client = await client_socket(desk.contact.user)
     for payload in UNKNOWN_ACTIONS:
         error = await client.refused(**payload)
         assert error.attrs["data-error"] == "unknown_action", payload
@@ -581,7 +579,7 @@ async def test_a_send_with_fields_of_the_wrong_type_or_size_gets_bad_frame(desk,
         payload = {"action": "send", "room_id": room_id, "body": "hello", "client_msg_id": "c-1", **fields}
         error = await client.refused(**payload)
         assert error.attrs["data-error"] == "bad_frame", repr(fields)[:60]
-    assert await stored(room_id) == [(1, "Dana joined.")]
+    assert await stored(room_id) == [(1, "Dana Reyes joined.")]
     await client.assert_open()
     await close_all(client, dana)
 
@@ -594,8 +592,8 @@ async def test_staff_frames_with_bad_fields_get_bad_frame(desk, settings):
         payload = {key: room_id if value == "ROOM" else value for key, value in payload.items()}
         error = await dana.refused(**payload)
         assert error.attrs["data-error"] == "bad_frame", repr(payload)[:60]
-    assert await stored(room_id) == [(1, "Dana joined.")]
-    assert (await sync_to_async(Engineer.objects.get)(pk=desk["dana"].pk)).availability == "available"
+    assert await stored(room_id) == [(1, "Dana Reyes joined.")]
+    assert (await sync_to_async(Engineer.objects.get)(pk=desk.dana.pk)).availability == "available"
     await dana.assert_open()
     await close_all(client, dana)
 
@@ -603,7 +601,7 @@ async def test_staff_frames_with_bad_fields_get_bad_frame(desk, settings):
 async def test_a_sync_with_junk_entries_ignores_them(desk):
     """Room ids that are not numbers and seqs that are not whole numbers are skipped, not fatal."""
     client, dana, room_id = await open_chat(desk)
-    again = await client_socket(desk["contact"].user)
+    again = await client_socket(desk.contact.user)
     mark = len(again.received)
 
     await again.send(action="sync", rooms={"²": 1, "9" * 5000: 1, "x": 1, "-3": 1, str(room_id): 0, "7": "many"})
@@ -628,7 +626,7 @@ async def test_empty_and_oversized_messages_are_refused_and_the_text_is_kept(des
     assert error.attrs["data-client-msg-id"] == "c-bad"
     if code == "too_long":
         assert "50" in error.text and "51" in error.text
-    assert await stored(room_id) == [(1, "Dana joined.")]
+    assert await stored(room_id) == [(1, "Dana Reyes joined.")]
     await client.send(action="send", room_id=room_id, body="x" * 50, client_msg_id="c-ok")
     await dana.wait_message(room_id, 2)
     await dana.drain()
@@ -684,7 +682,7 @@ async def test_a_change_that_fails_halfway_saves_and_announces_nothing(desk, mon
     assert error.attrs["data-error"] == "server_error"
     room = await sync_to_async(ChatRoom.objects.get)(pk=room_id)
     assert room.state == ChatRoom.State.ACTIVE and room.last_seq == 1
-    assert await stored(room_id) == [(1, "Dana joined.")]
+    assert await stored(room_id) == [(1, "Dana Reyes joined.")]
     await client.drain()
     assert seqs(client, room_id) == [1]
     assert not [e for e in client.received if e.attrs.get("data-event") == "room_closed"]
@@ -692,7 +690,7 @@ async def test_a_change_that_fails_halfway_saves_and_announces_nothing(desk, mon
     monkeypatch.undo()
     await dana.send(action="end", room_id=room_id)
     ended = await client.wait_message(room_id, 2)
-    assert "Dana ended the chat." in ended.text
+    assert "Dana Reyes ended the chat." in ended.text
     await client.wait_event("room_closed", room=room_id)
     await close_all(client, dana)
 
@@ -760,7 +758,7 @@ async def test_live_messages_wait_for_the_sync_so_nothing_arrives_twice(desk):
     """A reconnected socket holds a room's live messages until its sync, which reads them from the
     database: each message arrives exactly once, in order."""
     client, dana, room_id = await open_chat(desk)
-    again = await client_socket(desk["contact"].user)
+    again = await client_socket(desk.contact.user)
     await again.drain(timeout=0.2)
 
     await dana.send(action="send", room_id=room_id, body="while you were connecting", client_msg_id="d-1")
@@ -785,14 +783,14 @@ async def test_a_send_retried_after_a_reconnect_is_not_stored_twice(desk):
     await dana.wait_message(room_id, 2)
     await client.close()  # the ack was lost with the connection
 
-    again = await client_socket(desk["contact"].user)
+    again = await client_socket(desk.contact.user)
     await again.send(action="sync", rooms={str(room_id): 1})
     await again.send(action="send", room_id=room_id, body="did this arrive?", client_msg_id="c-retry")
     await again.wait_message(room_id, 2)
     await again.drain()
     await dana.drain()
 
-    assert await stored(room_id) == [(1, "Dana joined."), (2, "did this arrive?")]
+    assert await stored(room_id) == [(1, "Dana Reyes joined."), (2, "did this arrive?")]
     assert seqs(again, room_id) == [2]
     assert not [e for e in again.received if e.attrs.get("data-event") == "error"]  # a quiet success
     assert seqs(dana, room_id) == [1, 2]
@@ -806,7 +804,7 @@ async def test_typing_arrives_live_for_the_others_in_the_room(desk):
     """Carol typing shows "Carol … is typing" on Dana's HUD and stops when she stops; her own socket
     is not told about herself."""
     client, dana, room_id = await open_chat(desk)
-    carol = desk["contact"].user
+    carol = desk.contact.user
 
     await client.send(action="typing", room_id=room_id, typing=True)
     typing = await dana.next_event("typing", room=room_id, user=carol.pk)
@@ -827,9 +825,9 @@ async def test_the_read_position_arrives_live_and_is_stored(desk):
     await client.wait_message(room_id, 2)
 
     await client.send(action="read", room_id=room_id, seq=2)
-    read = await dana.next_event("read", room=room_id, user=desk["contact"].user_id)
+    read = await dana.next_event("read", room=room_id, user=desk.contact.user_id)
     assert read.attrs["data-seq"] == "2"
-    participant = await sync_to_async(ChatParticipant.objects.get)(room_id=room_id, user=desk["contact"].user)
+    participant = await sync_to_async(ChatParticipant.objects.get)(room_id=room_id, user=desk.contact.user)
     assert participant.last_read_seq == 2
 
     await client.send(action="read", room_id=room_id, seq=1)
@@ -844,18 +842,18 @@ async def test_the_read_position_arrives_live_and_is_stored(desk):
 
 async def test_a_reconnecting_hud_rebuilds_its_queue_from_the_database(desk, f):
     """Requests that arrived while the HUD was away, and one that left, show correctly on reconnect."""
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
     await dana.close()
 
-    first = await sync_to_async(services.request_chat)(contact=desk["contact"], ticket=desk["ticket"])
+    first = await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     ticket = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
     second = await sync_to_async(services.request_chat)(contact=ticket.contact, ticket=ticket)
     gone = await sync_to_async(f.make_ticket)(contact=await sync_to_async(f.make_contact)(chat="allow"))
     cancelled = await sync_to_async(services.request_chat)(contact=gone.contact, ticket=gone)
     await sync_to_async(services.cancel_request)(contact=gone.contact, request_id=cancelled.pk)
 
-    again = await staff_socket(desk["dana"].user)
+    again = await staff_socket(desk.dana.user)
     queue = await again.wait_event("queue")
 
     assert queue.attrs["data-count"] == "2"
@@ -866,14 +864,14 @@ async def test_a_reconnecting_hud_rebuilds_its_queue_from_the_database(desk, f):
 
 async def test_a_missed_queue_nudge_is_healed_by_the_next_one(desk, f, monkeypatch):
     """The queue is redrawn from the database on every nudge, so one lost nudge costs nothing."""
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
     deliver = events.publish
     monkeypatch.setattr(
         "deskchat.events.publish",
         lambda group, event: None if event["type"] == "queue.changed" else deliver(group, event),
     )
-    await sync_to_async(services.request_chat)(contact=desk["contact"], ticket=desk["ticket"])
+    await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     monkeypatch.undo()
     await dana.drain()
     assert [e.attrs["data-count"] for e in dana.received if e.attrs.get("data-event") == "queue"] == ["0"]
@@ -886,11 +884,11 @@ async def test_a_missed_queue_nudge_is_healed_by_the_next_one(desk, f, monkeypat
 
 async def test_an_open_hud_makes_its_engineer_alertable(desk):
     """Connecting the HUD marks the engineer seen now, so the queue says to alert them (data-notify=1)."""
-    assert not selectors.is_online(desk["dana"])
-    dana = await staff_socket(desk["dana"].user)
+    assert not selectors.is_online(desk.dana)
+    dana = await staff_socket(desk.dana.user)
     queue = await dana.wait_event("queue")
     assert queue.attrs["data-notify"] == "1"
-    assert selectors.is_online(await refresh(desk["dana"]))
+    assert selectors.is_online(await refresh(desk.dana))
     await dana.close()
 
 
@@ -898,18 +896,18 @@ async def test_an_engineer_with_no_hud_for_the_presence_timeout_is_offline_for_o
     """The ticket's engineer is offered a request first only while some HUD socket has refreshed them
     within CHAT_PRESENCE_TIMEOUT_SECONDS, whatever availability they set."""
     settings.CHAT_PRESENCE_TIMEOUT_SECONDS = 90
-    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk["queue"]])
-    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(assigned_engineer=lee)
+    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk.queue])
+    await sync_to_async(Ticket.objects.filter(pk=desk.ticket.pk).update)(assigned_engineer=lee)
     hud = await staff_socket(lee.user)
     await hud.wait_event("queue", notify=1)
     await hud.close()
     # 91 s later, no process has refreshed Lee: still "available", but offline.
     await sync_to_async(Engineer.objects.filter(pk=lee.pk).update)(last_seen_at=timezone.now() - timedelta(seconds=91))
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
 
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
 
     request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
@@ -921,15 +919,15 @@ async def test_an_engineer_with_no_hud_for_the_presence_timeout_is_offline_for_o
 
 async def test_an_engineer_with_an_open_hud_is_offered_their_tickets_request_first(desk, f):
     """While Lee's HUD is open he gets the request alone; the queue does not see it yet."""
-    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk["queue"]])
-    await sync_to_async(Ticket.objects.filter(pk=desk["ticket"].pk).update)(assigned_engineer=lee)
+    lee = await sync_to_async(f.make_engineer)(display_name="Lee", queues=[desk.queue])
+    await sync_to_async(Ticket.objects.filter(pk=desk.ticket.pk).update)(assigned_engineer=lee)
     hud = await staff_socket(lee.user)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await hud.wait_event("queue", count=0)
     await dana.wait_event("queue", count=0)
 
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     offered = await hud.wait_event("queue", count=1)
     assert "Offered to you first" in offered.text
     await dana.drain()
@@ -940,8 +938,8 @@ async def test_an_engineer_with_an_open_hud_is_offered_their_tickets_request_fir
 async def test_the_sweeper_keeps_engineers_with_an_open_hud_online(desk):
     """Each process refreshes last_seen_at for the engineers it holds HUD sockets for; one whose
     socket closed is not refreshed and drops offline after the timeout."""
-    dana = await staff_socket(desk["dana"].user)
-    sam = await staff_socket(desk["sam"].user)
+    dana = await staff_socket(desk.dana.user)
+    sam = await staff_socket(desk.sam.user)
     await sam.close()
     long_ago = timezone.now() - timedelta(hours=1)
     await sync_to_async(Engineer.objects.update)(last_seen_at=long_ago)
@@ -949,22 +947,22 @@ async def test_the_sweeper_keeps_engineers_with_an_open_hud_online(desk):
     sweeper = asyncio.create_task(presence.run_sweeper())
     try:
         for _ in range(100):
-            if selectors.is_online(await refresh(desk["dana"])):
+            if selectors.is_online(await refresh(desk.dana)):
                 break
             await asyncio.sleep(0.05)
     finally:
         sweeper.cancel()
-    assert selectors.is_online(await refresh(desk["dana"]))
-    assert (await refresh(desk["sam"])).last_seen_at == long_ago
+    assert selectors.is_online(await refresh(desk.dana))
+    assert (await refresh(desk.sam)).last_seen_at == long_ago
     await dana.close()
 
 
 async def test_an_engineer_at_their_chat_limit_is_not_alerted(desk, f):
     """At the concurrent-chat limit, the HUD still lists a new request but says not to alert
     (data-notify=0), while a colleague under the limit is alerted; freeing up alerts again."""
-    await sync_to_async(Engineer.objects.filter(pk=desk["dana"].pk).update)(max_concurrent_chats=1)
+    await sync_to_async(Engineer.objects.filter(pk=desk.dana.pk).update)(max_concurrent_chats=1)
     client, dana, room_id = await open_chat(desk)
-    sam = await staff_socket(desk["sam"].user)
+    sam = await staff_socket(desk.sam.user)
     await sam.wait_event("queue", count=0)
 
     await dana.wait_event("queue", count=0)  # Carol's request left the queue when Dana answered it
@@ -988,13 +986,13 @@ async def test_the_client_is_told_when_the_last_engineer_leaves_and_another_answ
     """Dana leaves: Carol's dialog says so, with her place and the note and callback choices, her
     participants say "Waiting for an engineer", Sam's queue lists "returning: Carol (left by Dana)", and
     Sam's answer puts him in the same room, history and all."""
-    client = await client_socket(desk["contact"].user)
-    dana = await staff_socket(desk["dana"].user)
-    sam = await staff_socket(desk["sam"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
+    sam = await staff_socket(desk.sam.user)
     for socket in (client, dana, sam):
         await socket.send(action="sync", rooms={})
     await sam.wait_event("queue", count=0)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)
     await dana.send(action="answer", request_id=request_id)
@@ -1007,29 +1005,31 @@ async def test_the_client_is_told_when_the_last_engineer_leaves_and_another_answ
     await dana.send(action="leave", room_id=room_id)
     state = await client.wait_event("client_state", state="waiting", returning=1, since=mark)
     assert state.attrs["data-room-id"] == str(room_id) and state.attrs["data-position"] == "1"
-    assert "Dana left the chat" in state.text and "You're back in the queue, position 1." in state.text
+    assert "Dana Reyes left the chat" in state.text and "You're back in the queue, position 1." in state.text
     assert "Waiting for an engineer" in state.text  # the participants box, with Carol alone
     offer = next(f for f in client.frames[frames:] if 'id="chat-offer"' in f)
     assert "Leave a note" in offer and "Ask for a callback" in offer and "Keep waiting" in offer
     # Sam's socket holds unread frames of the first wait and the answer: wait for the queue that lists it again.
     queue = await sam.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "returning:" in e.text)
     assert queue.attrs["data-count"] == "1"
-    assert "returning: Carol Client (left by Dana)" in " ".join(queue.text.split())
+    assert "returning: Carol Client (left by Dana Reyes)" in " ".join(queue.text.split())
 
     await sam.send(action="answer", request_id=request_id)
     session = await sam.wait_event("session")
     assert session.attrs["data-room"] == str(room_id)  # the same room
     await sam.wait_for(lambda e: "My printer is smoking" in e.text)  # with its history
     await client.wait_event("client_state", state="chatting", engineer_present=1, since=mark)
-    assert "Sam joined." in (await client.wait_message(room_id, 4)).text  # in the same room, after "Dana left."
+    assert (
+        "Sam Okafor joined." in (await client.wait_message(room_id, 4)).text
+    )  # in the same room, after "Dana Reyes left."
     await close_all(client, dana, sam)
 
 
 async def test_join_chat_with_nobody_available_says_so_at_once_with_the_offers(desk):
     """No engineer has a HUD open: Join Chat answers "Nobody is available right now" with Leave a note,
     Ask for a callback and Keep waiting, not "You are next in the queue"; a note then ends the wait."""
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting", available=0)
     assert "Nobody is available right now" in state.text and "You are next" not in state.text
     offer = next(f for f in client.frames if 'data-state="waiting"' in f).split('id="chat-offer"')[1]
@@ -1039,9 +1039,9 @@ async def test_join_chat_with_nobody_available_says_so_at_once_with_the_offers(d
     mark = len(client.received)
     await client.send(action="note", request_id=int(state.attrs["data-request-id"]), body="VPN drops every hour")
     notice = await client.wait_event("notice", notice="note_added", since=mark)
-    assert f"ticket #{desk['ticket'].pk}" in notice.text
+    assert f"ticket #{desk.ticket.pk}" in notice.text
     await client.wait_event("client_state", state="idle", since=mark)
-    note = await sync_to_async(lambda: desk["ticket"].notes.get())()
+    note = await sync_to_async(lambda: desk.ticket.notes.get())()
     assert note.text == "VPN drops every hour" and not note.internal
     await client.close()
 
@@ -1049,10 +1049,10 @@ async def test_join_chat_with_nobody_available_says_so_at_once_with_the_offers(d
 async def test_a_waiting_client_learns_when_the_last_engineer_goes_away(desk):
     """Dana is the only one online; she goes away: the server (set_availability, and every sweep) flags
     the waiting request and the client's dialog turns to the offers. Coming back turns it back."""
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting", available=1)
     assert "You are next in the queue." in state.text
 
@@ -1069,17 +1069,17 @@ async def test_a_waiting_client_learns_when_the_last_engineer_goes_away(desk):
 async def test_the_question_typed_while_waiting_reaches_the_hud_queue_escaped(desk):
     """The client's draft is stored on the request and Dana's queue item shows it, escaped and truncated;
     a draft for a request that is not theirs is refused."""
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)
 
     mark = len(dana.frames)
     draft = "<b>Outlook</b> asks for my password " + "again " * 40
     await client.send(action="draft", request_id=request_id, body=draft)
-    await dana.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "Outlook" in e.text)
+    await dana.wait_for(lambda e: e.attrs.get("data-event") == "queue" and "asks for my password again" in e.text)
     frame = next(f for f in dana.frames[mark:] if "queue-draft" in f)
     shown = frame.split('class="queue-draft"')[1].split("</p>")[0].split(">", 1)[1]
     assert "“&lt;b&gt;Outlook&lt;/b&gt; asks for my password again" in shown and "<b>" not in shown
@@ -1093,10 +1093,10 @@ async def test_drafts_are_coalesced_never_answered_with_an_error_and_leave_super
     """A burst of drafts costs a write or two and ends with the latest; refused ones get no alert;
     the supervisors' board (which shows no drafts) is not nudged by them."""
     boss = await sync_to_async(f.make_engineer)(display_name="Bea", is_supervisor=True)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
-    client = await client_socket(desk["contact"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)
     board, connected, _ = await connect(boss.user, "/ws/hud/supervisor/")
@@ -1109,7 +1109,7 @@ async def test_drafts_are_coalesced_never_answered_with_an_error_and_leave_super
     mark = len(client.received)
     writes = []
     listen = await layer.new_channel()
-    await layer.group_add(queue_group(desk["queue"].pk), listen)
+    await layer.group_add(queue_group(desk.queue.pk), listen)
     for n in range(20):
         await client.send(action="draft", request_id=request_id, body=f"Outlook asks again {n}")
     await client.send(action="draft", request_id=request_id + 1000, body="not mine")  # refused, silently
@@ -1134,17 +1134,17 @@ async def test_drafts_are_coalesced_never_answered_with_an_error_and_leave_super
 async def test_a_chat_back_in_the_queue_moves_those_who_asked_later_back_a_place(desk, f):
     """Nina asked after Carol's chat was answered, so she is next; Dana leaves Carol's chat, which takes
     its old place ahead of Nina: Nina's dialog says she is number 2 now."""
-    nina = await sync_to_async(f.make_contact)(company=desk["contact"].company, first_name="Nina")
-    carol = await client_socket(desk["contact"].user)
+    nina = await sync_to_async(f.make_contact)(company=desk.contact.company, first_name="Nina")
+    carol = await client_socket(desk.contact.user)
     behind = await client_socket(nina.user)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
-    await carol.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await carol.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await carol.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.send(action="answer", request_id=request_id)
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
     await carol.wait_event("client_state", state="chatting")
-    await behind.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await behind.send(action="request_chat", ticket_id=desk.ticket.pk)
     assert (await behind.wait_event("client_state", state="waiting")).attrs["data-position"] == "1"
 
     mark = len(behind.received)

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 
 from chat import selectors, services
 from chat.models import ChatRequest
-from tests.chat.test_consumers import close_all, desk, open_chat, seqs  # noqa: F401 - desk is a fixture
+from tests.chat.test_consumers import close_all, open_chat, seqs
 from tests.chat.wsutil import client_socket, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,10 +37,10 @@ async def test_a_long_catch_up_arrives_whole_in_frames_within_the_limit(desk, se
     def write_history():
         for n in range(120):
             body = '<"&>' * (settings.CHAT_MESSAGE_MAX_LENGTH // 4) if n % 10 == 0 else f"message {n}"
-            services.send_message(room_id=room_id, user=desk["dana"].user, body=body, client_msg_id=f"h{n}")
+            services.send_message(room_id=room_id, user=desk.dana.user, body=body, client_msg_id=f"h{n}")
 
     await write_history()
-    again = await client_socket(desk["contact"].user)
+    again = await client_socket(desk.contact.user)
     await again.send(action="sync", rooms={str(room_id): 0})
     await again.wait_message(room_id, 121)
     await again.drain()
@@ -59,12 +59,12 @@ async def test_a_long_queue_lists_the_longest_waiting_that_fit_and_counts_them_a
     def fill_queue(count: int) -> list[int]:
         ids = []
         for n in range(count):
-            contact = f.make_contact(company=desk["contact"].company, first_name=f"Waiting{n}")
+            contact = f.make_contact(company=desk.contact.company, first_name=f"Waiting{n}")
             ids.append(services.request_chat(contact=contact, ticket=f.make_ticket(contact=contact)).pk)
         return ids
 
     ids = await fill_queue(60)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     queue = await dana.wait_event("queue", count=60)
     frame = dana.frames[-1]
     listed = request_ids(frame)

@@ -15,29 +15,12 @@ from tests.chat.wsutil import client_socket, staff_socket
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def desk(f):
-    """Two contacts of a company allowed to chat, each with a ticket, and two engineers in the default queue."""
-    company = f.make_company(chat="allow")
-    carol = f.make_contact(company=company, first_name="Carol", last_name="Diaz")
-    nina = f.make_contact(company=company, first_name="Nina", last_name="Patel")
-    queue = f.make_queue(name="Service Desk", is_default=True)
-    return {
-        "carol": carol,
-        "nina": nina,
-        "ticket": f.make_ticket(contact=carol),
-        "other": f.make_ticket(contact=nina),
-        "dana": f.make_engineer(display_name="Dana Reyes", queues=[queue]),
-        "sam": f.make_engineer(display_name="Sam Okafor", queues=[queue]),
-    }
-
-
 async def test_engineers_who_saw_a_request_are_told_which_colleague_answered_it(desk):
     """When a request leaves the queue because a colleague answered it, the others get a note naming them."""
-    client = await client_socket(desk["carol"].user)
-    dana = await staff_socket(desk["dana"].user)
-    sam = await staff_socket(desk["sam"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
+    sam = await staff_socket(desk.sam.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await sam.wait_event("queue", count=1)
     await dana.wait_event("queue", count=1)
@@ -47,7 +30,7 @@ async def test_engineers_who_saw_a_request_are_told_which_colleague_answered_it(
     await dana.wait_event("session")
     await sam.wait_event("queue", count=0, since=mark)
     note = await sam.wait_event("notice", since=mark, notice="taken")
-    assert note.text.strip() == "Dana Reyes answered Carol Diaz's chat."
+    assert note.text.strip() == "Dana Reyes answered Carol Client's chat."
     await dana.drain()
     assert not [e for e in dana.received if e.attrs.get("data-notice") == "taken"]
     for s in (client, dana, sam):
@@ -56,9 +39,9 @@ async def test_engineers_who_saw_a_request_are_told_which_colleague_answered_it(
 
 async def test_a_request_cancelled_by_the_client_leaves_without_a_note(desk):
     """A request the client withdraws just leaves the queue: nobody is told a colleague took it."""
-    client = await client_socket(desk["carol"].user)
-    sam = await staff_socket(desk["sam"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    sam = await staff_socket(desk.sam.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await sam.wait_event("queue", count=1)
     mark = len(sam.received)
@@ -86,11 +69,11 @@ async def test_a_queue_change_that_arrives_during_a_redraw_is_drawn_too(desk, mo
         return html
 
     monkeypatch.setattr(fragments, "staff_queue", slow_staff_queue)
-    dana = await staff_socket(desk["dana"].user)
+    dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
-    await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     await asyncio.wait_for(drawn.wait(), 5)
-    await sync_to_async(services.request_chat)(contact=desk["nina"], ticket=desk["other"])
+    await sync_to_async(services.request_chat)(contact=desk.colleague, ticket=desk.colleague_ticket)
     await asyncio.sleep(0.3)  # let the second queue.changed reach the consumer while the redraw is held
     release.set()
     await dana.wait_event("queue", count=2)
@@ -111,13 +94,13 @@ async def test_hud_sockets_of_one_process_share_one_queue_read_per_change(desk, 
         return original(**kwargs)
 
     monkeypatch.setattr(selectors, "queue_snapshot", counting_snapshot)
-    engineers = [desk["dana"], desk["sam"], outsider]
+    engineers = [desk.dana, desk.sam, outsider]
     huds = [await staff_socket(engineer.user) for engineer in engineers]
     for hud in huds:
         await hud.wait_event("queue", count=0)
     reads.clear()
 
-    await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     await huds[0].wait_event("queue", count=1)
     await huds[1].wait_event("queue", count=1)
     for hud in huds:
@@ -136,12 +119,12 @@ async def test_clients_behind_a_request_that_leaves_move_up_from_one_shared_read
 
     @sync_to_async
     def third_contact():
-        zoe = f.make_contact(company=desk["carol"].company, first_name="Zoe")
+        zoe = f.make_contact(company=desk.contact.company, first_name="Zoe")
         return zoe, f.make_ticket(contact=zoe)
 
     zoe, zoes_ticket = await third_contact()
-    sockets = [await client_socket(c.user) for c in (desk["carol"], desk["nina"], zoe)]
-    for socket, ticket in zip(sockets, (desk["ticket"], desk["other"], zoes_ticket)):
+    sockets = [await client_socket(c.user) for c in (desk.contact, desk.colleague, zoe)]
+    for socket, ticket in zip(sockets, (desk.ticket, desk.colleague_ticket, zoes_ticket)):
         await socket.send(action="request_chat", ticket_id=ticket.pk)
         await socket.wait_event("client_state", state="waiting")
     for socket in sockets:
@@ -173,16 +156,17 @@ async def test_each_socket_writes_message_times_in_its_viewers_time_zone(desk):
         with timezone.override(zone):
             return format_when(moment)
 
-    client = await client_socket(desk["carol"].user, time_zone="Asia/Tokyo")
-    dana = await staff_socket(desk["dana"].user, time_zone="America/New_York")
+    client = await client_socket(desk.contact.user, time_zone="Asia/Tokyo")
+    dana = await staff_socket(desk.dana.user, time_zone="America/New_York")
     await dana.wait_event("queue", count=0)
     await client.send(action="sync", rooms={})
     await dana.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
-    await client.wait_event("client_state", state="chatting")  # the client's socket knows the room
+    # The client's socket takes the room once it hears room.opened (over Redis, after Dana's answer).
+    await client.wait_event("client_state", state="chatting", engineer_present=1)
     await client.send(action="send", room_id=room_id, body="Hello", client_msg_id="c-1")
     seen_by_dana = await dana.wait_message(room_id, 2)
     seen_by_client = await client.wait_message(room_id, 2)
@@ -209,7 +193,7 @@ async def test_one_users_sockets_in_two_time_zones_share_no_drawn_moments(desk):
 
     def window(zone):
         socket = ClientChatConsumer()
-        socket.user, socket.heard_at, socket.zone = desk["carol"].user, None, zone
+        socket.user, socket.heard_at, socket.zone = desk.contact.user, None, zone
         return socket
 
     async def shared_in(socket):
@@ -232,7 +216,7 @@ async def test_only_supervisors_open_the_supervisor_socket(desk, f):
     """A contact and an engineer who is not a supervisor are refused with 4403."""
     from tests.chat.wsutil import connect
 
-    for user in (desk["carol"].user, desk["dana"].user):
+    for user in (desk.contact.user, desk.dana.user):
         _, connected, code = await connect(user, "/ws/hud/supervisor/")
         assert not connected and code == 4403
     _, connected, code = await connect(None, "/ws/hud/supervisor/")
@@ -259,7 +243,7 @@ async def test_supervisor_boards_are_live_and_share_one_read_per_change(desk, f,
         await socket.drain()
     reads.clear()
 
-    request = await sync_to_async(services.request_chat)(contact=desk["carol"], ticket=desk["ticket"])
+    request = await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     for socket in sockets:
         board = await socket.next_event("supervisor")
         assert waiting_total(socket.frames[-1]) == "1", board
@@ -268,11 +252,11 @@ async def test_supervisor_boards_are_live_and_share_one_read_per_change(desk, f,
     assert len(reads) == 1
 
     reads.clear()
-    await sync_to_async(services.answer_request)(engineer=desk["dana"], request_id=request.pk)
+    await sync_to_async(services.answer_request)(engineer=desk.dana, request_id=request.pk)
     for socket in sockets:
         await socket.next_event("supervisor")
         assert waiting_total(socket.frames[-1]) == "0"
-        assert 'data-col="sessions">1 / 3<' in socket.frames[-1].split(f'data-engineer-id="{desk["dana"].pk}"')[1]
+        assert 'data-col="sessions">1 / 3<' in socket.frames[-1].split(f'data-engineer-id="{desk.dana.pk}"')[1]
     for socket in sockets:
         await socket.drain()
     assert len(reads) == 1
@@ -296,11 +280,11 @@ def waiting_total(frame: str) -> str:
 async def test_a_read_that_crosses_the_engineers_own_leave_is_not_refused(desk):
     """The HUD marks "Dana Reyes left." read as it arrives; by then the socket has left the room.
     That read used to come back as a red "You are not in this chat." on the HUD."""
-    client = await client_socket(desk["carol"].user)
-    dana = await staff_socket(desk["dana"].user)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
     await client.send(action="sync", rooms={})
     await dana.send(action="sync", rooms={})
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     await dana.send(action="answer", request_id=int(state.attrs["data-request-id"]))
     room_id = int((await dana.wait_event("session")).attrs["data-room"])
@@ -316,10 +300,10 @@ async def test_a_read_that_crosses_the_engineers_own_leave_is_not_refused(desk):
 
 async def test_the_taken_note_is_taken_back_when_the_request_returns_to_the_queue(desk):
     """Once the engineer who answered leaves, the request is back and no note says a colleague has it."""
-    client = await client_socket(desk["carol"].user)
-    dana = await staff_socket(desk["dana"].user)
-    sam = await staff_socket(desk["sam"].user)
-    await client.send(action="request_chat", ticket_id=desk["ticket"].pk)
+    client = await client_socket(desk.contact.user)
+    dana = await staff_socket(desk.dana.user)
+    sam = await staff_socket(desk.sam.user)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await sam.wait_event("queue", count=1)
     await dana.send(action="answer", request_id=request_id)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.accounts.test_settings import ROOT, environment
-from tests.conftest import free_port
+from tests.servers import free_port
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import DaphneServer
+from tests.conftest import daphne_server
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ .+")
 
@@ -22,7 +22,7 @@ def get(url: str) -> int:
 
 def served_log(extra_env: dict, *paths: str) -> list[str]:
     """Start a real daphne, ask for the paths, stop it, and return its log lines."""
-    server = DaphneServer(extra_env).start()
+    server = daphne_server(**extra_env).start()
     try:
         for path in paths:
             get(server.url + path)

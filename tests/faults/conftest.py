@@ -1,6 +1,6 @@
 """Fixtures for the fault tests: a private PostgreSQL cluster per session, a private Redis per test.
 
-The servers themselves live in tests/faults/servers.py, which bench/soak.py uses too. Other
+The private servers live in tests/faults/servers.py (daphne: tests/servers.py), which bench/soak.py uses too. Other
 people run tests against the machine's own PostgreSQL (5432) and Redis (6379) at the same time,
 so these tests never touch those.
 

@@ -1,11 +1,12 @@
-"""Private, disposable PostgreSQL, Redis and daphne processes, for the fault tests and bench/soak.py.
+"""Private, disposable PostgreSQL and Redis, and daphne processes on them, for the fault tests and bench/soak.py.
 
 Fault tests stop, kill and restart their servers. Other people run tests against the machine's
 own PostgreSQL (5432) and Redis (6379) at the same time, so these never touch those: a run
 starts its own PostgreSQL cluster in a temporary directory (migrated once into a template
 database; each test gets a fresh copy), and its own redis-server.
 
-This module imports neither pytest nor Django, so a script can use it as well as conftest.py.
+The daphne processes are tests/servers.py's DaphneServer, as every other test's. This module
+imports neither pytest nor Django, so a script can use it as well as conftest.py.
 """
 
 import itertools
@@ -14,21 +15,18 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from tests.servers import DaphneServer, free_port, port_open, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/lib/postgresql/16/bin", "/usr/bin"]
 SECRET = "faults-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 TEMPLATE_DB = "deskchat_template"
 _databases = itertools.count(1)
-
-# scripts/serve's default, as the settings' WEBSOCKET_MAX_MESSAGE_SIZE (this module runs without Django).
-WEBSOCKET_MAX_MESSAGE_SIZE = "1048576"
 
 # The variables that select backends or could leak another run's settings into the servers.
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MIN", "DB_POOL_MAX")
@@ -40,33 +38,6 @@ def pg_binary(name: str) -> str | None:
         if path.exists():
             return str(path)
     return shutil.which(name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_for_tcp(port: int, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the process for port {port} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
 class PrivateRedis:
@@ -103,7 +74,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_tcp(self.port, process=self.process)
+        wait_for_port(self.port, process=self.process)
         return self
 
     def kill(self) -> None:
@@ -222,83 +193,6 @@ def server_environment(database_url: str, redis_url: str, **extra) -> dict:
     return env
 
 
-class FaultServer:
-    """A daphne process on the private servers; it can be killed and started again on its port."""
-
-    def __init__(self, env: dict):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.env = env
-        self.process: subprocess.Popen | None = None
-        self._log = None
-        self.log_path = ROOT / "var" / "faults" / f"daphne-{self.port}.log"
-
-    def launch(self) -> "FaultServer":
-        """Start the process without waiting for it to listen (see `start`)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--websocket-max-message-size",
-                WEBSOCKET_MAX_MESSAGE_SIZE,
-                "deskchat.asgi:application",
-            ],
-            cwd=ROOT,
-            env=dict(self.env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def wait(self) -> "FaultServer":
-        wait_for_tcp(self.port, timeout=60, process=self.process)
-        return self
-
-    def start(self) -> "FaultServer":
-        return self.launch().wait()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def kill(self) -> None:
-        """Kill -9, as a crash: no close frames, no cleanup."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._close_log()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._close_log()
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def rss_kib(self) -> int:
-        """Return the process's resident memory (VmRSS) in KiB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-
 class FaultCluster:
     """One test's world: a fresh database on the private cluster, a private Redis, daphne processes."""
 
@@ -307,13 +201,13 @@ class FaultCluster:
         self.redis = redis
         self.dbname = dbname
         self.database_url = pg.url(dbname)
-        self.servers: list[FaultServer] = []
+        self.servers: list[DaphneServer] = []
 
     def env(self, **extra) -> dict:
         return server_environment(self.database_url, self.redis.url, **extra)
 
-    def start_servers(self, count: int, **extra) -> list[FaultServer]:
-        servers = [FaultServer(self.env(**extra)) for _ in range(count)]
+    def start_servers(self, count: int, **extra) -> list[DaphneServer]:
+        servers = [DaphneServer(self.env(**extra), log_dir=ROOT / "var" / "faults") for _ in range(count)]
         self.servers.extend(servers)
         for server in servers:  # in parallel: each spends seconds importing Django
             server.launch()

@@ -16,6 +16,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chat.models import ChatMessage, ChatRequest
+from tests import factories
 from tests.chat.wsutil import parse, session_cookie
 from tests.conftest import origin_of
 
@@ -96,22 +97,15 @@ class Live:
         self.reader.cancel()
 
 
-@pytest.fixture
-def desk(f):
-    """Six contacts, each in their own company with its own queue (so no request waits behind another),
-    and Dana and Sam, members of every queue."""
-    queue = f.make_queue(name="Service Desk", is_default=True)
-    dana = f.make_engineer(display_name="Dana", queues=[queue])
-    sam = f.make_engineer(display_name="Sam", queues=[queue])
-    contacts, tickets, queues = [], [], []
-    for n, name in enumerate(("Carol", "Chris", "Cleo", "Cody", "Cora", "Cyd")):
-        company = f.make_company(chat="allow")
-        own = f.make_queue(name=f"Desk {name}", members=[dana, sam], order=n + 1)
-        own.companies.add(company)
-        contacts.append(f.make_contact(company=company, first_name=name))
-        tickets.append(f.make_ticket(contact=contacts[-1]))
-        queues.append(own)
-    return {"contacts": contacts, "tickets": tickets, "queues": queues, "dana": dana, "sam": sam}
+def clients_in_their_own_queues(desk) -> list[tuple]:
+    """Add six contacts with a ticket each, every one of a company with its own queue of Dana and Sam
+    (so no request waits behind another, and one's expiry moves nobody's place)."""
+    clients = []
+    for n, name in enumerate(("Chris", "Cleo", "Cody", "Cora", "Cyd", "Cal")):
+        company = factories.make_company(chat="allow")
+        factories.make_queue(name=f"Desk {name}", members=[desk.dana, desk.sam], order=n + 1).companies.add(company)
+        clients.append(desk.add_contact(name, company=company))
+    return clients
 
 
 async def close_all(*sockets):
@@ -132,16 +126,16 @@ async def test_a_client_on_one_process_chats_with_an_engineer_on_the_other(daphn
     """The queue update reaches engineers on both processes, Sam on B answers Carol on A, Dana on A sees
     the request leave her queue and is told it was taken, and messages flow both ways in order."""
     a, b = daphne_servers(2)
-    carol = desk["contacts"][0]
+    carol = desk.contact
     client = await Live.open(a, "/ws/chat/", carol.user)
-    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)
-    sam = await Live.open(b, "/ws/hud/", desk["sam"].user)
+    dana = await Live.open(a, "/ws/hud/", desk.dana.user)
+    sam = await Live.open(b, "/ws/hud/", desk.sam.user)
     for socket in (client, dana, sam):
         await socket.send(action="sync", rooms={})
     await dana.wait_event("queue", count=0)
     await sam.wait_event("queue", count=0)
 
-    await client.send(action="request_chat", ticket_id=desk["tickets"][0].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)  # same process as the client
     await sam.wait_event("queue", count=1)  # the other process, through Redis
@@ -150,7 +144,7 @@ async def test_a_client_on_one_process_chats_with_an_engineer_on_the_other(daphn
     await sam.send(action="answer", request_id=request_id)
     room_id = int((await sam.wait_event("session")).attrs["data-room"])
     await client.wait_event("client_state", state="chatting", engineer_present=1)
-    assert "Sam joined" in (await client.wait_message(room_id, 1)).text
+    assert "Sam Okafor joined" in (await client.wait_message(room_id, 1)).text
     await dana.wait_event("queue", count=0, since=offered)  # taken, so gone from the other process's HUD
     mark = len(dana.received)
     await dana.send(action="answer", request_id=request_id)
@@ -179,11 +173,12 @@ async def test_requests_expire_exactly_once_with_both_processes_sweeping(daphne_
     expires once: one state change, one redraw for its contact, and both HUDs see the queue empty.
 
     5 s leaves room to queue all six before the first expires, even on a busy machine."""
+    waiting = await sync_to_async(clients_in_their_own_queues)(desk)  # before the HUDs join their queues
     a, b = daphne_servers(2, CHAT_PICKUP_TIMEOUT_SECONDS=5, CHAT_SWEEP_INTERVAL_SECONDS=0.01)
-    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)  # a socket on each process starts its sweeper
-    sam = await Live.open(b, "/ws/hud/", desk["sam"].user)
-    clients = [await Live.open((a, b)[n % 2], "/ws/chat/", contact.user) for n, contact in enumerate(desk["contacts"])]
-    for client, ticket in zip(clients, desk["tickets"]):  # all at once, so they fall due together
+    dana = await Live.open(a, "/ws/hud/", desk.dana.user)  # a socket on each process starts its sweeper
+    sam = await Live.open(b, "/ws/hud/", desk.sam.user)
+    clients = [await Live.open((a, b)[n % 2], "/ws/chat/", contact.user) for n, (contact, _) in enumerate(waiting)]
+    for client, (_, ticket) in zip(clients, waiting):  # all at once, so they fall due together
         await client.send(action="request_chat", ticket_id=ticket.pk)
     for client in clients:
         await client.wait_event("client_state", state="waiting")
@@ -210,17 +205,17 @@ async def test_requests_expire_exactly_once_with_both_processes_sweeping(daphne_
 async def test_a_request_that_fell_due_while_no_process_ran_expires_on_the_first_sweep(daphne_servers, desk):
     """Deadlines are columns, not timers: a request past its pickup time before any server started is
     expired by the first process to sweep, and a second process changes nothing."""
-    carol = desk["contacts"][0]
+    carol = desk.contact
     request = await sync_to_async(ChatRequest.objects.create)(
         kind=ChatRequest.Kind.CLIENT,
-        ticket=desk["tickets"][0],
+        ticket=desk.ticket,
         contact=carol,
-        queue=desk["queues"][0],
+        queue=desk.queue,
         expires_at=timezone.now() - timedelta(seconds=5),
     )
     a, b = daphne_servers(2, CHAT_SWEEP_INTERVAL_SECONDS=0.05)
     client = await Live.open(a, "/ws/chat/", carol.user)
-    sam = await Live.open(b, "/ws/hud/", desk["sam"].user)
+    sam = await Live.open(b, "/ws/hud/", desk.sam.user)
 
     await until_no_longer_waiting(request)
     assert request.state == ChatRequest.State.EXPIRED
@@ -237,9 +232,9 @@ async def test_a_process_sweeps_from_its_start_before_any_socket_opens(daphne_se
     its sweeper starts with daphne's reactor, not with the first websocket."""
     request = await sync_to_async(ChatRequest.objects.create)(
         kind=ChatRequest.Kind.CLIENT,
-        ticket=desk["tickets"][0],
-        contact=desk["contacts"][0],
-        queue=desk["queues"][0],
+        ticket=desk.ticket,
+        contact=desk.contact,
+        queue=desk.queue,
         expires_at=timezone.now() - timedelta(seconds=1),
     )
     daphne_servers(1, CHAT_SWEEP_INTERVAL_SECONDS=0.05)  # no socket, no page: nothing but the process
@@ -252,15 +247,15 @@ async def test_a_chat_left_on_one_process_returns_to_the_queue_and_is_answered_o
     """Dana (process A) answers Carol (process B), then leaves: Carol is told on B that she is back in the
     queue, first; Sam's HUD on B lists "returning: … (left by Dana)"; Sam answers into the same room."""
     a, b = daphne_servers(2)
-    carol = desk["contacts"][0]
+    carol = desk.contact
     client = await Live.open(b, "/ws/chat/", carol.user)
-    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)
-    sam = await Live.open(b, "/ws/hud/", desk["sam"].user)
+    dana = await Live.open(a, "/ws/hud/", desk.dana.user)
+    sam = await Live.open(b, "/ws/hud/", desk.sam.user)
     for socket in (client, dana, sam):
         await socket.send(action="sync", rooms={})
     await dana.wait_event("queue", count=0)
     await sam.wait_event("queue", count=0)
-    await client.send(action="request_chat", ticket_id=desk["tickets"][0].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     request_id = int((await client.wait_event("client_state", state="waiting")).attrs["data-request-id"])
     await dana.wait_event("queue", count=1)
     await dana.send(action="answer", request_id=request_id)
@@ -273,20 +268,20 @@ async def test_a_chat_left_on_one_process_returns_to_the_queue_and_is_answered_o
     await dana.send(action="leave", room_id=room_id)
     told = await client.wait_event("client_state", state="waiting", returning=1, since=mark)
     assert told.attrs["data-room-id"] == str(room_id)
-    assert "Dana left the chat" in told.text and "You're back in the queue, position 1." in told.text
+    assert "Dana Reyes left the chat" in told.text and "You're back in the queue, position 1." in told.text
     queue = await sam.wait_for(
         lambda e: e.attrs.get("data-event") == "queue" and "returning:" in e.text, since=sam_mark
     )
-    assert "returning: Carol Client (left by Dana)" in " ".join(queue.text.split())
+    assert "returning: Carol Client (left by Dana Reyes)" in " ".join(queue.text.split())
 
     await sam.send(action="answer", request_id=request_id)
     assert (await sam.wait_event("session")).attrs["data-room"] == str(room_id)
     await client.wait_event("client_state", state="chatting", engineer_present=1, since=mark)
-    assert "Sam joined." in (await client.wait_message(room_id, 4)).text
+    assert "Sam Okafor joined." in (await client.wait_message(room_id, 4)).text
     await sam.send(action="send", room_id=room_id, body="Sam here, I have your history", client_msg_id="s-1")
     assert "Sam here" in (await client.wait_message(room_id, 5)).text
     request = await sync_to_async(ChatRequest.objects.get)(pk=request_id)
-    assert request.state == ChatRequest.State.ANSWERED and request.answered_by_id == desk["sam"].pk
+    assert request.state == ChatRequest.State.ANSWERED and request.answered_by_id == desk.sam.pk
     await close_all(client, dana, sam)
 
 
@@ -294,11 +289,11 @@ async def test_the_last_engineer_going_offline_on_one_process_is_told_to_a_clien
     """Dana's only HUD is on A; it closes. No process refreshes her any more, and once the presence timeout
     passes a sweeper (either process) flags Carol's request: her dialog on B says nobody is available."""
     a, b = daphne_servers(2, CHAT_PRESENCE_TIMEOUT_SECONDS=6, CHAT_SWEEP_INTERVAL_SECONDS=0.2)
-    carol = desk["contacts"][0]
-    dana = await Live.open(a, "/ws/hud/", desk["dana"].user)
+    carol = desk.contact
+    dana = await Live.open(a, "/ws/hud/", desk.dana.user)
     await dana.wait_event("queue", count=0)
     client = await Live.open(b, "/ws/chat/", carol.user)
-    await client.send(action="request_chat", ticket_id=desk["tickets"][0].pk)
+    await client.send(action="request_chat", ticket_id=desk.ticket.pk)
     state = await client.wait_event("client_state", state="waiting")
     assert state.attrs["data-available"] == "1", "Dana is online: asked within the presence timeout"
     mark = len(client.received)

@@ -20,7 +20,7 @@ from tests.chat.wsutil import client_socket, connect, parse, session_cookie, sta
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_MESSAGE_SIZE = settings.WEBSOCKET_MAX_MESSAGE_SIZE  # what tests/conftest.py's DaphneServer passes to daphne
+MAX_MESSAGE_SIZE = settings.WEBSOCKET_MAX_MESSAGE_SIZE  # what tests/conftest.py's daphne_server passes to daphne
 
 
 def _room(world):

@@ -5,7 +5,6 @@ that address, with the right password too, at the portal's /accounts/login/ and 
 /admin/login/ alike, until LOGIN_LOCKOUT_SECONDS after the latest failure.
 """
 
-import subprocess
 import urllib.parse
 import urllib.request
 from datetime import timedelta
@@ -16,8 +15,9 @@ from axes.models import AccessAttempt
 from django.test import Client
 from django.utils import timezone
 
-from tests.conftest import ROOT, DaphneServer, wait_for_port
+from tests.conftest import ROOT, daphne_environment
 from tests.factories import PASSWORD
+from tests.servers import DaphneServer
 
 PORTAL, ADMIN = "/accounts/login/", "/admin/login/"
 ADDRESS = "203.0.113.7"
@@ -216,17 +216,14 @@ def test_a_trusted_proxy_header_gives_the_address(world, settings):
 
 
 class ServeScript(DaphneServer):
-    """daphne started the way production starts it: scripts/serve."""
+    """daphne started the way production starts it: scripts/serve, on the test database."""
 
-    def start(self) -> "ServeScript":
-        self.log_path.parent.mkdir(exist_ok=True)
-        self._log = open(self.log_path, "w")
-        env = {**self.environment(), "PORT": str(self.port), "DAPHNE": str(ROOT / ".venv" / "bin" / "daphne")}
-        self.process = subprocess.Popen(
-            [str(ROOT / "scripts" / "serve")], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        wait_for_port(self.port, self.process)
-        return self
+    def __init__(self, **extra_env):
+        super().__init__(daphne_environment(**extra_env))
+        self.env.update(PORT=str(self.port), DAPHNE=str(ROOT / ".venv" / "bin" / "daphne"))
+
+    def command(self) -> list[str]:
+        return [str(ROOT / "scripts" / "serve")]
 
 
 @pytest.mark.multiprocess
@@ -235,7 +232,7 @@ def test_scripts_serve_reads_a_proxy_header_only_when_one_is_named(transactional
     """Through scripts/serve, a made-up X-Forwarded-For is ignored; a named header is the address axes records."""
     if not (ROOT / ".venv" / "bin" / "daphne").exists():
         pytest.skip("no .venv/bin/daphne")
-    server = ServeScript({"TRUSTED_PROXY_HEADER": trusted}).start()
+    server = ServeScript(TRUSTED_PROXY_HEADER=trusted).start()
     try:
         jar = CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))

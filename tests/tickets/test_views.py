@@ -7,7 +7,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Access, CompanyPermission, ContactPermission
+from accounts.models import Access, CompanyPermission, Contact, ContactPermission
 from accounts.permissions import CREATE_TICKET
 from tests.queries import statements_run
 from tickets.models import Ticket, TicketNote
@@ -202,6 +202,28 @@ def test_engineer_sees_internal_notes_marked_internal(engineer_client, world):
     assert "upsell" in internal_item and ">Internal<" in internal_item
     assert "Internal" not in public_item
     assert "Dana Reyes" in internal_item
+
+
+def test_each_note_is_signed_with_its_authors_desk_name(engineer_client, world, f):
+    """A contact signs with their name, an engineer with their display name (even one with a contact
+    profile too), anyone else with their username."""
+    both = f.make_engineer(display_name="Sam Okafor")
+    Contact.objects.create(user=both.user, company=world["contact"].company)
+    f.make_note(ticket=world["ticket"], author=both.user, text="From staff with a client login")
+    f.make_note(ticket=world["ticket"], author=f.make_user(username="root"), text="From the administrator")
+    html = engineer_client.get(detail_url(world["ticket"])).content.decode()
+
+    def signature(note) -> str:
+        item = re.search(rf'<li class="note[^"]*" id="note-{note.pk}">.*?</li>', html, re.S).group()
+        return re.search(r"<strong>(.*?)</strong>", item).group(1)
+
+    signed = {note.text: signature(note) for note in world["ticket"].notes.all()}
+    assert signed == {
+        "It started after the toner change.": "Olive Ours",
+        "Client is on an old driver, upsell": "Dana Reyes",
+        "From staff with a client login": "Sam Okafor",
+        "From the administrator": "root",
+    }
 
 
 def test_engineer_can_write_an_internal_note(engineer_client, world):
@@ -705,3 +727,18 @@ def timedelta_minutes(minutes):
     from datetime import timedelta
 
     return timedelta(minutes=minutes)
+
+
+def test_signing_notes_costs_no_query_per_author(engineer_client, world, f):
+    """The notes come with their authors' profiles, so naming each author reads nothing more."""
+
+    def count_queries() -> int:
+        with statements_run() as statements:
+            assert engineer_client.get(detail_url(world["ticket"])).status_code == 200
+        return len(statements)
+
+    few = count_queries()
+    for n in range(4):
+        f.make_note(ticket=world["ticket"], author=f.make_engineer().user, text=f"Engineer note {n}")
+        f.make_note(ticket=world["ticket"], author=f.make_contact(company=world["contact"].company).user)
+    assert count_queries() == few
