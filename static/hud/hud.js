@@ -433,12 +433,15 @@
     });
     var mark = $(".msg-seen", panel);
     if (mark && mark.parentNode === target) return;
+    var list = $(".messages", panel);
+    var atEnd = list && list.scrollHeight - list.scrollTop - list.clientHeight < 24;
     if (mark) mark.remove();
     if (!target) return;
     mark = document.createElement("span");
     mark.className = "msg-seen";
     mark.textContent = "Seen";
     target.appendChild(mark);
+    if (atEnd) list.scrollTop = list.scrollHeight; // the mark under the newest line stays in view
   }
 
   function activate(room, options) {
