@@ -32,7 +32,7 @@ from deskchat.events import call_service, queue_group, room_group, user_group
 from deskchat.timefmt import activate_viewer_time_zone
 
 from . import fragments, presence, selectors, services, shared_queue
-from .models import DRAFT_MAX_LENGTH
+from .models import DRAFT_MAX_LENGTH, ChatParticipant
 from .services import ChatError
 from .user_sockets import admit, user_sockets
 
@@ -118,6 +118,8 @@ class ChatSocket(AsyncWebsocketConsumer):
     LIGHT_ACTIONS = {"typing", "read", "sync", "ping", "draft"}
     # The class of the page's participant box: the redrawn box replaces it whole (hx-swap-oob).
     PARTICIPANTS_CLASS = ""
+    # The role this socket's user has in its rooms: a read frame moves that participation on.
+    ROLE = ""
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -414,7 +416,9 @@ class ChatSocket(AsyncWebsocketConsumer):
         # No require_room: the page marks messages read as they arrive, the leaver's own "… left."
         # among them, and that read can cross the room.left that stops this socket watching the
         # room. mark_read accepts it from anyone who was in the room and refuses everyone else.
-        await call_service(services.mark_read, room_id=room_id, user=self.user, seq=as_int(payload, "seq"))
+        await call_service(
+            services.mark_read, room_id=room_id, user=self.user, seq=as_int(payload, "seq"), role=self.ROLE
+        )
 
     async def do_leave(self, payload):
         room_id = as_int(payload, "room_id")
@@ -447,10 +451,6 @@ class ChatSocket(AsyncWebsocketConsumer):
         if event["room_id"] in self.rooms and event["user_id"] != self.user.pk:
             await self.send(text_data=fragments.typing(event))
 
-    async def room_read(self, event):
-        if event["room_id"] in self.rooms:
-            await self.send(text_data=fragments.read_position(event))
-
     async def room_ended(self, event):
         room_id = event["room_id"]
         if room_id in self.rooms:
@@ -475,6 +475,9 @@ class ChatSocket(AsyncWebsocketConsumer):
         await self.send(text_data=fragments.error(code, message, payload))
 
     # Events only the other kind of socket acts on are ignored here.
+    async def room_read(self, event):
+        pass
+
     async def queue_changed(self, event):
         pass
 
@@ -498,6 +501,7 @@ class ClientChatConsumer(ChatSocket):
     """A client's socket, open on every portal page: requests, the chat, invitations."""
 
     PARTICIPANTS_CLASS = "chat-participants"
+    ROLE = ChatParticipant.Role.CLIENT
 
     async def authorize(self) -> bool:
         self.client_state: dict = {}  # the context of the dialog as last drawn
@@ -682,6 +686,7 @@ class StaffChatConsumer(ChatSocket):
     """An engineer's HUD socket: the live queue and every session they are in."""
 
     PARTICIPANTS_CLASS = "participants-box"
+    ROLE = ChatParticipant.Role.ENGINEER
 
     async def authorize(self) -> bool:
         self.engineer = (await database_sync_to_async(who)(self.user)).engineer
@@ -834,6 +839,11 @@ class StaffChatConsumer(ChatSocket):
             "engineer", lambda: database_sync_to_async(selectors.engineer_by_id)(engineer_id)
         )
         await self.queue_changed(event)
+
+    async def room_read(self, event):
+        """Show how far the client has read ("Seen"): only client reads are published (services.mark_read)."""
+        if event["room_id"] in self.rooms:
+            await self.send(text_data=fragments.read_position(event))
 
     async def room_opened(self, event):
         await self.open_room(event["room_id"])

@@ -18,7 +18,7 @@ from accounts.roles import who
 from deskchat.timefmt import format_when
 
 from . import selectors, shared_queue
-from .models import ChatRoom
+from .models import ChatParticipant, ChatRoom
 
 CLIENT = "chat/ws.html"
 STAFF = "hud/ws.html"
@@ -123,7 +123,8 @@ def typing(event: dict) -> str:
 
 
 def read_position(event: dict) -> str:
-    return _render(CLIENT, "read", event)
+    """Move the HUD's "Seen" to how far the client has read (a `room.read` event)."""
+    return _render(STAFF, "seen", event)
 
 
 def error(code: str, message: str, payload: dict | None = None) -> str:
@@ -267,16 +268,22 @@ def colleagues_for(engineer) -> list:
     return colleagues
 
 
-def session_context(room_id: int, *, viewer, room=None, engineer=None, present=None) -> dict:
+def session_context(
+    room_id: int, *, viewer, room=None, engineer=None, present=None, seen_seq: int | None = None
+) -> dict:
     """Return what an engineer's session panel shows (the HUD page renders it for reloads too).
 
     The HUD page passes the room (one of the viewer's own, read with what the panel shows), the
-    engineer and the room's participants, which it reads for all its sessions at once.
+    engineer, the room's participants and how far its client has read (selectors.client_reads),
+    which it reads for all its sessions at once.
     """
     room = room or selectors.get_room_for_participant(user=viewer, room_id=room_id)
     engineer = engineer or who(viewer).engineer
     present = selectors.participants(room_id) if present is None else present
     me = next((p for p in present if p.user_id == viewer.pk), None)
+    if seen_seq is None:  # how far the client has read: the HUD shows "Seen" there
+        client = next((p for p in present if p.role == ChatParticipant.Role.CLIENT), None)
+        seen_seq = client.last_read_seq if client else selectors.client_reads([room_id]).get(room_id, 0)
     closed = me is None or not room.is_active
     # A closed session hides the Invite menu and the templates (a rejoin sends a fresh panel).
     return {
@@ -291,6 +298,7 @@ def session_context(room_id: int, *, viewer, room=None, engineer=None, present=N
         "colleagues": [] if closed else colleagues_for(engineer),
         "viewer_id": viewer.pk,
         "read_seq": me.last_read_seq if me else room.last_seq,
+        "seen_seq": seen_seq,
         "closed": closed,
     }
 

@@ -65,13 +65,19 @@ def hud(request: HtmxHttpRequest):
         for room in selectors.rooms_left_since(engineer=engineer, since=now - timedelta(hours=RECENT_SESSIONS_HOURS))
         if room.pk not in active
     ]  # one rejoined since is sent live by the socket
-    # Every closed session's participants and transcript in two queries, not two per session.
+    # Every closed session's participants, transcript and client's read in three queries, not three per session.
     present = selectors.participants_of_rooms([room.pk for room in rooms])
     messages = selectors.messages_of_rooms([room.pk for room in rooms])
+    reads = selectors.client_reads([room.pk for room in rooms])
     closed_sessions = [
         {
             **fragments.session_context(
-                room.pk, viewer=request.user, room=room, engineer=engineer, present=present[room.pk]
+                room.pk,
+                viewer=request.user,
+                room=room,
+                engineer=engineer,
+                present=present[room.pk],
+                seen_seq=reads.get(room.pk, 0),
             ),
             "messages": messages[room.pk],
         }

@@ -352,6 +352,12 @@ def participants_of_rooms(room_ids) -> dict[int, list[ChatParticipant]]:
     return present
 
 
+def client_reads(room_ids) -> dict[int, int]:
+    """Return how far each room's client has read (their last_read_seq), left or not, in one query."""
+    rows = ChatParticipant.objects.filter(room_id__in=list(room_ids), role=ChatParticipant.Role.CLIENT)
+    return dict(rows.values_list("room_id", "last_read_seq"))
+
+
 def message_payload(message: ChatMessage) -> dict:
     """Return the small JSON-safe form of a message that events carry and fragments render."""
     return {

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -902,20 +902,53 @@ def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
     return taken.seq if taken else None
 
 
-@transaction.atomic
-def mark_read(*, room_id: int, user, seq: int) -> int:
-    """Record how far a participant has read; return the stored position (it never goes back)."""
-    participant = ChatParticipant.objects.filter(room_id=room_id, user=user).select_related("room").first()
-    if participant is None:
+def mark_read(*, room_id: int, user, seq: int, role: str) -> int:
+    """Record how far a participant has read; return the stored position (it never goes back).
+
+    `role` is the participation the caller reads as (a client's socket, an engineer's HUD).
+    Pages report a read about once a second per room, so the common path is one conditional
+    UPDATE, outside any transaction: it moves the position forward, and only up to a message
+    the room has. Only when it changes nothing does one more query tell a stale read (or one
+    past the room's last message, then clipped) from someone never in the room (refused).
+
+    A client's advance is published to the room, where the HUD's sockets show it ("Seen") and
+    the client's own sockets drop it. An engineer's is stored for their unread counts only.
+    """
+    seq = max(0, int(seq))
+    mine = ChatParticipant.objects.filter(room_id=room_id, user=user, role=role)
+    has_it = Exists(ChatRoom.objects.filter(pk=room_id, last_seq__gte=seq))
+    if seq and mine.filter(has_it, last_read_seq__lt=seq).update(last_read_seq=seq):
+        _publish_read(room_id=room_id, user=user, seq=seq, role=role)
+        return seq
+    return _mark_read_unchanged(room_id=room_id, user=user, seq=seq, role=role)
+
+
+def _mark_read_unchanged(*, room_id: int, user, seq: int, role: str) -> int:
+    """Return the stored position after a read mark_read's UPDATE did not store; refuse a stranger.
+
+    A seq past the room's last message (a page cannot show one) is clipped to that message.
+    """
+    found = (
+        ChatParticipant.objects.filter(room_id=room_id, user=user)
+        .values_list("role", "last_read_seq", "room__last_seq")
+        .first()
+    )
+    if found is None:
         raise ChatError("not_participant", "You are not in this chat.")
-    seq = max(0, min(int(seq), participant.room.last_seq))
-    if seq > participant.last_read_seq:
-        ChatParticipant.objects.filter(pk=participant.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
+    stored_role, stored, last = found
+    if stored_role != role or seq <= last or stored >= last:
+        return stored
+    ChatParticipant.objects.filter(room_id=room_id, user=user, last_read_seq__lt=last).update(last_read_seq=last)
+    _publish_read(room_id=room_id, user=user, seq=last, role=role)
+    return last
+
+
+def _publish_read(*, room_id: int, user, seq: int, role: str) -> None:
+    """Tell the room's screens that show it how far the client has read (only the HUD does)."""
+    if role == ChatParticipant.Role.CLIENT:
         publish_on_commit(
             room_group(room_id), {"type": "room.read", "room_id": room_id, "user_id": user.pk, "seq": seq}
         )
-        return seq
-    return participant.last_read_seq
 
 
 def notify_typing(*, room_id: int, user, typing: bool) -> None:

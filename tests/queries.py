@@ -15,3 +15,18 @@ def statements_run():
     seen: list[str] = []
     with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
         yield seen
+
+
+@contextmanager
+def rows_written():
+    """Collect how many rows each INSERT, UPDATE or DELETE run on the default connection changed."""
+    written: list[int] = []
+
+    def count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            written.append(context["cursor"].rowcount)
+        return result
+
+    with connection.execute_wrapper(count):
+        yield written

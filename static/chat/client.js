@@ -1,15 +1,14 @@
 /* DeskChat: the client's chat dock (templates/chat/_dock.html).
 
-   htmx's ws extension connects the socket and swaps in every fragment the server sends. This file
-   does the rest of the protocol (chat/consumers.py) and what the client sees between fragments:
-   - on every socket open, before htmx flushes the sends it queued, tell the server the highest
-     seq this page has per room (`sync`); the server holds live messages back until then;
-   - give each message a fresh client_msg_id and keep it as "pending" (in sessionStorage, so it
-     survives moving to another page) until the server echoes it; re-send pending messages after
-     a reconnect with the same id, which the server stores once however often it gets it;
+   htmx's ws extension connects the socket and swaps in every fragment the server sends;
+   static/chat/socket.js speaks the protocol (chat/consumers.py), as it does for the HUD: sync,
+   resend with the same client_msg_id, retry, reconnect, typing, read positions. This file draws
+   what the client sees between fragments and tells socket.js what the page shows:
+   - what `sync` names (the highest seq per room) and which room is being read (the dialog open on
+     a visible page); the messages not echoed yet shown as pending (kept in sessionStorage, so
+     they survive moving to another page), and a refused one's text put back in the box;
    - the live wait timer from the server's timestamp, the compose lock and its reason, the
-     typing indicator (throttled), read positions, the reconnecting indicator, and reconnecting
-     after closes htmx does not retry itself (it only retries 1006, 1011, 1012 and 1013);
+     reconnecting indicator;
    - the message list opens at its newest message and follows new ones unless the client has
      scrolled up (then a "New messages" button), the unread count while minimised, alerts cleared
      when the state they were about changes, the words of Join Chat while a chat is open, and the
@@ -28,14 +27,8 @@
   var NEAR_BOTTOM_PX = 24;
   var MIN_COOKIE = "deskchat_dock_min";
   var DISMISSED_COOKIE = "deskchat_dock_dismissed";
-  var HTMX_RETRIES = [1006, 1011, 1012, 1013];
-  var REFUSED = [4401, 4403]; // signed out or not a contact: reconnecting would not help
-  var TOO_MANY_SOCKETS = 4429; // CHAT_MAX_SOCKETS_PER_USER (chat.consumers.CLOSE_TOO_MANY_SOCKETS)
+  // Said on close code 4429, CHAT_MAX_SOCKETS_PER_USER (chat.consumers.CLOSE_TOO_MANY_SOCKETS).
   var TOO_MANY_SOCKETS_TEXT = "Too many DeskChat windows are open: close one, and this one reconnects.";
-  var TYPING_EVERY_MS = 3000;
-  var TYPING_IDLE_MS = 4000;
-  var TYPING_SHOWN_MS = 8000;
-  var PING_EVERY_MS = 30000;
   var DRAFT_EVERY_MS = 1000; // the question typed while waiting goes to the engineers' queue at most this often
   var DRAFT_MAX = 500; // chat.models.DRAFT_MAX_LENGTH
   var KEPT_KEY = "deskchat.kept"; // the "nobody is free / engineer left" choices the client chose to wait through
@@ -51,10 +44,7 @@
   var scroller = document.getElementById("chat-room");
   var jumpButton = document.getElementById("chat-jump");
 
-  var wrapper = null; // htmx's socket wrapper (its public interface), known from the first open
-  var early = []; // frames asked for before the first open
   var clockOffset = 0; // server clock minus this browser's clock, in ms
-  var retries = 0;
   var dismissedRoom = "";
   var focusOnOpen = false;
   var unread = 0;
@@ -62,11 +52,6 @@
   var shownKey = null; // the server state the dialog last drew (see stateKey)
   var tabsDue = false; // the chat on this page's ticket ended: redraw the ticket's tabs
   var arrived = false; // a message from someone else came in since the last redraw
-  var lastRead = {};
-  var readTimer = null;
-  var typingSentAt = 0;
-  var typingIdle = null;
-  var typingShown = null;
   var lastInvitation = "";
   var participantsOpen = false;
   var loaded = false;
@@ -77,13 +62,6 @@
   // --- Small helpers -------------------------------------------------------------------------
 
   function byId(id) { return document.getElementById(id); }
-
-  function newId() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
-  }
 
   function getCookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
@@ -109,21 +87,9 @@
     return h ? h + ":" + (m < 10 ? "0" : "") + m + ":" + ss : m + ":" + ss;
   }
 
-  function socketOpen() {
-    return !!(window.deskchatSocket && window.deskchatSocket.readyState === WebSocket.OPEN);
-  }
+  function socketOpen() { return chat.isOpen(); }
 
-  /* Send a frame. Frames that only matter now (typing, read, ping) are dropped while offline;
-     the rest wait in htmx's queue (or ours, before the first open) for the next open. */
-  function send(frame, liveOnly) {
-    var text = JSON.stringify(frame);
-    if (liveOnly) {
-      if (wrapper && socketOpen()) wrapper.sendImmediately(text);
-      return;
-    }
-    if (wrapper) wrapper.send(text);
-    else early.push(text);
-  }
+  function send(frame, liveOnly) { chat.send(frame, liveOnly); }
 
   // --- What the page shows now ---------------------------------------------------------------
 
@@ -220,15 +186,11 @@
 
   // --- Pending messages: sent (or queued) but not yet echoed by the server -------------------
 
-  function pending() { return load(PENDING_KEY, []); }
-
-  function savePending(items) { store(PENDING_KEY, items); renderPending(); }
-
   function renderPending() {
     var list = byId("chat-pending");
     var room = roomId();
     list.textContent = "";
-    pending().forEach(function (item) {
+    chat.pending.list().forEach(function (item) {
       if (item.room !== room) return;
       var li = document.createElement("li");
       li.className = "msg msg-text mine pending";
@@ -245,53 +207,13 @@
     });
   }
 
-  /* Drop pending messages the server has echoed (stored and delivered, with their id). */
-  function settlePending() {
-    var items = pending();
-    var left = items.filter(function (item) {
-      return !document.querySelector('#chat-room li[data-client-msg-id="' + CSS.escape(item.id) + '"]');
-    });
-    if (left.length !== items.length) savePending(left);
-  }
-
-  /* After an open: send again what was never echoed, unless htmx's own queue holds it already.
-     A message from a chat that is no longer current goes back into the message box instead. */
-  function resendPending(queue) {
-    var queued = (queue || []).map(function (item) {
-      try { return JSON.parse(item.message).client_msg_id; } catch (e) { return null; }
-    });
+  /* After an open, a message of the current chat goes again; one from a chat that is no longer
+     current goes back into the message box instead (or is dropped with the chat dismissed). */
+  function resendable(item) {
     var room = roomId();
-    var kept = [];
-    pending().forEach(function (item) {
-      if (room && item.room === room) {
-        kept.push(item);
-        if (queued.indexOf(item.id) < 0) {
-          wrapper.sendImmediately(JSON.stringify({ action: "send", room_id: item.room, body: item.body, client_msg_id: item.id }));
-        }
-      } else if (!room && item.room === dismissedRoom) {
-        return;
-      } else {
-        restoreText(item.body);
-      }
-    });
-    savePending(kept);
-  }
-
-  /* A refusal that says "not now" (the database restarting, sending too fast) keeps the message
-     pending and sends it again later with the SAME client_msg_id. Putting the text back in the box
-     would give a resend a new id, and if only the reply to a COMMIT was lost, that would store the
-     message twice. */
-  var RETRYABLE = ["unavailable", "rate_limited"];
-  var retryDelays = {};
-
-  function retryLater(item) {
-    var delay = Math.min((retryDelays[item.id] || 1000) * 2, 15000);
-    retryDelays[item.id] = delay;
-    setTimeout(function () {
-      var still = pending().filter(function (p) { return p.id === item.id; })[0];
-      if (!still) { delete retryDelays[item.id]; return; }
-      send({ action: "send", room_id: still.room, body: still.body, client_msg_id: still.id }, true);
-    }, delay);
+    if (room && item.room === room) return true;
+    if (room || item.room !== dismissedRoom) restoreText(item.body);
+    return false;
   }
 
   function restoreText(text) {
@@ -452,7 +374,7 @@
       if (participantsOpen && !details.open) details.open = true;
     });
     localizeTimes();
-    settlePending();
+    chat.settle();
     renderPending();
     updateJoinButtons(view);
     if (before !== view || !loaded) following = true; // a chat (re)appearing opens at its newest message
@@ -525,19 +447,13 @@
     return document.visibilityState === "visible" && !dock.dataset.minimized && dock.dataset.view === "chatting";
   }
 
-  /* Tell the server how far the client has read, at most every half second, only while shown. */
+  /* The client has the chat in front of them: count it seen (unread badge), and let socket.js
+     report the read, coalesced. */
   function markRead() {
     var room = roomId();
     if (!room || !visible()) return;
     markSeen(room);
-    window.clearTimeout(readTimer);
-    readTimer = window.setTimeout(function () {
-      var seq = highestSeq(room);
-      if (room === roomId() && seq > (lastRead[room] || 0) && socketOpen()) {
-        lastRead[room] = seq;
-        send({ action: "read", room_id: room, seq: seq }, true);
-      }
-    }, 500);
+    chat.reportReads();
   }
 
   function clearAlert(id) {
@@ -559,91 +475,42 @@
       var section = panel();
       dismissedRoom = section ? section.dataset.room : dismissedRoom;
       byId("chat-room").textContent = "";
-      savePending(pending().filter(function (item) { return item.room !== dismissedRoom; }));
+      var gone = chat.pending.list().filter(function (item) { return item.room === dismissedRoom; });
+      chat.pending.drop(gone.map(function (item) { return item.id; }));
+      renderPending();
     }
     clearAlerts();
     refresh();
   }
 
   function stopTyping() {
-    window.clearTimeout(typingIdle);
-    if (typingSentAt && roomId()) send({ action: "typing", room_id: roomId(), typing: false }, true);
-    typingSentAt = 0;
+    var room = roomId();
+    if (room) chat.stopTyping(room);
   }
 
-  // --- Socket lifecycle ----------------------------------------------------------------------
+  // --- The socket (static/chat/socket.js) -----------------------------------------------------
 
   function setConn(state, why) {
-    dock.dataset.conn = state;
+    dock.dataset.conn = { live: "open", down: "reconnecting", refused: "closed" }[state];
     var text = dock.querySelector(".chat-conn-text");
-    text.textContent = why || (state === "closed" ? "Disconnected: reload the page" : "Reconnecting…");
+    text.textContent = state === "live" ? "Reconnecting…" : why; // shown only while not open
     renderPending();
+    if (state === "live") clearOfflineNotes();
   }
 
-  document.addEventListener("htmx:wsOpen", function (evt) {
-    if (evt.target !== dock) return;
-    wrapper = evt.detail.socketWrapper;
-    window.deskchatSocket = evt.detail.event.target;
-    retries = 0;
-    // htmx:wsOpen fires before htmx flushes its queue, so the sync (and re-sends) go first.
-    wrapper.sendImmediately(JSON.stringify({ action: "sync", rooms: knownRooms() }));
-    resendPending(wrapper.queue);
-    early.splice(0).forEach(function (text) { wrapper.sendImmediately(text); });
-    lastRead = {};
-    setConn("open");
-    clearOfflineNotes();
-  });
-
-  document.addEventListener("htmx:wsClose", function (evt) {
-    if (evt.target !== dock) return;
-    var code = evt.detail.event.code;
-    window.deskchatSocket = null;
-    if (REFUSED.indexOf(code) >= 0) { setConn("closed"); return; }
-    // Too many of this user's windows hold a socket: say so; the retries below get in once one closes.
-    setConn("reconnecting", code === TOO_MANY_SOCKETS ? TOO_MANY_SOCKETS_TEXT : "");
-    if (HTMX_RETRIES.indexOf(code) >= 0) return; // htmx reconnects these itself
-    var socketWrapper = evt.detail.socketWrapper;
-    var delay = htmx.config.wsReconnectDelay;
-    var wait = typeof delay === "function" ? delay(retries) : 500 + Math.random() * 1000 * Math.pow(2, Math.min(retries, 5));
-    retries += 1;
-    window.setTimeout(function () {
-      if (document.body.contains(dock) && !socketOpen()) socketWrapper.reconnect();
-    }, wait);
-  });
-
-  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
-    if (evt.target !== dock) return;
-    var message = evt.detail.message;
-    // Read positions land on per-person elements; make room for people this page has not seen.
-    if (message.indexOf('data-event="read"') >= 0) {
-      var found = /id="room-(\d+)-read-(\d+)"/.exec(message);
-      if (found && !byId(found[0].slice(4, -1))) {
-        var reads = byId("room-" + found[1] + "-reads");
-        if (!reads) { evt.preventDefault(); return; }
-        var holder = document.createElement("div");
-        holder.id = "room-" + found[1] + "-read-" + found[2];
-        holder.hidden = true;
-        reads.appendChild(holder);
-      }
-    }
-    if (/class="msg msg-(?:text|greeting|farewell)(?! mine)/.test(message)) arrived = true;
+  /* Before the swap: what the frame will change that only the page before it can tell. */
+  function beforeSwap(frame) {
+    if (frame.all("li.msg-text:not(.mine), li.msg-greeting:not(.mine), li.msg-farewell:not(.mine)").length) arrived = true;
     // The chat on this page's ticket has just ended (its closed line was empty until now).
-    var ended = /id="room-(\d+)-closed"[^>]*data-state="ended" data-ticket-id="(\d+)"/.exec(message);
-    var slot = ended && byId("room-" + ended[1] + "-closed");
-    if (ended && ended[2] === pageTicket() && !(slot && slot.textContent.trim())) tabsDue = true;
-  });
+    frame.events("room_closed").forEach(function (closed) {
+      var slot = byId(closed.id);
+      if (closed.dataset.state === "ended" && closed.dataset.ticketId === pageTicket() && !(slot && slot.textContent.trim())) {
+        tabsDue = true;
+      }
+    });
+  }
 
-  document.addEventListener("htmx:wsAfterMessage", function (evt) {
-    if (evt.target !== dock) return;
-    var message = evt.detail.message;
-    if (message.indexOf('data-event="typing"') >= 0) {
-      window.clearTimeout(typingShown);
-      typingShown = window.setTimeout(function () {
-        document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
-      }, TYPING_SHOWN_MS);
-    } else if (/class="msg msg-(?:text|greeting|farewell)"/.test(message)) {
-      document.querySelectorAll("#chat-room .typing").forEach(function (el) { el.textContent = ""; });
-    }
+  function afterSwap() {
     var notice = byId("chat-notice");
     if (callbackTicketUrl && notice && (notice.dataset.notice === "callback" || notice.dataset.notice === "note_added")) {
       // What the client typed went onto the ticket with the callback request.
@@ -651,19 +518,6 @@
       saveDraft();
       reloadTicketNotes(callbackTicketUrl);
       callbackTicketUrl = "";
-    }
-    var errors = byId("chat-errors");
-    var failed = errors && errors.dataset.clientMsgId;
-    if (failed) {
-      errors.removeAttribute("data-client-msg-id");
-      var items = pending();
-      var item = items.filter(function (p) { return p.id === failed; })[0];
-      if (item && RETRYABLE.indexOf(errors.dataset.error) >= 0) {
-        retryLater(item);
-      } else if (item) {
-        restoreText(item.body);
-        savePending(items.filter(function (p) { return p.id !== failed; }));
-      }
     }
     var invitation = byId("chat-invitation");
     var invited = invitation ? invitation.dataset.requestId : "";
@@ -673,6 +527,28 @@
     }
     lastInvitation = invited;
     refresh();
+  }
+
+  /* The room the client is reading now, for socket.js to report: the chat shown on a visible page. */
+  function reading() {
+    var room = roomId();
+    var shown = {};
+    if (room && visible()) shown[room] = highestSeq(room);
+    return shown;
+  }
+
+  var chat = DeskChatSocket.open(dock, {
+    rooms: knownRooms,
+    reading: reading,
+    pendingKey: PENDING_KEY,
+    resendable: resendable,
+    onRefused: function (item) { restoreText(item.body); },
+    onPending: renderPending,
+    onFrame: beforeSwap,
+    onSwapped: afterSwap,
+    setConnection: setConn,
+    texts: { down: "Reconnecting…", refused: "Disconnected: reload the page", 4429: TOO_MANY_SOCKETS_TEXT },
+    ping: true,
   });
 
   // --- What the client does ------------------------------------------------------------------
@@ -685,16 +561,12 @@
       var body = input.value.trim();
       var room = roomId();
       if (lockReason(dock.dataset.view) !== "" || !body || !room) { evt.preventDefault(); return; }
-      var id = newId();
       evt.detail.parameters.room_id = room;
       evt.detail.parameters.body = body;
-      evt.detail.parameters.client_msg_id = id;
-      var items = pending();
-      items.push({ id: id, room: room, body: body });
+      evt.detail.parameters.client_msg_id = chat.track({ room: room, body: body });
       input.value = "";
       saveDraft();
       stopTyping();
-      savePending(items);
       scrollToNewest(); // what the client sends is always brought into view
     } else if (form.hasAttribute("data-chat-note-instead")) {
       evt.detail.parameters.body = input.value.trim();
@@ -737,14 +609,7 @@
     saveDraft();
     sendDraftSoon();
     var room = roomId();
-    if (!room || lockReason(dock.dataset.view) !== "" || !socketOpen()) return;
-    var now = Date.now();
-    if (now - typingSentAt > TYPING_EVERY_MS) {
-      typingSentAt = now;
-      send({ action: "typing", room_id: room, typing: true }, true);
-    }
-    window.clearTimeout(typingIdle);
-    typingIdle = window.setTimeout(stopTyping, TYPING_IDLE_MS);
+    if (room && lockReason(dock.dataset.view) === "") chat.typing(room);
   });
 
   dock.addEventListener("toggle", function (evt) {
@@ -863,7 +728,6 @@
     tick();
   });
   window.setInterval(tick, 1000);
-  window.setInterval(function () { send({ action: "ping" }, true); }, PING_EVERY_MS);
 
   var draft = load(DRAFT_KEY, "");
   if (draft && !input.value) input.value = draft;

@@ -1,11 +1,12 @@
 /* The Staff HUD in the browser.
  *
  * htmx and its ws extension open /ws/hud/, send the <form ws-send> forms and swap in every
- * fragment the server sends. This file only adds what HTML cannot say by itself:
- *   - after every (re)connect, tell the server the last message per session (sync);
- *   - give each message a fresh client_msg_id, and put a refused message back in its box;
+ * fragment the server sends; static/chat/socket.js speaks the protocol (sync, resend with the same
+ * client_msg_id, retry, typing, read positions), as it does for the portal. This file draws the screen:
+ *   - what the sync names (the last message per session) and what is being read (the open tab);
+ *   - put a refused message back in its box;
  *   - replace, never duplicate, a session or invitation the server sends again;
- *   - tabs with unread counts, read positions and typing notices;
+ *   - tabs with unread counts, and "Seen" under the last message the client has seen;
  *   - the queue's live timers and overdue state, the new-request alert (popup, desktop
  *     notification, repeating beep while unseen) with Launch and Dismiss;
  *   - templates into the message box and Copy chat log (static/deskchat/time.js fills the time
@@ -19,10 +20,8 @@
   if (!hud) return;
 
   var BEEP_EVERY_MS = 4000;
-  var TYPING_IDLE_MS = 4000;
   var OPEN_FOLLOWS_ACTION_MS = 15000;
 
-  var socket = null; // the ws extension's socket wrapper, once open
   var lastQueue = null; // the #hud-queue element last adopted (a redraw replaces it)
   var knownRequests = new Set(); // request ids in the queue as last drawn
   var seenRequests = new Set(); // request ids the engineer has had in front of them
@@ -30,10 +29,7 @@
   var expectOpenAt = 0; // when the engineer pressed Answer or Join
   var activeRoom = "";
   var preferredRoom = sessionStorage.getItem("hud-active-room") || "";
-  var readSent = {}; // room -> last seq reported read
   var scrolledTo = {}; // room -> last seq scrolled into view
-  var pending = new Map(); // client_msg_id -> {room, body, kind}
-  var typing = {}; // room -> {sentAt, timer}
   var audio = null;
   var lastError = null;
   var lastNotice = null;
@@ -53,15 +49,6 @@
     return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
   }
 
-  function newId() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
-  }
-
-  function send(frame) {
-    if (socket) socket.send(JSON.stringify(frame));
-  }
-
   function looking() {
     return !document.hidden && document.hasFocus();
   }
@@ -78,82 +65,50 @@
     try { return JSON.parse(localStorage.getItem("hud-dismissed-rooms") || "[]"); } catch (err) { return []; }
   }
 
-  // --- The socket -----------------------------------------------------------------------------
+  // --- The socket (static/chat/socket.js) -----------------------------------------------------
 
-  hud.addEventListener("htmx:wsOpen", function (event) {
-    socket = event.detail.socketWrapper;
+  var chat = DeskChatSocket.open(hud, {
     // Name every session on the page with its last message: the server sends what followed,
     // a fresh panel for any session not named, and holds live messages until it has this.
-    var rooms = {};
-    $all("#sessions > .session").forEach(function (panel) {
-      rooms[panel.dataset.room] = lastSeq(panel.dataset.room);
-    });
-    readSent = {};
-    socket.sendImmediately(JSON.stringify({ action: "sync", rooms: rooms }));
-    resendPending(socket.queue);
-    setConnection("live", "Connected");
-  });
-
-  /* Messages sent but never echoed (the socket dropped in between) go again with the same
-     client_msg_id, so the server stores each once; htmx's own queue already holds unsent ones. */
-  function resendPending(queue) {
-    var queued = (queue || []).map(function (item) {
-      try { return JSON.parse(item.message).client_msg_id; } catch (err) { return null; }
-    });
-    pending.forEach(function (draft, id) {
-      if (queued.indexOf(id) < 0) resend(id, draft);
-    });
-  }
-
-  function resend(id, draft) {
-    if (socket) {
-      socket.sendImmediately(JSON.stringify({
-        action: "send", room_id: Number(draft.room), body: draft.body, kind: draft.kind, client_msg_id: id,
-      }));
-    }
-  }
-
-  // "Not now" refusals keep the message pending and retry it with the same id (see client.js).
-  var RETRYABLE = ["unavailable", "rate_limited"];
-  var retryDelays = {};
-
-  function retryLater(id) {
-    var delay = Math.min((retryDelays[id] || 1000) * 2, 15000);
-    retryDelays[id] = delay;
-    setTimeout(function () {
-      var draft = pending.get(id);
-      if (!draft) { delete retryDelays[id]; return; }
-      resend(id, draft);
-    }, delay);
-  }
-
-  DeskChatConnection.watch(hud, setConnection, {
-    4401: "Signed out: reload the page to sign in again.",
-    4403: "This account cannot use the HUD.",
-    4429: "Too many HUD windows are open: close one, and this one reconnects.",
+    rooms: function () {
+      var rooms = {};
+      panels().forEach(function (panel) { rooms[panel.dataset.room] = lastSeq(panel.dataset.room); });
+      return rooms;
+    },
+    reading: reading,
+    onRefused: putBack,
+    onFrame: hasTargets,
+    onSwapped: refresh,
+    setConnection: setConnection,
+    texts: {
+      open: "Connected",
+      4401: "Signed out: reload the page to sign in again.",
+      4403: "This account cannot use the HUD.",
+      4429: "Too many HUD windows are open: close one, and this one reconnects.",
+    },
+    ping: true,
   });
 
   function setConnection(state, text) {
     var box = $("#hud-connection");
-    box.dataset.state = state;
+    box.dataset.state = state === "live" ? "live" : "down";
     box.textContent = text;
   }
 
-  // Read positions of other participants arrive as #room-N-read-U; give them somewhere to land.
-  hud.addEventListener("htmx:wsBeforeMessage", function (event) {
-    var message = event.detail.message;
-    if (typeof message !== "string" || message.indexOf("-read-") < 0) return;
-    var pattern = /id="(room-(\d+)-read-\d+)"/g;
-    var match;
-    while ((match = pattern.exec(message))) {
-      if (!document.getElementById(match[1])) {
-        var spot = document.createElement("div");
-        spot.id = match[1];
-        spot.hidden = true;
-        (document.getElementById("session-" + match[2]) || $("#chat-pong").parentNode).appendChild(spot);
-      }
+  /* A read position for a session no longer on the page (closed and dismissed) has nowhere to land. */
+  function hasTargets(frame) {
+    return !frame.events("read").some(function (root) { return !document.getElementById(root.id); });
+  }
+
+  /* Refused for good (too long, not allowed …): put the text back so nothing typed is lost. */
+  function putBack(draft) {
+    var form = $("#session-" + draft.room + " form.compose");
+    var area = form && $("textarea", form);
+    if (area && !area.value) {
+      area.value = draft.body;
+      $("[name=kind]", form).value = draft.kind || "text";
     }
-  });
+  }
 
   // A session or invitation sent again replaces the one on the page instead of doubling it.
   document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
@@ -170,7 +125,6 @@
     });
   });
 
-  hud.addEventListener("htmx:wsAfterMessage", refresh);
   document.body.addEventListener("htmx:afterSettle", function (event) {
     if (hud.contains(event.target)) refresh();
   });
@@ -193,12 +147,10 @@
         event.preventDefault();
         return;
       }
-      var id = newId();
-      params.client_msg_id = id;
-      pending.set(id, { room: String(params.room_id), body: body, kind: params.kind || "text" });
+      params.client_msg_id = chat.track({ room: params.room_id, body: body, kind: params.kind || "text" });
       $("textarea", form).value = "";
       $("[name=kind]", form).value = "text";
-      stopTyping(String(params.room_id));
+      chat.stopTyping(params.room_id);
     } else if (params.action === "answer" || params.action === "join") {
       expectOpenAt = Date.now();
     } else if (params.action === "invite_engineer") {
@@ -446,9 +398,7 @@
       if (closed) closePanel(panel);
       tab.classList.toggle("closed", closed);
       $(".tab-title", tab).textContent = panel.dataset.title + (closed ? " (left)" : "");
-      $all(".messages > li[data-client-msg-id]", panel).forEach(function (li) {
-        if (li.dataset.clientMsgId) pending.delete(li.dataset.clientMsgId);
-      });
+      showSeen(panel);
     });
     if (opened) {
       expectOpenAt = 0;
@@ -468,7 +418,30 @@
     panel.dataset.wrapped = "1";
     $all("button.after-leave", panel).forEach(function (button) { button.disabled = false; });
     $all("form.compose textarea, form.compose button", panel).forEach(function (field) { field.disabled = true; });
-    stopTyping(panel.dataset.room);
+    chat.stopTyping(panel.dataset.room, true);
+  }
+
+  /* "Seen" under the last message the client has seen: as the panel was drawn (data-seen-seq),
+     then as the latest read frame says (#room-N-seen); it stays put until the client reads on. */
+  function showSeen(panel) {
+    var room = panel.dataset.room;
+    var position = document.getElementById("room-" + room + "-seen");
+    var seq = Number((position && position.dataset.seq) || panel.dataset.seenSeq || 0);
+    var target = null;
+    $all("#room-" + room + "-messages > li[data-seq]").forEach(function (li) {
+      if (Number(li.dataset.seq) <= seq) target = li;
+    });
+    var mark = $(".msg-seen", panel);
+    if (mark && mark.parentNode === target) return;
+    var list = $(".messages", panel);
+    var atEnd = list && list.scrollHeight - list.scrollTop - list.clientHeight < 24;
+    if (mark) mark.remove();
+    if (!target) return;
+    mark = document.createElement("span");
+    mark.className = "msg-seen";
+    mark.textContent = "Seen";
+    target.appendChild(mark);
+    if (atEnd) list.scrollTop = list.scrollHeight; // the mark under the newest line stays in view
   }
 
   function activate(room, options) {
@@ -524,7 +497,7 @@
           list.scrollTop = list.scrollHeight;
           scrolledTo[room] = seq;
         }
-        if (looking()) markRead(panel, seq);
+        if (looking() && seq > Number(panel.dataset.readSeq || 0)) panel.dataset.readSeq = String(seq);
       }
       var readSeq = Number(panel.dataset.readSeq || 0);
       var count = 0;
@@ -542,15 +515,15 @@
       }
     });
     document.title = (total ? "(" + total + ") " : "") + baseTitle;
+    chat.reportReads();
   }
 
-  function markRead(panel, seq) {
-    var room = panel.dataset.room;
-    if (seq > Number(panel.dataset.readSeq || 0)) panel.dataset.readSeq = String(seq);
-    if (panel.dataset.state !== "closed" && socket && seq > (readSent[room] || 0)) {
-      readSent[room] = seq;
-      send({ action: "read", room_id: Number(room), seq: seq });
-    }
+  /* What the engineer is reading now, for socket.js to report: the open session, while they look. */
+  function reading() {
+    var panel = activeRoom && document.getElementById("session-" + activeRoom);
+    var shown = {};
+    if (panel && panel.dataset.state !== "closed" && looking()) shown[activeRoom] = lastSeq(activeRoom);
+    return shown;
   }
 
   // --- Errors and notices ---------------------------------------------------------------------
@@ -559,20 +532,6 @@
     var box = $("#chat-errors");
     if (box && box !== lastError && box.dataset.event === "error") {
       lastError = box;
-      var id = box.dataset.clientMsgId;
-      var draft = id && pending.get(id);
-      if (draft && RETRYABLE.indexOf(box.dataset.error) >= 0) {
-        retryLater(id);
-      } else if (draft) {
-        // Refused (too long, not allowed …): put the text back so nothing typed is lost.
-        pending.delete(id);
-        var form = $("#session-" + draft.room + " form.compose");
-        var area = form && $("textarea", form);
-        if (area && !area.value) {
-          area.value = draft.body;
-          $("[name=kind]", form).value = draft.kind;
-        }
-      }
       fadeLater(box, 15000);
     }
     var notice = $("#chat-notice");
@@ -602,24 +561,8 @@
     var form = area.closest && area.closest("form.compose");
     if (!form || area.tagName !== "TEXTAREA") return;
     if (!area.value) $("[name=kind]", form).value = "text";
-    var room = form.dataset.room;
-    var state = typing[room] || (typing[room] = { sentAt: 0, timer: null });
-    if (Date.now() - state.sentAt > 3000) {
-      state.sentAt = Date.now();
-      send({ action: "typing", room_id: Number(room), typing: true });
-    }
-    clearTimeout(state.timer);
-    state.timer = setTimeout(function () { stopTyping(room); }, TYPING_IDLE_MS);
+    chat.typing(form.dataset.room);
   });
-
-  function stopTyping(room) {
-    var state = typing[room];
-    if (!state || !state.sentAt) return;
-    clearTimeout(state.timer);
-    state.sentAt = 0;
-    var panel = document.getElementById("session-" + room);
-    if (panel && panel.dataset.state !== "closed") send({ action: "typing", room_id: Number(room), typing: false });
-  }
 
   // --- Buttons: templates, Copy chat log, Enter time entry, Close ----------------------------
 

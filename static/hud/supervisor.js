@@ -28,12 +28,13 @@
   }
 
   function setConnection(state, text) {
-    status.dataset.state = state;
+    status.dataset.state = state === "live" ? "live" : "down";
     status.textContent = text;
   }
 
-  root.addEventListener("htmx:wsOpen", function () { setConnection("live", "Live"); });
-  DeskChatConnection.watch(root, setConnection, {
+  // The status line and reconnecting are static/chat/socket.js's, as on the HUD.
+  DeskChatSocket.watch(root, setConnection, {
+    open: "Live",
     4401: "Signed out: reload the page to sign in again.",
     4403: "Only supervisors can watch the desk.",
     4429: "Too many HUD windows are open: close one, and this one reconnects.",

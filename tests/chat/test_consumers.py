@@ -20,6 +20,7 @@ from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
 from deskchat import events
 from deskchat.events import queue_group, supervisor_group
 from tests.chat.wsutil import client_socket, connect, staff_socket
+from tests.queries import rows_written
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -835,6 +836,81 @@ async def test_the_read_position_arrives_live_and_is_stored(desk):
     assert [e.attrs["data-seq"] for e in dana.received if e.attrs.get("data-event") == "read"] == ["2"]
     assert (await refresh(participant)).last_read_seq == 2
     await close_all(client, dana)
+
+
+def watch_reads(monkeypatch) -> tuple[list[int], list[int]]:
+    """Record the rows each mark_read writes, and the seq of each `room.read` event published."""
+    written, published = [], []
+    mark_read, publish_async = services.mark_read, events.publish_async
+
+    def counted(**kwargs):
+        with rows_written() as rows:
+            try:
+                return mark_read(**kwargs)
+            finally:
+                written.append(sum(rows))
+
+    async def spied(group, event):
+        if event["type"] == "room.read":
+            published.append(event["seq"])
+        await publish_async(group, event)
+
+    monkeypatch.setattr(services, "mark_read", counted)
+    monkeypatch.setattr(events, "publish_async", spied)
+    return written, published
+
+
+def reads(socket) -> list[tuple[str, str]]:
+    return [(e.attrs["data-user"], e.attrs["data-seq"]) for e in socket.received if e.attrs.get("data-event") == "read"]
+
+
+async def test_a_burst_of_reads_not_ahead_writes_nothing_and_publishes_nothing(desk, monkeypatch):
+    """Only the read that moves Carol's position on is written and told to the HUD; the same seq
+    again, an older one or 0, however many, change no row and publish nothing."""
+    client, dana, room_id = await open_chat(desk)
+    await dana.send(action="send", room_id=room_id, body="hi", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+    written, published = watch_reads(monkeypatch)
+
+    await client.send(action="read", room_id=room_id, seq=2)
+    await dana.next_event("read", room=room_id)
+    for seq in (2, 1, 2, 0, 2, 2):
+        await client.send(action="read", room_id=room_id, seq=seq)
+    await client.assert_open()  # the frames before the ping are handled
+    await dana.drain()
+
+    assert written == [1, 0, 0, 0, 0, 0, 0]
+    assert published == [2]
+    assert reads(dana) == [(str(desk.contact.user_id), "2")]
+    participant = await sync_to_async(ChatParticipant.objects.get)(room_id=room_id, user=desk.contact.user)
+    assert participant.last_read_seq == 2
+    await close_all(client, dana)
+
+
+async def test_an_engineers_read_is_told_to_nobody_and_a_clients_only_to_the_hud(desk, monkeypatch):
+    """Dana's read is stored for her unread counts and sent to no socket; Carol's reaches Dana's
+    HUD and none of Carol's own sockets: the portal shows no read positions."""
+    client, dana, room_id = await open_chat(desk)
+    other_tab = await client_socket(desk.contact.user)
+    await other_tab.send(action="sync", rooms={})
+    await dana.send(action="send", room_id=room_id, body="hi", client_msg_id="d-1")
+    await client.wait_message(room_id, 2)
+    await other_tab.wait_message(room_id, 2)
+    _, published = watch_reads(monkeypatch)
+
+    await dana.send(action="read", room_id=room_id, seq=2)
+    await dana.assert_open()
+    await client.send(action="read", room_id=room_id, seq=2)
+    await dana.next_event("read", room=room_id, user=desk.contact.user_id)
+    for socket in (client, other_tab, dana):
+        await socket.drain()
+
+    assert published == [2]
+    assert reads(dana) == [(str(desk.contact.user_id), "2")]
+    assert reads(client) == [] and reads(other_tab) == []
+    engineer = await sync_to_async(ChatParticipant.objects.get)(room_id=room_id, user=desk.dana.user)
+    assert engineer.last_read_seq == 2
+    await close_all(client, other_tab, dana)
 
 
 # --- Queue state, presence and the chat limit -------------------------------------------------

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from chat import services
 from chat.hud_views import rounded_hours
-from chat.models import ChatParticipant, ChatRequest
+from chat.models import ChatParticipant, ChatRequest, ChatRoom
 from deskchat.timefmt import TIME_ZONE_COOKIE, format_when
 from tests.queries import statements_run
 from tickets.models import TimeEntry
@@ -257,6 +257,20 @@ def test_a_left_session_comes_back_after_a_reload_until_time_is_entered(client, 
     now = timezone.now()
     TimeEntry.objects.create(ticket=desk.ticket, engineer=desk.dana, started=now, ended=now, hours=1)
     assert f'id="session-{room.pk}"' not in client.get(reverse("hud")).content.decode()
+
+
+def test_a_reloaded_session_says_how_far_the_client_has_read_even_after_they_left(client, desk):
+    """The session panel carries the client's read position from the database ("Seen" is drawn
+    there), also once the chat has ended and the client's participation is closed."""
+    room = chat_between(desk)
+    services.mark_read(room_id=room.pk, user=desk.contact.user, seq=3, role=ChatParticipant.Role.CLIENT)
+    client.force_login(desk.dana.user)
+    assert 'data-seen-seq="3"' in client.get(reverse("hud")).content.decode()
+    services.leave_room(room_id=room.pk, user=desk.contact.user)
+    assert ChatRoom.objects.get(pk=room.pk).state == ChatRoom.State.ENDED
+    html = client.get(reverse("hud")).content.decode()
+    assert f'id="session-{room.pk}"' in html and 'data-seen-seq="3"' in html
+    assert f'<div id="room-{room.pk}-seen" class="seen-position" hidden></div>' in html
 
 
 def test_the_hud_reads_its_closed_sessions_in_the_same_queries_however_many_there_are(client, desk, f):

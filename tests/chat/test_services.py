@@ -15,6 +15,7 @@ from accounts.models import Engineer
 from chat import selectors, services
 from chat.models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
 from chat.services import ChatError
+from tests.queries import statements_run
 from tickets.models import Ticket, TicketNote
 
 pytestmark = pytest.mark.django_db
@@ -884,16 +885,47 @@ class TestMessages:
         """mark_read keeps the furthest position and clips it to the last message."""
         for n in range(3):
             services.send_message(room_id=room.pk, user=desk.dana.user, body=f"m{n}")
-        user = desk.contact.user
-        assert services.mark_read(room_id=room.pk, user=user, seq=3) == 3
-        assert services.mark_read(room_id=room.pk, user=user, seq=1) == 3
-        assert services.mark_read(room_id=room.pk, user=user, seq=999) == 4
+        user, role = desk.contact.user, ChatParticipant.Role.CLIENT
+        assert services.mark_read(room_id=room.pk, user=user, seq=3, role=role) == 3
+        assert services.mark_read(room_id=room.pk, user=user, seq=1, role=role) == 3
+        assert services.mark_read(room_id=room.pk, user=user, seq=999, role=role) == 4
         assert ChatParticipant.objects.get(room=room, user=user).last_read_seq == 4
+
+    def test_a_read_is_one_statement_and_a_stale_one_writes_nothing(self, desk, room):
+        """The common path of mark_read is one UPDATE (no transaction around it); a read that is
+        not ahead is that UPDATE changing nothing and one SELECT, and stores nothing."""
+        for n in range(3):
+            services.send_message(room_id=room.pk, user=desk.dana.user, body=f"m{n}")
+        user, role = desk.contact.user, ChatParticipant.Role.CLIENT
+        with statements_run() as ahead:
+            assert services.mark_read(room_id=room.pk, user=user, seq=3, role=role) == 3
+        assert len(ahead) == 1 and ahead[0].startswith("UPDATE"), ahead
+        with statements_run() as stale:
+            assert services.mark_read(room_id=room.pk, user=user, seq=2, role=role) == 3
+        assert [sql.split()[0] for sql in stale] == ["UPDATE", "SELECT"], stale
+        assert ChatParticipant.objects.get(room=room, user=user).last_read_seq == 3
+
+    def test_only_a_clients_advance_is_published(self, desk, room, django_capture_on_commit_callbacks, monkeypatch):
+        """A client reading further tells the room (for the HUD's "Seen"); a stale read, and an
+        engineer's read, are stored (or not) but told to nobody."""
+        published = []
+        monkeypatch.setattr("deskchat.events.publish", lambda group, event: published.append((group, event)))
+        services.send_message(room_id=room.pk, user=desk.dana.user, body="Hello")
+        published.clear()
+        carol, dana = desk.contact.user, desk.dana.user
+        with django_capture_on_commit_callbacks(execute=True):
+            services.mark_read(room_id=room.pk, user=carol, seq=2, role=ChatParticipant.Role.CLIENT)
+            services.mark_read(room_id=room.pk, user=carol, seq=2, role=ChatParticipant.Role.CLIENT)
+            services.mark_read(room_id=room.pk, user=dana, seq=2, role=ChatParticipant.Role.ENGINEER)
+        assert published == [
+            (f"room.{room.pk}", {"type": "room.read", "room_id": room.pk, "user_id": carol.pk, "seq": 2})
+        ]
+        assert ChatParticipant.objects.get(room=room, user=dana).last_read_seq == 2
 
     def test_only_participants_mark_read_or_type(self, desk, room):
         """A stranger's read position and typing are refused."""
         with pytest.raises(ChatError):
-            services.mark_read(room_id=room.pk, user=desk.sam.user, seq=1)
+            services.mark_read(room_id=room.pk, user=desk.sam.user, seq=1, role=ChatParticipant.Role.ENGINEER)
         with pytest.raises(ChatError) as refused:
             services.notify_typing(room_id=room.pk, user=desk.sam.user, typing=True)
         assert refused.value.code == "not_participant"
