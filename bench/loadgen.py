@@ -1,10 +1,17 @@
-"""An asyncio load generator that speaks DeskChat's real websocket protocol.
+"""An asyncio load generator that speaks DeskChat's real websocket protocol, as the browsers do.
 
 It opens real websockets (the `websockets` library) with the session cookie a browser would
-send, sends the frames the browser's forms send (`sync`, `send`, `request_chat`, `answer`,
-`ping`) and reads the HTML fragments the server sends back by their data attributes, exactly as
-htmx and the tests do: messages by `data-seq` / `data-room` / `data-client-msg-id`, the HUD queue
-by `data-request-id`, panels by `data-event`.
+send. Each socket is a `Tab`: a portal page (static/chat/client.js) or a Staff HUD
+(static/hud/hud.js), and it sends what that page's script sends, when the script sends it:
+`sync` with the seqs it has on every (re)connect, then what was never acknowledged again with
+the same client_msg_id; `typing` while a message is written; `send`; coalesced `read` reports;
+the client's `draft` while it waits and its 30 s `ping`; `request_chat`, `answer`, `leave`. The
+`legacy` profile sends only sync, send, request_chat, answer and ping, as the generator did
+before, so a run can be compared with earlier results (`--generator legacy`).
+
+Frames from the server are read with chat.wire, the parser the tests use; a tab parses only
+the frame types it acts on (wire.may_carry), and a large frame that many sockets get alike (the
+HUD queue) is parsed once.
 
 - Open loop: every send has a time on a clock fixed before the run starts. A slow server cannot
   slow the load down; latency is measured from the *scheduled* time, so a send that the
@@ -25,13 +32,16 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import websockets
+
+from chat import wire
 
 
 def origin_of(url: str) -> str:
@@ -39,13 +49,6 @@ def origin_of(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return f"{scheme}://{parts.netloc}"
-
-
-MSG_RE = re.compile(r'data-seq="(\d+)" data-room="(\d+)" data-kind="[^"]*" data-client-msg-id="([^"]*)"')
-ERROR_RE = re.compile(r'data-event="error" data-error="([a-z_]+)"')
-QUEUE_ITEM_RE = re.compile(r'<li class="queue-item[^"]*" data-request-id="(\d+)".*?href="/tickets/(\d+)/"', re.S)
-SESSION_RE = re.compile(r'data-event="session" data-room="(\d+)" data-ticket="(\d+)"')
-PONG = 'data-event="pong"'
 
 
 def percentile(values, pct: float) -> float:
@@ -67,22 +70,111 @@ def summary_ms(values: list[float]) -> dict:
     }
 
 
-class Conn:
-    """One websocket, as one browser tab: it records what arrives, with the arrival time."""
+# --- What a tab sends ---------------------------------------------------------------------------
 
-    def __init__(self, url: str, *, cookie: str = "", rooms=(), name: str = "", on_frame=None, on_message=None):
+
+@dataclass(frozen=True)
+class Profile:
+    """What the tabs send besides the frames a scenario schedules (messages, Join Chat, Answer)."""
+
+    name: str
+    typing: bool  # typing: true as a message is written (again every 3 s), false as it goes
+    reads: bool  # read reports: one per room a second at most, while the room is shown, when its seq advanced
+    drafts: bool  # the client's question, sent as `draft` while it waits
+    keepalive: bool  # portal tabs ping every 30 s (the HUD sends no ping)
+    retries: bool  # a send refused as unavailable or rate_limited goes again later, with the same id
+    idle_sync: bool  # an idle tab sends its sync too, as every page does when its socket opens
+
+
+BROWSER = Profile("browser", typing=True, reads=True, drafts=True, keepalive=True, retries=True, idle_sync=True)
+LEGACY = Profile("legacy", typing=False, reads=False, drafts=False, keepalive=False, retries=False, idle_sync=False)
+PROFILES = {profile.name: profile for profile in (BROWSER, LEGACY)}
+
+# The scripts' timings (static/chat/client.js, static/hud/hud.js).
+TYPING_EVERY_S = 3.0  # typing: true again at most this often while a message is written
+READ_EVERY_S = 1.0  # one read report per room and socket at most this often
+PING_EVERY_S = 30.0  # client.js's keepalive
+DRAFT_AFTER_S = 1.0  # client.js sends what is typed while waiting this long after the last keystroke
+RETRY_FIRST_S, RETRY_MAX_S = 2.0, 15.0  # a refused "not now" send: 2 s, 4 s, 8 s, then every 15 s
+RETRYABLE = {"unavailable", "rate_limited"}
+# The generator's own model of a person: how long before a message they start typing it.
+WRITING_S = 1.5
+
+# Frames the tabs act on; the rest (typing, read, participants, notices …) are not parsed.
+WANTED = ("messages", "pong", "error", "client_state", "room_closed", "session", "queue")
+# A frame this long is parsed once however many sockets get it (the HUD queue, a session panel).
+SHARED_FRAME = 4096
+
+
+@lru_cache(maxsize=256)
+def _parse_shared(frame: str) -> tuple[wire.Element, ...]:
+    return tuple(wire.parse(frame))
+
+
+def read_frame(frame: str) -> list | tuple:
+    """Parse a frame; the elements of a large one are shared between sockets, so nobody may change them."""
+    return _parse_shared(frame) if len(frame) >= SHARED_FRAME else wire.parse(frame)
+
+
+def role_of(url: str) -> str:
+    return "engineer" if "/ws/hud/" in url else "client"
+
+
+class Tab:
+    """One browser tab's socket: it sends what the page's script sends, and records what arrives.
+
+    `role` is "client" (a portal page's chat dock) or "engineer" (the Staff HUD). A client shows its
+    one live room; an engineer shows the session tab in front (`active`), the one they last answered
+    or wrote in. Only a shown room is reported read, as the scripts do on a visible page.
+    `record=True` keeps every frame sent, with the number of the connection it went on (1, 2 …).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        role: str | None = None,
+        profile: Profile = BROWSER,
+        cookie: str = "",
+        rooms=(),
+        name: str = "",
+        on_frame=None,
+        on_message=None,
+        record: bool = False,
+    ):
         self.url = url
+        self.role = role or role_of(url)
+        self.profile = profile
         self.cookie = cookie
         self.rooms = list(rooms)
         self.name = name
-        self.on_frame = on_frame
-        self.on_message = on_message
+        self.on_frame = on_frame  # (tab, element, now) for every element but message items
+        self.on_message = on_message  # (tab, room, seq, client_msg_id, now)
         self.ws = None
         self.reader = None
         self.pong = asyncio.Event()
         self.errors: Counter[str] = Counter()
         self.first_frame = asyncio.Event()
         self.closed = False
+        self.known: dict[int, int] = {room: 0 for room in self.rooms}  # room -> highest seq arrived
+        self.ended: set[int] = set()  # rooms shown as closed: nothing is sent for them any more
+        self.active = self.rooms[0] if self.rooms else None
+        self.pending: dict[str, dict] = {}  # client_msg_id -> its send frame, until it comes back
+        self.retry_delay: dict[str, float] = {}
+        self.read_sent: dict[int, int] = {}
+        self.read_at: dict[int, float] = {}
+        self.read_due: dict[int, asyncio.TimerHandle] = {}
+        self.typing_at: dict[int, float] = {}  # room -> when typing: true went; absent while not typing
+        self.state = ""  # a client's dialog: idle, waiting, chatting …
+        self.request_id: int | None = None
+        self.drafted: set[int] = set()
+        self.sent_actions: Counter[str] = Counter()
+        self.log: list[tuple[int, dict]] | None = [] if record else None
+        self.connects = 0
+        self.tasks: set[asyncio.Task] = set()
+        self.keepalive: asyncio.Task | None = None
+
+    # --- The socket ---------------------------------------------------------------------------
 
     async def open(self, *, timeout: float = 30.0) -> None:
         headers = {"Origin": origin_of(self.url)}
@@ -96,31 +188,49 @@ class Conn:
             max_size=None,
             ping_interval=None,
         )
-        self.reader = asyncio.create_task(self._read())
+        self.connects += 1
+        self.closed = False
+        self.reader = asyncio.create_task(self._read(self.ws))
+        if self.profile.keepalive and self.role == "client" and self.keepalive is None:
+            self.keepalive = asyncio.create_task(self._keep_alive())
 
-    async def _read(self) -> None:
+    async def _read(self, ws) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async for frame in self.ws:
-                now = loop.time()
+            async for frame in ws:
                 self.first_frame.set()
-                if self.on_message is not None and "data-seq" in frame:
-                    for seq, room, cmid in MSG_RE.findall(frame):
-                        self.on_message(self, int(room), int(seq), cmid, now)
-                if PONG in frame:
-                    self.pong.set()
-                if 'data-event="error"' in frame:
-                    for code in ERROR_RE.findall(frame):
-                        self.errors[code] += 1
-                if self.on_frame is not None:
-                    self.on_frame(self, frame, now)
+                self.heard(frame, loop.time())
         except (websockets.exceptions.WebSocketException, OSError):
             pass
         finally:
-            self.closed = True
+            if ws is self.ws:
+                self.closed = True
 
     async def send(self, payload: dict) -> None:
         await self.ws.send(json.dumps(payload))
+        self.sent_actions[payload["action"]] += 1
+        if self.log is not None:
+            self.log.append((self.connects, payload))
+
+    async def send_live(self, payload: dict) -> None:
+        """Send a frame that only matters now (typing, read, ping, draft): dropped while offline, as the scripts do."""
+        if self.ws is None or self.closed:
+            return
+        try:
+            await self.send(payload)
+        except (websockets.exceptions.WebSocketException, OSError):
+            pass
+
+    def later(self, delay: float, coroutine_function, *args) -> None:
+        """Run coroutine_function(*args) in `delay` seconds, as a script's timer would; close() cancels it."""
+
+        async def run():
+            await asyncio.sleep(delay)
+            await coroutine_function(*args)
+
+        task = asyncio.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def ping(self, timeout: float = 30.0) -> float:
         """Return the round trip of a ping frame (the consumer answers frames in order)."""
@@ -130,12 +240,45 @@ class Conn:
         await asyncio.wait_for(self.pong.wait(), timeout)
         return time.perf_counter() - started
 
-    async def sync(self) -> None:
-        """Send the browser's first frame (every room from seq 0), then wait until it is handled."""
-        await self.send({"action": "sync", "rooms": {str(r): 0 for r in self.rooms}})
-        await self.ping()
+    async def _keep_alive(self) -> None:
+        # Pages load at different times, so a fleet's pings are spread over the interval.
+        await asyncio.sleep(random.uniform(0, PING_EVERY_S))
+        while True:
+            await self.send_live({"action": "ping"})
+            await asyncio.sleep(PING_EVERY_S)
+
+    async def sync(self, *, barrier: bool = True) -> None:
+        """Send what a page sends first on every open, then wait (barrier) until the server has handled it.
+
+        The sync names every room the tab shows with the highest seq it has; then what was sent
+        but never came back goes again with the same client_msg_id. Read positions are reported
+        afresh after every open. The barrier is a ping, the generator's own: it makes sure the
+        server holds no live message back any more before the clock starts.
+        """
+        await self.send({"action": "sync", "rooms": {str(room): seq for room, seq in self.known.items()}})
+        for payload in list(self.pending.values()):
+            await self.send(payload)
+        self.read_sent.clear()
+        for room in self.known:
+            self.read_soon(room)
+        if barrier:
+            await self.ping()
+
+    async def reconnect(self) -> None:
+        """Drop the socket and open it again, as a reload or a lost network does, then sync."""
+        old = self.ws
+        await old.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+        await self.open()
+        await self.sync()
 
     async def close(self) -> None:
+        for handle in self.read_due.values():
+            handle.cancel()
+        for task in [*self.tasks, self.keepalive]:
+            if task is not None:
+                task.cancel()
         if self.ws is not None:
             try:
                 await asyncio.wait_for(self.ws.close(), 2)
@@ -144,19 +287,170 @@ class Conn:
         if self.reader is not None:
             self.reader.cancel()
 
+    # --- What the person does -------------------------------------------------------------------
 
-async def open_all(conns: list[Conn], *, concurrency: int = 50, sync: bool = True) -> float:
-    """Open (and sync) every connection, a few at a time; return the seconds it took."""
+    async def request_chat(self, ticket_id: int) -> None:
+        """Press Join Chat on a ticket."""
+        await self.send({"action": "request_chat", "ticket_id": ticket_id})
+
+    async def answer(self, request_id: int) -> None:
+        """Press Answer on a queue item."""
+        await self.send({"action": "answer", "request_id": request_id})
+
+    async def leave(self, room: int) -> None:
+        """Press Leave in a chat."""
+        await self.send({"action": "leave", "room_id": room})
+
+    def show(self, room: int) -> None:
+        """Bring a session tab to the front (an engineer's; a client shows its one chat anyway)."""
+        if self.role == "engineer" and self.active != room:
+            self.active = room
+            self.read_soon(room)  # hud.js reports a tab read as soon as it is shown
+
+    async def write(self, room: int) -> None:
+        """Type in a room's message box: `typing` goes at most every 3 s while writing."""
+        self.show(room)
+        if not self.profile.typing or room in self.ended:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self.typing_at.get(room, -TYPING_EVERY_S - 1) > TYPING_EVERY_S:
+            self.typing_at[room] = now
+            await self.send_live({"action": "typing", "room_id": room, "typing": True})
+
+    async def post(self, room: int, body: str, client_msg_id: str) -> None:
+        """Send a message: the typing notice stops first, and the message is pending until it comes back."""
+        self.show(room)
+        if self.typing_at.pop(room, None) is not None:
+            await self.send_live({"action": "typing", "room_id": room, "typing": False})
+        payload = {"action": "send", "room_id": room, "body": body, "client_msg_id": client_msg_id}
+        if self.role == "engineer":
+            payload["kind"] = "text"  # the HUD's compose form has a kind (templates insert greetings)
+        self.pending[client_msg_id] = payload
+        await self.send(payload)
+
+    # --- What the page does with what arrives -------------------------------------------------
+
+    def heard(self, frame: str, now: float) -> None:
+        """Read one frame, if it may hold a type this tab acts on."""
+        if not wire.may_carry(frame, *WANTED):
+            return
+        for element in read_frame(frame):
+            if wire.is_message(element):
+                self.arrived(element, now)
+                continue
+            event = element.event
+            if event == "pong":
+                self.pong.set()
+            elif event == "error":
+                self.refused(element)
+            elif event == "client_state" and self.role == "client":
+                self.dialog(element)
+            elif event == "room_closed" or (event == "session" and element.data("state") == "closed"):
+                self.ended.add(element.number("room"))
+            elif event == "session":
+                self.opened(element.number("room"))
+            if self.on_frame is not None:
+                self.on_frame(self, element, now)
+
+    def arrived(self, item: wire.Element, now: float) -> None:
+        room, seq, client_msg_id = item.number("room"), item.number("seq"), item.data("client-msg-id")
+        self.add_room(room)
+        self.known[room] = max(self.known[room], seq)
+        self.pending.pop(client_msg_id, None)
+        if self.on_message is not None:
+            self.on_message(self, room, seq, client_msg_id, now)
+        self.read_soon(room)
+
+    def add_room(self, room: int) -> bool:
+        """Start showing a room; say whether it is new to this tab."""
+        if room in self.known:
+            return False
+        self.known[room] = 0
+        self.rooms.append(room)
+        return True
+
+    def opened(self, room: int) -> None:
+        """A session panel arrived: a new one comes to the front (hud.js follows an Answer to its tab)."""
+        self.ended.discard(room)  # a panel sent again for a room rejoined
+        if self.add_room(room):
+            self.show(room)
+
+    def dialog(self, status: wire.Element) -> None:
+        """Follow the client's dialog: the room it chats in, and the question it types while waiting."""
+        self.state = status.data("state")
+        self.request_id = status.number("request-id")
+        room = status.number("room-id")
+        if self.state == "chatting" and room is not None:
+            self.add_room(room)
+        if self.state == "waiting" and self.profile.drafts and self.request_id not in self.drafted:
+            self.drafted.add(self.request_id)
+            self.later(DRAFT_AFTER_S, self._draft, self.request_id)
+
+    async def _draft(self, request_id: int) -> None:
+        if self.state == "waiting" and self.request_id == request_id:
+            body = f"The question {self.name} is typing while it waits"
+            await self.send_live({"action": "draft", "request_id": request_id, "body": body})
+
+    def refused(self, error: wire.Element) -> None:
+        """Count a refusal; a "not now" for a pending message sends it again later with the same id."""
+        code, client_msg_id = error.data("error"), error.data("client-msg-id")
+        self.errors[code] += 1
+        if client_msg_id not in self.pending:
+            return
+        if self.profile.retries and code in RETRYABLE:
+            delay = min(self.retry_delay.get(client_msg_id, RETRY_FIRST_S / 2) * 2, RETRY_MAX_S)
+            self.retry_delay[client_msg_id] = delay
+            self.later(delay, self._resend, client_msg_id)
+        else:
+            self.pending.pop(client_msg_id)  # the page puts the text back in the box
+
+    async def _resend(self, client_msg_id: str) -> None:
+        if client_msg_id in self.pending:
+            await self.send_live(self.pending[client_msg_id])
+
+    def shows(self, room: int) -> bool:
+        if room in self.ended:
+            return False
+        return room == self.active if self.role == "engineer" else room in self.known
+
+    def read_soon(self, room: int) -> None:
+        """Report the room read, at most once a second, while it is shown (the scripts' coalesced read)."""
+        if not self.profile.reads or not self.shows(room) or room in self.read_due:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self.read_at.get(room, -READ_EVERY_S) + READ_EVERY_S - loop.time())
+        self.read_due[room] = loop.call_later(wait, self._report_read, room)
+
+    def _report_read(self, room: int) -> None:
+        del self.read_due[room]
+        seq = self.known.get(room, 0)
+        # Offline, nothing is reported (nor counted as reported): the next open reports afresh.
+        if self.shows(room) and seq > self.read_sent.get(room, 0) and not self.closed:
+            self.read_sent[room] = seq
+            self.read_at[room] = asyncio.get_running_loop().time()
+            self.later(0, self.send_live, {"action": "read", "room_id": room, "seq": seq})
+
+
+def count_frames(tabs: list[Tab]) -> Counter:
+    """Count the frames the tabs have sent so far, by action."""
+    total = Counter()
+    for tab in tabs:
+        total.update(tab.sent_actions)
+    return total
+
+
+async def open_all(tabs: list[Tab], *, concurrency: int = 50, sync: bool = True) -> float:
+    """Open (and sync) every tab, a few at a time; return the seconds it took."""
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
 
-    async def one(conn: Conn):
+    async def one(tab: Tab):
         async with gate:
-            await conn.open()
+            await tab.open()
             if sync:
-                await conn.sync()
+                await tab.sync()
 
-    await asyncio.gather(*(one(c) for c in conns))
+    await asyncio.gather(*(one(t) for t in tabs))
     return time.perf_counter() - started
 
 
@@ -213,36 +507,50 @@ class CpuMeter:
 
 
 class Chat:
-    """The steady-chat and knee workloads: rooms with one client socket and one engineer socket each.
+    """The steady-chat and knee workloads: rooms with one client tab and one engineer tab each.
 
-    `plan` is {"clients": [{url, cookie, rooms}], "engineers": [{url, cookie, rooms}]}; every room
-    appears in exactly one client's and one engineer's list.
+    Every room appears in exactly one client's and one engineer's list of rooms.
     """
 
-    def __init__(self, plan: dict):
-        self.clients = [
-            Conn(c["url"], cookie=c.get("cookie", ""), rooms=c["rooms"], name=f"c{n}", on_message=self._arrived)
-            for n, c in enumerate(plan["clients"])
-        ]
-        self.engineers = [
-            Conn(e["url"], cookie=e.get("cookie", ""), rooms=e["rooms"], name=f"e{n}", on_message=self._arrived)
-            for n, e in enumerate(plan["engineers"])
-        ]
-        self.room_ends: dict[int, tuple[Conn, Conn]] = {}
+    def __init__(self, clients: list[Tab], engineers: list[Tab]):
+        self.clients = clients
+        self.engineers = engineers
+        for tab in self.conns:
+            tab.on_message = self._arrived
+        self.room_ends: dict[int, tuple[Tab, Tab]] = {}
         by_room_engineer = {r: e for e in self.engineers for r in e.rooms}
         for client in self.clients:
             for room in client.rooms:
                 self.room_ends[room] = (client, by_room_engineer[room])
-        self.sent: dict[str, tuple[float, Conn]] = {}  # client_msg_id -> (scheduled time, receiver)
+        self.sent: dict[str, tuple[float, Tab]] = {}  # client_msg_id -> (scheduled time, receiver)
         self.latency: dict[str, float] = {}  # client_msg_id -> delivery latency to the other side
         self.seen: dict[tuple[str, int], list[int]] = defaultdict(list)  # (socket, room) -> seqs in order
         self.counter = 0
 
+    @classmethod
+    def from_plan(cls, plan: dict, *, profile: Profile = BROWSER) -> "Chat":
+        """Build the tabs of a plan: {"clients": [{url, cookie, rooms}], "engineers": [{url, cookie, rooms}]}."""
+
+        def tabs(specs: list[dict], role: str, prefix: str) -> list[Tab]:
+            return [
+                Tab(
+                    s["url"],
+                    role=role,
+                    profile=profile,
+                    cookie=s.get("cookie", ""),
+                    rooms=s["rooms"],
+                    name=f"{prefix}{n}",
+                )
+                for n, s in enumerate(specs)
+            ]
+
+        return cls(tabs(plan["clients"], "client", "c"), tabs(plan["engineers"], "engineer", "e"))
+
     @property
-    def conns(self) -> list[Conn]:
+    def conns(self) -> list[Tab]:
         return self.clients + self.engineers
 
-    def _arrived(self, conn: Conn, room: int, seq: int, cmid: str, now: float) -> None:
+    def _arrived(self, conn: Tab, room: int, seq: int, cmid: str, now: float) -> None:
         self.seen[(conn.name, room)].append(seq)
         record = self.sent.get(cmid)
         if record is not None and record[1] is conn and cmid not in self.latency:
@@ -255,36 +563,35 @@ class Chat:
         """Send `rate` messages/s in total (both sides of every room alike) for `duration` seconds.
 
         Each side of each room sends every 2·rooms/rate seconds from a random phase, so the
-        sends are spread evenly over the clock.
+        sends are spread evenly over the clock. With the browser profile its author starts
+        typing it WRITING_S before (at most half the interval), which sends `typing` as the
+        scripts do; latency counts from the scheduled send, not from the typing.
         """
         loop = asyncio.get_running_loop()
         interval = 2 * len(self.room_ends) / rate
+        writing = min(WRITING_S, interval / 2)
         start = loop.time() + 0.2
         end = start + duration
         mine: list[str] = []
         late: list[float] = []
 
-        async def side(sender: Conn, receiver: Conn, room: int):
+        async def side(sender: Tab, receiver: Tab, room: int):
             at = start + random.uniform(0, interval)
             while at < end:
-                delay = at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                else:
-                    late.append(-delay)
-                self.counter += 1
-                cmid = f"{sender.name}-{self.counter}"
-                self.sent[cmid] = (at, receiver)
-                mine.append(cmid)
                 try:
-                    await sender.send(
-                        {
-                            "action": "send",
-                            "room_id": room,
-                            "body": f"bench message {self.counter}",
-                            "client_msg_id": cmid,
-                        }
-                    )
+                    if sender.profile.typing:
+                        await asyncio.sleep(max(0.0, at - writing - loop.time()))
+                        await sender.write(room)
+                    delay = at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    else:
+                        late.append(-delay)
+                    self.counter += 1
+                    cmid = f"{sender.name}-{self.counter}"
+                    self.sent[cmid] = (at, receiver)
+                    mine.append(cmid)
+                    await sender.post(room, f"bench message {self.counter}", cmid)
                 except (websockets.exceptions.WebSocketException, OSError):
                     pass
                 at += interval
@@ -293,6 +600,7 @@ class Chat:
         for room, (client, engineer) in self.room_ends.items():
             tasks.append(side(client, engineer, room))
             tasks.append(side(engineer, client, room))
+        frames_before = count_frames(self.conns)
         with CpuMeter(getattr(self, "servers", ())) as meter:
             await asyncio.gather(*tasks)
         # Drain: wait until every send has reached the other side, or give up after `drain` s.
@@ -309,6 +617,8 @@ class Chat:
             "msg_per_s": round(len(latencies) / duration, 1),
             "latency_ms": summary_ms(latencies),
             "send_late_ms_max": round(max(late, default=0) * 1000, 2),
+            # What the tabs sent in the window, by action: the load besides the messages.
+            "frames_sent": dict(count_frames(self.conns) - frames_before),
             **meter.report(),
         }
 
@@ -343,9 +653,9 @@ class Chat:
         await asyncio.gather(*(c.close() for c in self.conns))
 
 
-async def steady(plan: dict, *, interval: float, duration: float, servers=()) -> dict:
+async def steady(plan: dict, *, interval: float, duration: float, servers=(), profile: Profile = BROWSER) -> dict:
     """Scenario 1: every side of every room sends every `interval` seconds for `duration` seconds."""
-    chat = Chat(plan)
+    chat = Chat.from_plan(plan, profile=profile)
     chat.servers = servers
     connect_s = await chat.connect()
     result = await chat.run_rate(rate=2 * len(chat.room_ends) / interval, duration=duration)
@@ -356,9 +666,17 @@ async def steady(plan: dict, *, interval: float, duration: float, servers=()) ->
     return result
 
 
-async def knee(plan: dict, *, rates: list[float], step_s: float, p99_limit_ms: float = 100.0, servers=()) -> dict:
+async def knee(
+    plan: dict,
+    *,
+    rates: list[float],
+    step_s: float,
+    p99_limit_ms: float = 100.0,
+    servers=(),
+    profile: Profile = BROWSER,
+) -> dict:
     """Scenario 2: raise the rate step by step until p99 passes the limit or a message is lost."""
-    chat = Chat(plan)
+    chat = Chat.from_plan(plan, profile=profile)
     chat.servers = servers
     await chat.connect()
     steps, best = [], 0.0
@@ -393,14 +711,17 @@ async def knee(plan: dict, *, rates: list[float], step_s: float, p99_limit_ms: f
 class Burst:
     """100 clients press Join Chat within a second while engineers watch the HUD; then they race."""
 
-    def __init__(self, clients: list[dict], engineers: list[dict]):
+    def __init__(self, clients: list[dict], engineers: list[dict], *, profile: Profile = BROWSER):
         self.clients = [
-            Conn(c["url"], cookie=c["cookie"], name=f"qc{n}", on_frame=self._client_frame)
+            Tab(
+                c["url"], role="client", profile=profile, cookie=c["cookie"], name=f"qc{n}", on_frame=self._client_frame
+            )
             for n, c in enumerate(clients)
         ]
         self.ticket_of = {conn.name: c["ticket_id"] for conn, c in zip(self.clients, clients)}
         self.engineers = [
-            Conn(e["url"], cookie=e["cookie"], name=f"qe{n}", on_frame=self._hud_frame) for n, e in enumerate(engineers)
+            Tab(e["url"], role="engineer", profile=profile, cookie=e["cookie"], name=f"qe{n}", on_frame=self._hud_frame)
+            for n, e in enumerate(engineers)
         ]
         self.requested_at: dict[int, float] = {}  # ticket -> when its client sent request_chat
         self.dialog_at: dict[int, float] = {}  # ticket -> when its client's dialog first showed it waiting
@@ -411,21 +732,22 @@ class Burst:
         self.won: Counter[str] = Counter()
         self.changed = asyncio.Event()
 
-    def _client_frame(self, conn: Conn, frame: str, now: float) -> None:
-        if 'data-event="client_state"' in frame and 'data-state="waiting"' in frame:
+    def _client_frame(self, conn: Tab, element: wire.Element, now: float) -> None:
+        if element.event == "client_state" and element.data("state") == "waiting":
             self.dialog_at.setdefault(self.ticket_of[conn.name], now)
 
-    def _hud_frame(self, conn: Conn, frame: str, now: float) -> None:
-        if 'data-event="queue"' in frame:
-            items = {int(r): int(t) for r, t in QUEUE_ITEM_RE.findall(frame)}
+    def _hud_frame(self, conn: Tab, element: wire.Element, now: float) -> None:
+        if element.event == "queue":
+            items = {item.number("request-id"): item.number("ticket-id") for item in wire.queue_items(element)}
             self.visible[conn.name] = items
             for ticket in items.values():
                 self.first_seen.setdefault((conn.name, ticket), now)
             self.changed.set()
-        for _, ticket in SESSION_RE.findall(frame):
+        elif element.event == "session" and element.data("state") != "closed":
+            ticket = element.number("ticket")
             self.won[conn.name] += 1
-            self.sessions[int(ticket)].append(conn.name)
-            self.session_at.setdefault(int(ticket), now)
+            self.sessions[ticket].append(conn.name)
+            self.session_at.setdefault(ticket, now)
             self.changed.set()
 
     async def run(self, *, spread_s: float = 1.0, servers=()) -> dict:
@@ -434,10 +756,10 @@ class Burst:
         tickets = set(self.ticket_of.values())
         start = loop.time() + 0.3
 
-        async def press(conn: Conn, at: float):
+        async def press(conn: Tab, at: float):
             await asyncio.sleep(max(0.0, at - loop.time()))
             self.requested_at[self.ticket_of[conn.name]] = at
-            await conn.send({"action": "request_chat", "ticket_id": self.ticket_of[conn.name]})
+            await conn.request_chat(self.ticket_of[conn.name])
 
         with CpuMeter(servers) as meter:
             await asyncio.gather(
@@ -472,7 +794,7 @@ class Burst:
         race_start = loop.time()
         attempts = Counter()
 
-        async def engineer(conn: Conn):
+        async def engineer(conn: Tab):
             tried: set[int] = set()
             while len(self.session_at) < len(tickets) and loop.time() < race_start + 30:
                 choices = [r for r in self.visible[conn.name] if r not in tried]
@@ -483,7 +805,7 @@ class Burst:
                 tried.add(request_id)
                 attempts[conn.name] += 1
                 before = sum(conn.errors.values()), self.won[conn.name]
-                await conn.send({"action": "answer", "request_id": request_id})
+                await conn.answer(request_id)
                 # Wait for this answer's outcome on this socket: a session panel or an error frame.
                 until = loop.time() + 10
                 while (sum(conn.errors.values()), self.won[conn.name]) == before and loop.time() < until:
@@ -501,6 +823,7 @@ class Burst:
                 "answered_twice": sum(1 for names in self.sessions.values() if len(names) > 1),
                 "answer_attempts": sum(attempts.values()),
                 "answer_errors": dict(errors),
+                "frames_sent": dict(sorted(count_frames(self.engineers + self.clients).items())),
             }
         )
         await asyncio.gather(*(c.close() for c in self.engineers + self.clients))
@@ -519,40 +842,44 @@ async def idle(
     probes: int = 30,
     concurrency: int = 20,
     budget_s: float = 240.0,
+    profile: Profile = BROWSER,
 ) -> dict:
     """Open idle sockets up to each checkpoint; measure RSS, ping round trips and idle CPU.
 
     Opening stops at the first checkpoint reached after `budget_s` seconds of connecting, so a
     server that accepts sockets slowly cannot push the whole run past its time limit; the
-    result then says how far it got.
+    result then says how far it got. With the browser profile every tab syncs as it opens and
+    the portal tabs send their keepalive pings, which idle pages do too.
     """
-    conns: list[Conn] = []
+    conns: list[Tab] = []
     loop = asyncio.get_running_loop()
     log_size = server.log_size()
     # Warm up: the first sockets load code and fill caches; memory per socket is measured after.
-    warm = [Conn(s["url"], cookie=s.get("cookie", "")) for s in conns_spec[:20]]
-    await open_all(warm, sync=False, concurrency=20)
+    warm = [Tab(s["url"], profile=profile, cookie=s.get("cookie", "")) for s in conns_spec[:20]]
+    await open_all(warm, sync=profile.idle_sync, concurrency=20)
     await asyncio.gather(*(c.ping() for c in warm))
     conns.extend(warm)
     await asyncio.sleep(1)
     base_rss, base_n = server.rss_kib(), len(conns)
     points = []
-    failures: list[Conn] = []
+    failures: list[Tab] = []
     opening_started = loop.time()
     for target in checkpoints:
         if loop.time() - opening_started > budget_s:
             break
-        batch = [Conn(s["url"], cookie=s.get("cookie", "")) for s in conns_spec[len(conns) : target]]
+        batch = [Tab(s["url"], profile=profile, cookie=s.get("cookie", "")) for s in conns_spec[len(conns) : target]]
         started = loop.time()
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(conn: Conn):
+        async def one(conn: Tab):
             # A handshake the server drops (daphne gives the application 5 s to accept) is
             # retried, as the browser's reconnect would; the failures are counted.
             for _attempt in range(5):
                 async with gate:
                     try:
                         await conn.open(timeout=60)
+                        if profile.idle_sync:
+                            await conn.sync(barrier=False)
                         await conn.ping(timeout=60)  # answered once the connect's own work is done
                         return
                     except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
@@ -604,15 +931,92 @@ async def idle(
     return result
 
 
+# --- One whole chat, as a portal tab and a HUD tab have it ---------------------------------------
+
+
+async def until(condition, timeout: float, what: str) -> None:
+    """Wait until condition() holds; raise TimeoutError naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def story(
+    client: dict,
+    engineer: dict,
+    *,
+    ticket_id: int,
+    profile: Profile = BROWSER,
+    chat_s: float = 3.0,
+    interval: float = 1.0,
+    timeout: float = 30.0,
+) -> dict:
+    """Run one chat from Join Chat to Leave with one portal tab and one HUD tab; return what each sent.
+
+    `client` and `engineer` are {url, cookie}; the engineer must be one who can answer the
+    ticket's request. The client presses Join Chat and types its question while it waits; the
+    engineer answers it from the queue; both chat as steady chat does (Chat.run_rate); the
+    client's tab drops and reconnects just after sending, so that message may still be pending;
+    they chat again; the client leaves, then the engineer. This is what tests/browser/
+    test_loadgen_frames.py holds against two real browsers. Returns {"client": [...],
+    "engineer": [...]}: every frame each tab sent, as (connection number, frame).
+    """
+    listed: dict[int, int] = {}  # ticket -> request, as the HUD's queue lists them
+
+    def hud_frame(tab: Tab, element: wire.Element, now: float) -> None:
+        if element.event == "queue":
+            listed.update({i.number("ticket-id"): i.number("request-id") for i in wire.queue_items(element)})
+
+    portal = Tab(client["url"], role="client", profile=profile, cookie=client["cookie"], name="story-c", record=True)
+    hud = Tab(
+        engineer["url"],
+        role="engineer",
+        profile=profile,
+        cookie=engineer["cookie"],
+        name="story-e",
+        on_frame=hud_frame,
+        record=True,
+    )
+    try:
+        await open_all([hud, portal])
+        await portal.request_chat(ticket_id)
+        await until(lambda: ticket_id in listed and portal.state == "waiting", timeout, "the request in the queue")
+        await asyncio.sleep(DRAFT_AFTER_S + 0.5)  # the client types the question; the engineer reads it
+        await hud.answer(listed[ticket_id])
+        await until(lambda: portal.state == "chatting" and set(portal.rooms) & set(hud.rooms), timeout, "the chat")
+        room = portal.rooms[-1]
+        chat = Chat([portal], [hud])
+        await chat.run_rate(rate=2 / interval, duration=chat_s, drain=5.0)
+        await portal.post(room, "Sent as the connection drops", "story-before-the-drop")
+        await portal.reconnect()
+        await until(lambda: not portal.pending, timeout, "the message sent before the drop")
+        await chat.run_rate(rate=2 / interval, duration=chat_s, drain=5.0)
+        await portal.leave(room)
+        await until(lambda: room in portal.ended, timeout, "the client's chat to close")
+        await hud.leave(room)
+        await until(lambda: room in hud.ended, timeout, "the engineer's session to close")
+        await asyncio.sleep(READ_EVERY_S)  # read reports still due go out, or are dropped for a closed room
+    finally:
+        await asyncio.gather(portal.close(), hud.close())
+    return {"client": portal.log, "engineer": hud.log}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", required=True, help="JSON file: clients and engineers with url, cookie, rooms")
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--interval", type=float, default=5)
+    parser.add_argument(
+        "--generator", choices=sorted(PROFILES), default=BROWSER.name, help="what the tabs send (default: browser)"
+    )
     args = parser.parse_args()
     with open(args.plan) as handle:
         plan = json.load(handle)
-    print(json.dumps(asyncio.run(steady(plan, interval=args.interval, duration=args.duration)), indent=2))
+    result = steady(plan, interval=args.interval, duration=args.duration, profile=PROFILES[args.generator])
+    print(json.dumps(asyncio.run(result), indent=2))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class Bench:
         self.results: dict = {}
         self.servers: list[Server] = []
         self.databases = 0
+        self.generator = loadgen.PROFILES[args.generator]
 
     # --- Infrastructure -------------------------------------------------------------------
 
@@ -217,7 +218,11 @@ class Bench:
             spy = self.profile(servers[0], f"s1-{backend}{count}", a.duration) if backend == "pg" else None
             result = asyncio.run(
                 loadgen.steady(
-                    self.deskchat_plan(seeded, servers), interval=a.interval, duration=a.duration, servers=servers
+                    self.deskchat_plan(seeded, servers),
+                    interval=a.interval,
+                    duration=a.duration,
+                    servers=servers,
+                    profile=self.generator,
                 )
             )
             if spy:
@@ -237,6 +242,7 @@ class Bench:
                     interval=a.interval,
                     duration=a.baseline_duration,
                     servers=[server],
+                    profile=self.generator,
                 )
             )
             out[name] = result
@@ -257,7 +263,9 @@ class Bench:
         log(f"s2: DeskChat PG+Redis, 1 process: rates {rates}")
         spy = self.profile(servers[0], "s2-pg1", a.step * 3)
         out["DeskChat PG+Redis, 1 process"] = asyncio.run(
-            loadgen.knee(self.deskchat_plan(seeded, servers), rates=rates, step_s=a.step, servers=servers)
+            loadgen.knee(
+                self.deskchat_plan(seeded, servers), rates=rates, step_s=a.step, servers=servers, profile=self.generator
+            )
         )
         if spy:
             spy.wait()
@@ -275,6 +283,7 @@ class Bench:
                     rates=[float(r) for r in a.baseline_rates.split(",")],
                     step_s=a.step,
                     servers=[server],
+                    profile=self.generator,
                 )
             )
             self.stop_all()
@@ -306,7 +315,7 @@ class Bench:
             for n, e in enumerate(seeded["burst_engineers"])
         ]
         spy = self.profile(servers[0], name, 20)
-        result = asyncio.run(loadgen.Burst(clients, engineers).run(servers=servers))
+        result = asyncio.run(loadgen.Burst(clients, engineers, profile=self.generator).run(servers=servers))
         if spy:
             spy.wait()
         # The database's word on "exactly once": one answered request and one room per ticket.
@@ -351,7 +360,14 @@ class Bench:
         log(f"s4: DeskChat PG+Redis, 1 process: up to {total} idle sockets ({hud} HUD)")
         spy = self.profile(server, "s4-pg1-connect", 30)
         out["DeskChat PG+Redis, 1 process"] = asyncio.run(
-            loadgen.idle(mixed, server=server, checkpoints=checkpoints, idle_s=a.idle_window, budget_s=a.idle_budget)
+            loadgen.idle(
+                mixed,
+                server=server,
+                checkpoints=checkpoints,
+                idle_s=a.idle_window,
+                budget_s=a.idle_budget,
+                profile=self.generator,
+            )
         )
         if spy:
             spy.wait()
@@ -366,7 +382,13 @@ class Bench:
             log(f"s4: {name}: {count} idle sockets")
             relay = [{"url": server.ws_url + f"/ws/relay/?rooms={i}"} for i in range(1, count + 1)]
             out[name] = asyncio.run(
-                loadgen.idle(relay, server=server, checkpoints=[count // 2, count], idle_s=a.idle_window / 2)
+                loadgen.idle(
+                    relay,
+                    server=server,
+                    checkpoints=[count // 2, count],
+                    idle_s=a.idle_window / 2,
+                    profile=self.generator,
+                )
             )
             self.stop_all()
 
@@ -689,7 +711,9 @@ def markdown(results: dict) -> str:
         f"{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}, "
         f"Redis {m['redis']}. Load average before/after: {m['loadavg_before']} / {m.get('loadavg_after')}; CPU "
         f"pressure (PSI some avg10/60/300 %) before/after: {m.get('cpu_pressure_before')} / "
-        f"{m.get('cpu_pressure_after')}. Whole run: {m.get('wall_s')} s.\n"
+        f"{m.get('cpu_pressure_after')}. Whole run: {m.get('wall_s')} s. "
+        # Results from before the generator sent what the pages send have no such argument.
+        f"Load generator: {m['args'].get('generator', 'legacy')} profile.\n"
     )
     if "s1" in results:
         s1 = results["s1"]
@@ -845,6 +869,13 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the DeskChat server in s1/s2 (slower)")
     parser.add_argument(
+        "--generator",
+        choices=sorted(loadgen.PROFILES),
+        default=loadgen.BROWSER.name,
+        help="what the load generator's tabs send: browser (what the pages send, the default) or legacy (sync, "
+        "send, request_chat, answer and ping only, as before; to compare with older results)",
+    )
+    parser.add_argument(
         "--out", default="", help="JSON path (default bench/results/<date>-<time>[-<scenarios>]-<commit>.json)"
     )
     parser.add_argument("--markdown", default="", help="print a results JSON file as Markdown tables, run nothing")
@@ -870,7 +901,10 @@ def main() -> None:
         Path(args.out)
         if args.out
         else RESULTS
-        / (f"{started:%Y-%m-%d-%H%M}{only}-{results['meta']['commit']}{'-quick' if args.quick else ''}.json")
+        / (
+            f"{started:%Y-%m-%d-%H%M}{only}-{results['meta']['commit']}{'-quick' if args.quick else ''}"
+            f"{'' if args.generator == loadgen.BROWSER.name else '-' + args.generator}.json"
+        )
     )
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(

@@ -24,11 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# The harness parses frames with the test suite's HTML reader, which imports the Django project;
-# let that import configure Django without a real secret. The servers get their own settings.
+# The harness imports the test suite's helpers (tests/conftest.py and the factories it imports),
+# which need Django set up; set it up without a real secret. The servers get their own settings.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deskchat.settings")
 _dev_key = "DESKCHAT_ALLOW_DEV_KEY" not in os.environ
 os.environ.setdefault("DESKCHAT_ALLOW_DEV_KEY", "1")
+import django  # noqa: E402
+
+django.setup()
 from tests.faults.churn import make_peers, run_soak  # noqa: E402
 from tests.faults.servers import FaultCluster, PrivatePostgres, PrivateRedis  # noqa: E402
 

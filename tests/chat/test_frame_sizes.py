@@ -6,13 +6,12 @@ over it never arrives. These tests shrink the limit and check that a long catch-
 whole in several frames, and that a long queue lists as many requests as fit.
 """
 
-import re
-
 import pytest
 from asgiref.sync import sync_to_async
 
 from chat import selectors, services
 from chat.models import ChatRequest
+from chat.wire import events, parse, queue_items
 from tests.chat.test_consumers import close_all, open_chat, seqs
 from tests.chat.wsutil import client_socket, staff_socket
 
@@ -22,7 +21,8 @@ LIMIT = 64 * 1024  # the budget for a fragment is a quarter of it: 16 KiB
 
 
 def request_ids(frame: str) -> list[int]:
-    return [int(n) for n in re.findall(r'<li class="queue-item[^"]*" data-request-id="(\d+)"', frame)]
+    (queue,) = events(parse(frame), "queue")
+    return [item.number("request-id") for item in queue_items(queue)]
 
 
 async def test_a_long_catch_up_arrives_whole_in_frames_within_the_limit(desk, settings, monkeypatch):

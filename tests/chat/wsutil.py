@@ -1,58 +1,16 @@
-"""Helpers for consumer tests: real router, real session cookie, frames parsed by data-event."""
+"""Helpers for consumer tests: real router, real session cookie, frames read by chat.wire."""
 
 import asyncio
 import json
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from chat.wire import Element, is_message, parse
 from deskchat.asgi import application
 
 ORIGIN = b"http://localhost"
-
-
-@dataclass
-class Element:
-    tag: str
-    attrs: dict
-    text: str = ""
-    children: list = field(default_factory=list)
-
-
-class _Parser(HTMLParser):
-    """Collect every element that has a data-event or data-seq attribute, with its text."""
-
-    VOID = {"input", "br", "img", "hr", "meta", "link"}
-
-    def __init__(self):
-        super().__init__()
-        self.found: list[Element] = []
-        self.stack: list[Element] = []
-
-    def handle_starttag(self, tag, attrs):
-        element = Element(tag, {k: (v or "") for k, v in attrs})
-        if "data-event" in element.attrs or "data-seq" in element.attrs:
-            self.found.append(element)
-        if tag not in self.VOID:
-            self.stack.append(element)
-
-    def handle_endtag(self, tag):
-        while self.stack:
-            if self.stack.pop().tag == tag:
-                break
-
-    def handle_data(self, data):
-        for element in self.stack:
-            element.text += data
-
-
-def parse(frame: str) -> list[Element]:
-    parser = _Parser()
-    parser.feed(frame)
-    return parser.found
 
 
 def session_cookie(user) -> bytes:
@@ -131,11 +89,11 @@ class Socket:
 
     async def wait_message(self, room_id, seq) -> Element:
         return await self.wait_for(
-            lambda e: e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq)
+            lambda e: is_message(e) and e.attrs.get("data-room") == str(room_id) and e.attrs.get("data-seq") == str(seq)
         )
 
     def messages(self, room_id) -> list[Element]:
-        return [e for e in self.received if "data-seq" in e.attrs and e.attrs.get("data-room") == str(room_id)]
+        return [e for e in self.received if is_message(e) and e.attrs.get("data-room") == str(room_id)]
 
     async def drain(self, timeout=0.3) -> None:
         """Read until nothing more arrives for `timeout` seconds."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import websockets
 
-from tests.chat.wsutil import parse
+from chat.wire import parse
 from tests.conftest import origin_of
 
 

@@ -16,8 +16,9 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chat.models import ChatMessage, ChatRequest
+from chat.wire import parse
 from tests import factories
-from tests.chat.wsutil import parse, session_cookie
+from tests.chat.wsutil import session_cookie
 from tests.conftest import origin_of
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.postgres, pytest.mark.redis]

@@ -16,7 +16,8 @@ from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chat.models import ChatMessage
-from tests.chat.wsutil import client_socket, connect, parse, session_cookie, staff_socket
+from chat.wire import parse
+from tests.chat.wsutil import client_socket, connect, session_cookie, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
