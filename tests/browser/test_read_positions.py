@@ -9,14 +9,12 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.models import ChatParticipant
-from tests.browser.test_portal_chat import (  # noqa: F401 - desk and seed_quietly are fixtures
+from tests.browser.test_portal_chat import (
     WAIT,
     client_messages,
     client_page,
-    desk,
     hud_page,
     join_and_answer,
-    seed_quietly,
     session,
     staff_send,
 )

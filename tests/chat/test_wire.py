@@ -8,7 +8,6 @@ from asgiref.sync import sync_to_async
 
 from chat import services
 from chat.wire import events, is_message, may_carry, messages, parse, queue_items
-from tests.chat.test_consumers import desk  # noqa: F401 - a fixture
 from tests.chat.wsutil import staff_socket
 from tests.conftest import ROOT
 
