@@ -902,6 +902,9 @@ def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
     return taken.seq if taken else None
 
 
+SEQ_COLUMN_MAX = 2**31 - 1  # the largest seq an integer column stores (PostgreSQL's integer)
+
+
 def mark_read(*, room_id: int, user, seq: int, role: str) -> int:
     """Record how far a participant has read; return the stored position (it never goes back).
 
@@ -914,7 +917,8 @@ def mark_read(*, room_id: int, user, seq: int, role: str) -> int:
     A client's advance is published to the room, where the HUD's sockets show it ("Seen") and
     the client's own sockets drop it. An engineer's is stored for their unread counts only.
     """
-    seq = max(0, int(seq))
+    # Clipped to what the integer column holds: a made-up seq must be refused by no DataError.
+    seq = max(0, min(int(seq), SEQ_COLUMN_MAX))
     mine = ChatParticipant.objects.filter(room_id=room_id, user=user, role=role)
     has_it = Exists(ChatRoom.objects.filter(pk=room_id, last_seq__gte=seq))
     if seq and mine.filter(has_it, last_read_seq__lt=seq).update(last_read_seq=seq):

@@ -65,9 +65,11 @@
     texts = texts || {};
     var reconnects = 0;
     var live = null; // the socket open now
+    var downText = ""; // why the socket is down, as its close code said
     root.addEventListener("htmx:wsOpen", function (event) {
       if (event.target !== root) return;
       reconnects = 0;
+      downText = "";
       live = event.detail.event.target;
       setConnection("live", texts.open || "Connected");
     });
@@ -77,7 +79,8 @@
       if (live === event.detail.event.target) live = null;
       var refused = REFUSED.indexOf(code) >= 0;
       var state = refused ? "refused" : "down";
-      setConnection(state, texts[code] || texts[state] || LOST, code);
+      downText = texts[code] || texts[state] || LOST;
+      setConnection(state, downText, code);
       if (refused || HTMX_RETRIES.indexOf(code) >= 0) return; // htmx reconnects these itself
       var wrapper = event.detail.socketWrapper;
       var wait = Math.min(30000, 1000 * Math.pow(2, reconnects)) * (0.5 + Math.random());
@@ -87,7 +90,8 @@
       }, wait);
     });
     root.addEventListener("htmx:wsError", function (event) {
-      if (event.target === root) setConnection("down", texts.down || LOST);
+      // An error after a close (a retry refused again) keeps the reason the close gave (4429's text).
+      if (event.target === root) setConnection("down", downText || texts.down || LOST);
     });
   }
 

@@ -966,3 +966,13 @@ class TestAvailability:
         services.touch_presence([desk.dana.pk])
         desk.dana.refresh_from_db()
         assert selectors.is_online(desk.dana)
+
+
+def test_a_read_far_past_any_message_is_clipped_not_a_database_error(desk, room):
+    """A made-up seq beyond what the column holds reads as the last message (PostgreSQL raised DataError)."""
+    from chat.models import ChatParticipant
+
+    user = desk.contact.user
+    last = services.mark_read(room_id=room.pk, user=user, seq=2**40, role=ChatParticipant.Role.CLIENT)
+    room.refresh_from_db()
+    assert last == room.last_seq
