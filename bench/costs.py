@@ -24,7 +24,7 @@ import django
 django.setup()
 from django.db import close_old_connections, connection
 from accounts.models import Contact, Engineer
-from chat import fragments, selectors, services
+from chat import fragments, screens, selectors, services
 from chat.models import ChatParticipant
 
 clients = list(ChatParticipant.objects.filter(role="client").select_related("user")[:10])
@@ -41,14 +41,11 @@ def request_and_cancel(i):
     request = services.request_chat(contact=waiting, ticket=waiting_ticket)
     services.cancel_request(contact=waiting, request_id=request.pk)
 
-from chat.consumers import ClientChatConsumer
-join_socket = ClientChatConsumer()
-join_socket.user, join_socket.contact = waiting.user, waiting
-
 def join_chat_and_cancel(i):
-    """What one Join Chat costs the database thread (ClientChatConsumer.ask_for_chat), then a cancel."""
-    html, state = join_socket.ask_for_chat(waiting_ticket.pk)
-    services.cancel_request(contact=waiting, request_id=state["request"].pk)
+    """What one Join Chat costs: its trip to the database thread (services.join_chat), its drawing, then a cancel."""
+    queued = services.join_chat(contact=waiting, ticket_id=waiting_ticket.pk)
+    fragments.client_state(fragments.waiting_dialog(waiting, queued))
+    services.cancel_request(contact=waiting, request_id=queued.request.pk)
 
 from accounts.roles import who
 
@@ -90,7 +87,7 @@ calls = {
                                                     body="cost", client_msg_id=f"cost-{i}-{time.monotonic_ns()}"),
     "request_chat + cancel_request": request_and_cancel,
     "Join Chat trip + cancel_request": join_chat_and_cancel,
-    "client_state (fragment)": lambda i: fragments.client_state_context(contact),
+    "client_state (fragment)": lambda i: screens.client_dialog(contact),
     "staff_queue (one engineer)": lambda i: selectors.queue_summary(engineer=engineer),
     "queue_snapshot (20 engineers)": lambda i: selectors.queue_snapshot(engineer_ids=engineer_ids),
     "who (a contact)": who_uncached,

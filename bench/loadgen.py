@@ -78,8 +78,10 @@ class Profile:
     """What the tabs send besides the frames a scenario schedules (messages, Join Chat, Answer)."""
 
     name: str
-    typing: bool  # typing: true as a message is written (again every 3 s), false as it goes
-    reads: bool  # read reports: one per room a second at most, while the room is shown, when its seq advanced
+    typing: bool  # typing: true as a message is written (again every 3 s); false only after 4 s idle
+    reads: (
+        bool  # read reports: one per room a second at most, while shown, when someone else's message advanced its seq
+    )
     drafts: bool  # the client's question, sent as `draft` while it waits
     keepalive: bool  # portal tabs ping every 30 s (the HUD sends no ping)
     retries: bool  # a send refused as unavailable or rate_limited goes again later, with the same id
@@ -157,6 +159,8 @@ class Tab:
         self.first_frame = asyncio.Event()
         self.closed = False
         self.known: dict[int, int] = {room: 0 for room in self.rooms}  # room -> highest seq arrived
+        self.others: dict[int, int] = {}  # room -> highest seq of a message someone else wrote: what a read reports
+        self.mine: set[str] = set()  # the client_msg_ids this tab sent
         self.ended: set[int] = set()  # rooms shown as closed: nothing is sent for them any more
         self.active = self.rooms[0] if self.rooms else None
         self.pending: dict[str, dict] = {}  # client_msg_id -> its send frame, until it comes back
@@ -318,14 +322,14 @@ class Tab:
             await self.send_live({"action": "typing", "room_id": room, "typing": True})
 
     async def post(self, room: int, body: str, client_msg_id: str) -> None:
-        """Send a message: the typing notice stops first, and the message is pending until it comes back."""
+        """Send a message, pending until it comes back: its arrival ends the typing notice, so no `typing: false` goes."""
         self.show(room)
-        if self.typing_at.pop(room, None) is not None:
-            await self.send_live({"action": "typing", "room_id": room, "typing": False})
+        self.typing_at.pop(room, None)
         payload = {"action": "send", "room_id": room, "body": body, "client_msg_id": client_msg_id}
         if self.role == "engineer":
             payload["kind"] = "text"  # the HUD's compose form has a kind (templates insert greetings)
         self.pending[client_msg_id] = payload
+        self.mine.add(client_msg_id)
         await self.send(payload)
 
     # --- What the page does with what arrives -------------------------------------------------
@@ -357,6 +361,8 @@ class Tab:
         self.add_room(room)
         self.known[room] = max(self.known[room], seq)
         self.pending.pop(client_msg_id, None)
+        if client_msg_id not in self.mine:  # the scripts count their own messages read, and report none
+            self.others[room] = max(self.others.get(room, 0), seq)
         if self.on_message is not None:
             self.on_message(self, room, seq, client_msg_id, now)
         self.read_soon(room)
@@ -366,6 +372,7 @@ class Tab:
         if room in self.known:
             return False
         self.known[room] = 0
+        self.others[room] = 0
         self.rooms.append(room)
         return True
 
@@ -423,7 +430,7 @@ class Tab:
 
     def _report_read(self, room: int) -> None:
         del self.read_due[room]
-        seq = self.known.get(room, 0)
+        seq = self.others.get(room, 0)
         # Offline, nothing is reported (nor counted as reported): the next open reports afresh.
         if self.shows(room) and seq > self.read_sent.get(room, 0) and not self.closed:
             self.read_sent[room] = seq

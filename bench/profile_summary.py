@@ -3,7 +3,7 @@
     python -m bench.profile_summary var/bench/profiles/s1-pg1.txt
 
 Samples are split into the database thread (Channels' `database_sync_to_async` runs every
-call of a process in one thread) and the event loop thread (daphne, Twisted, consumers,
+call of a process in one thread) and the event loop thread (daphne, Twisted, sockets,
 channel layer). For each it lists the first frame in DeskChat's own code (`chat/`, `tickets/`,
 `accounts/`, `deskchat/`) or, when there is none, the library frame closest to the top,
 so it reads as "ours" versus "the framework's".
@@ -44,8 +44,8 @@ def summarise(path: str, top: int = 20) -> str:
             idle[kind] += n if "psycopg" not in leaf else 0
         ours = [re.sub(r":\d+\)$", ")", f) for f in frames if f.split(" ", 1)[-1].startswith(OURS)]
         if ours:
-            # The outermost frame of ours: the selector, service or fragment a consumer called.
-            label = ours[1] if len(ours) > 1 and "consumers.py" in ours[0] else ours[0]
+            # The outermost frame of ours: the selector, service or fragment a socket called.
+            label = ours[1] if len(ours) > 1 and "chat/sockets/" in ours[0] else ours[0]
         else:
             label = "framework: " + re.sub(r":\d+\)$", ")", frames[-1])
         if "psycopg" in leaf and "Connection.wait" in leaf:

@@ -8,7 +8,7 @@ from django.utils.functional import SimpleLazyObject
 
 from accounts.roles import who
 
-from . import fragments, selectors
+from . import screens, selectors
 
 # Cookies client.js sets so a page renders the dialog as the client left it, without a flash.
 MINIMIZED_COOKIE = "deskchat_dock_min"
@@ -28,7 +28,7 @@ def dock_context(user, cookies) -> dict:
     contact = who(user).contact
     if contact is None:
         return {}
-    context = fragments.client_state_context(contact)
+    context = screens.client_dialog(contact)
     room, chat_request = context["room"], context["request"]
     context["room_messages"] = selectors.messages_after(room_id=room.pk, seq=0) if room else []
     view = context["state"]

@@ -1,24 +1,17 @@
 """Render the HTML fragments the chat sockets send; htmx swaps them in by id (hx-swap-oob).
 
 Shared and client fragments are partials of templates/chat/ws.html; the HUD's are partials of
-templates/hud/ws.html. Functions that read the database are async and run the read in a thread.
+templates/hud/ws.html. Every function only renders what it is given (chat.screens reads it), so
+it runs on any thread and never queries.
 """
 
-import time
-
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.template.defaultfilters import linebreaksbr
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from accounts.roles import who
 from deskchat.timefmt import format_when
-
-from . import selectors, shared_queue
-from .models import ChatParticipant, ChatRoom
 
 CLIENT = "chat/ws.html"
 STAFF = "hud/ws.html"
@@ -145,51 +138,32 @@ def pong() -> str:
     return '<div id="chat-pong" hx-swap-oob="true" data-event="pong" hidden></div>'
 
 
-@database_sync_to_async
-def participants(room_id: int, *, css_class: str = "") -> str:
-    """Redraw a room's participant list; css_class keeps the box's class, which the swap replaces."""
-    return _render(
-        CLIENT,
-        "participants",
-        {"room_id": room_id, "participants": selectors.participants(room_id), "css_class": css_class},
-    )
+def participants(context: dict, *, css_class: str = "") -> str:
+    """Redraw a room's participant list (screens.participants); css_class keeps the box's class, which the swap replaces."""
+    return _render(CLIENT, "participants", {**context, "css_class": css_class})
 
 
-def client_state_context(contact, *, waiting=None) -> dict:
-    """Return what the client's dialog shows now (also used to render it into pages).
+def waiting_dialog(contact, waiting) -> dict:
+    """Return the client's dialog for a request they have just made or found waiting (Join Chat).
 
-    `waiting` is a request the caller has just made or found waiting (Join Chat). It spares the
-    reads of the contact's chat and of their invitations: asking for a chat leaves invitations as
-    they were, so the dialog keeps the invitation box it shows.
+    It needs no read: a service returned the request with its place in the queue, and asking for
+    a chat leaves invitations as they were, so the dialog keeps the invitation box it shows.
     """
-    if waiting is not None:
-        chat = {
-            "request": waiting,
-            "room": None,
-            "state": "waiting",
-            "position": selectors.queue_position(waiting),
-            "invitation_unchanged": True,
-        }
-    else:
-        chat = selectors.current_chat_for_contact(contact=contact)
-        chat["invitation"] = selectors.pending_invitation_for(contact=contact)
-    room = chat["room"]
-    participants = selectors.participants(room.pk) if room else []
     return {
-        **chat,
+        "request": waiting.request,
+        "room": None,
+        "state": "waiting",
+        "position": waiting.position,
+        "invitation_unchanged": True,
         "contact": contact,
-        "participants": participants,
-        "engineer_present": any(p.role == "engineer" for p in participants),
+        "participants": [],
+        "engineer_present": False,
     }
 
 
-def render_client_state(contact, *, waiting=None) -> tuple[str, dict]:
-    """Render the client's dialog; return it and its context, which `client_position` reuses."""
-    context = client_state_context(contact, waiting=waiting)
-    return _render(CLIENT, "client_state", context), context
-
-
-client_state = database_sync_to_async(render_client_state)
+def client_state(context: dict) -> str:
+    """Render the client's dialog (screens.client_dialog, or waiting_dialog)."""
+    return _render(CLIENT, "client_state", context)
 
 
 def client_position(context: dict, position: int) -> str:
@@ -197,50 +171,21 @@ def client_position(context: dict, position: int) -> str:
     return _render(CLIENT, "status", {**context, "position": position})
 
 
-@database_sync_to_async
-def client_room(room_id: int, *, viewer) -> str:
-    room = selectors.get_room_for_participant(user=viewer, room_id=room_id)
-    return _render(CLIENT, "client_room", {"room": room, "participants": selectors.participants(room_id)})
+def client_room(context: dict) -> str:
+    """Render the client's chat panel of a room (screens.client_room)."""
+    return _render(CLIENT, "client_room", context)
 
 
-@database_sync_to_async
-def room_closed(room_id: int, *, viewer) -> str:
-    room = ChatRoom.objects.select_related("ticket").get(pk=room_id)
-    return _render(CLIENT, "room_closed", {"room": room})
+def room_closed(context: dict) -> str:
+    """Say that a room is over for its viewer: it ended, or they left it (screens.closed_room)."""
+    return _render(CLIENT, "room_closed", context)
 
 
-async def staff_queue(engineer, *, shown: set | None = None, changed_at: float | None = None) -> str:
-    """Draw the engineer's queue from a shared read that began after `changed_at` (default: now).
+def staff_queue(summary: dict) -> tuple[str, set[int]]:
+    """Render the engineer's queue (selectors.queue_summary); return it and the ids of the requests it lists.
 
-    `shown`, if given, is refilled with the ids of the requests listed.
-    """
-    moment = time.monotonic() if changed_at is None else changed_at
-    snapshot = await shared_queue.shared_read().since(moment, engineer.pk)
-    summary = selectors.queue_summary(engineer=engineer, snapshot=snapshot)
-    # Everything the queue partial shows that differs between engineers seeing the same requests.
-    engineer = summary["engineer"]
-    offered_to_me = tuple(r.pk for r in summary["requests"] if r.offered_to_id == engineer.pk and not r.offer_released)
-    key = (
-        tuple(r.pk for r in summary["requests"]),
-        offered_to_me,
-        engineer.availability,
-        summary["notify"],
-        timezone.get_current_timezone_name(),  # the items write when each request came in
-    )
-    if key not in snapshot["rendered"]:
-        snapshot["rendered"][key] = _fitting_queue(summary)
-    html, listed = snapshot["rendered"][key]
-    if shown is not None:
-        shown.clear()
-        shown.update(listed)
-    return html
-
-
-def _fitting_queue(summary: dict) -> tuple[str, set[int]]:
-    """Render the queue, listing fewer of the newest requests until it fits in one frame.
-
-    A hundred waiting requests weigh about 80 KB; only a desk far beyond that is cut.
-    Return the HTML and the ids it lists.
+    It lists fewer of the newest requests until it fits in one frame: a hundred waiting requests
+    weigh about 80 KB, so only a desk far beyond that is cut.
     """
     listed = summary["requests"]
     html = _render(STAFF, "queue", summary)
@@ -250,73 +195,29 @@ def _fitting_queue(summary: dict) -> tuple[str, set[int]]:
     return html, {request.pk for request in listed}
 
 
-@database_sync_to_async
-def taken_notice(*, engineer, request_ids) -> str:
-    """Say which colleague answered requests that just left this engineer's queue (empty if none did)."""
-    taken = selectors.answered_by_colleagues(engineer=engineer, request_ids=request_ids)
+def taken_notice(taken) -> str:
+    """Say which colleague answered requests that just left this engineer's queue (screens.taken; empty if none)."""
     if not taken:
         return ""
     text = " ".join(f"{r.answered_by.display_name} answered {r.contact.name}'s chat." for r in taken)
     return notice("taken", text)
 
 
-def colleagues_for(engineer) -> list:
-    """Return the engineers the Invite menu offers, available and online ones first, marked online."""
-    colleagues = selectors.engineers_for_invite(exclude=engineer)
-    for colleague in colleagues:
-        colleague.online = selectors.is_online(colleague)
-    return colleagues
+def session(context: dict) -> str:
+    """Render an engineer's session panel (screens.session), appended to the HUD's sessions."""
+    return _render(STAFF, "session", context)
 
 
-def session_context(
-    room_id: int, *, viewer, room=None, engineer=None, present=None, seen_seq: int | None = None
-) -> dict:
-    """Return what an engineer's session panel shows (the HUD page renders it for reloads too).
-
-    The HUD page passes the room (one of the viewer's own, read with what the panel shows), the
-    engineer, the room's participants and how far its client has read (selectors.client_reads),
-    which it reads for all its sessions at once.
-    """
-    room = room or selectors.get_room_for_participant(user=viewer, room_id=room_id)
-    engineer = engineer or who(viewer).engineer
-    present = selectors.participants(room_id) if present is None else present
-    me = next((p for p in present if p.user_id == viewer.pk), None)
-    if seen_seq is None:  # how far the client has read: the HUD shows "Seen" there
-        client = next((p for p in present if p.role == ChatParticipant.Role.CLIENT), None)
-        seen_seq = client.last_read_seq if client else selectors.client_reads([room_id]).get(room_id, 0)
-    closed = me is None or not room.is_active
-    # A closed session hides the Invite menu and the templates (a rejoin sends a fresh panel).
-    return {
-        "room": room,
-        "participants": present,
-        "templates": []
-        if closed
-        else [
-            {"template": t, "text": selectors.render_template(t, room=room, engineer=engineer)}
-            for t in selectors.templates_for(engineer=engineer)
-        ],
-        "colleagues": [] if closed else colleagues_for(engineer),
-        "viewer_id": viewer.pk,
-        "read_seq": me.last_read_seq if me else room.last_seq,
-        "seen_seq": seen_seq,
-        "closed": closed,
-    }
+def room_invitation(context: dict) -> str:
+    """Render the card of an invitation into a room (screens.room_invitation)."""
+    return _render(STAFF, "room_invitation", context)
 
 
-@database_sync_to_async
-def session(room_id: int, *, viewer) -> str:
-    return _render(STAFF, "session", session_context(room_id, viewer=viewer))
+def sent_invitation(context: dict) -> str:
+    """Render the card of an invitation the engineer sent a contact (screens.sent_invitation)."""
+    return _render(STAFF, "sent_invitation", context)
 
 
-@database_sync_to_async
-def room_invitation(room_id: int) -> str:
-    room = ChatRoom.objects.select_related("ticket__company", "request__contact__user").get(pk=room_id)
-    return _render(STAFF, "room_invitation", {"room": room})
-
-
-@database_sync_to_async
-def sent_invitation(request_id: int) -> str:
-    from .models import ChatRequest
-
-    invitation = ChatRequest.objects.select_related("ticket", "contact__user").get(pk=request_id)
-    return _render(STAFF, "sent_invitation", {"invitation": invitation})
+def supervisor_board(overview: dict) -> str:
+    """Render the supervisor board (selectors.supervisor_overview) as the frame that replaces it on the page."""
+    return render_to_string("hud/supervisor.html#board", {**overview, "oob": True})

@@ -1,9 +1,9 @@
 """The Staff HUD's pages: the HUD, the supervisor view, and what a session needs over HTTP.
 
-Live state (the queue, sessions, invitations) arrives over the HUD socket (chat/consumers.py).
+Live state (the queue, sessions, invitations) arrives over the HUD socket (chat/sockets/hud.py).
 These views render the page around it, and serve what a socket is a poor fit for: the plain-text
 chat log, the time-entry form, the ticket beside a session, inviting a ticket's contact from the
-ticket page, and the supervisor view's first drawing (its socket is chat/supervisor.py).
+ticket page, and the supervisor view's first drawing (its socket is chat/sockets/supervisor.py).
 
 Every view is for engineers only: anonymous visitors are sent to sign in, contacts get 403.
 """
@@ -27,8 +27,8 @@ from tickets import services as ticket_services
 from tickets.forms import TimeEntryForm
 from tickets.services import rounded_hours
 
-from . import fragments, selectors, services
-from .services import ChatError
+from . import screens, selectors, services
+from .errors import ChatError
 
 # A session the engineer left this recently, and entered no time for, comes back after a reload.
 RECENT_SESSIONS_HOURS = 8
@@ -71,7 +71,7 @@ def hud(request: HtmxHttpRequest):
     reads = selectors.client_reads([room.pk for room in rooms])
     closed_sessions = [
         {
-            **fragments.session_context(
+            **screens.session(
                 room.pk,
                 viewer=request.user,
                 room=room,
@@ -123,7 +123,7 @@ def invite_options(request: HtmxHttpRequest, room_id: int):
         selectors.get_room_for_participant(user=request.user, room_id=room_id)
     except ChatError:
         raise Http404("No such chat.") from None
-    return render(request, "hud/ws.html#colleague_options", {"colleagues": fragments.colleagues_for(engineer)})
+    return render(request, "hud/ws.html#colleague_options", {"colleagues": screens.colleagues_for(engineer)})
 
 
 TICKET_PANEL_CHATS = 10
@@ -270,7 +270,7 @@ def ticket_chat(request: HtmxHttpRequest, ticket_id: int):
 def supervisor(request: HtmxHttpRequest):
     """Show every queue's waiting count and today's figures, and every engineer's load.
 
-    The page's socket (chat/supervisor.py) sends the board again whenever it changes.
+    The page's socket (chat/sockets/supervisor.py) sends the board again whenever it changes.
     """
     _engineer(request)
     if not who(request.user).is_supervisor:

@@ -2,10 +2,12 @@
 
 from django.urls import path
 
-from . import consumers, supervisor
+from .sockets.client import ClientSocket
+from .sockets.hud import HudSocket
+from .sockets.supervisor import SupervisorSocket
 
 websocket_urlpatterns = [
-    path("ws/chat/", consumers.ClientChatConsumer.as_asgi()),
-    path("ws/hud/", consumers.StaffChatConsumer.as_asgi()),
-    path("ws/hud/supervisor/", supervisor.SupervisorConsumer.as_asgi()),
+    path("ws/chat/", ClientSocket.as_asgi()),
+    path("ws/hud/", HudSocket.as_asgi()),
+    path("ws/hud/supervisor/", SupervisorSocket.as_asgi()),
 ]

@@ -1,7 +1,7 @@
 """Read chat data, always through the question "may this user see it?".
 
 Selectors own their select_related/prefetch_related so query counts stay flat as data grows.
-They raise ChatError (from services) or Http404 when the user may not see the thing.
+They raise ChatError (chat/errors.py) or Http404 when the user may not see the thing.
 """
 
 import statistics
@@ -19,15 +19,10 @@ from deskchat.timefmt import format_when
 from tickets.models import TimeEntry
 
 from . import sql as chat_sql
+from .errors import ChatError
 from .models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
-
-
-def _error(code: str, message: str):
-    from .services import ChatError  # services import selectors; import lazily the other way
-
-    return ChatError(code, message)
 
 
 # --- Engineers ------------------------------------------------------------------------------
@@ -129,14 +124,14 @@ def get_request_for_engineer(*, engineer: Engineer, request_id: int) -> ChatRequ
         .first()
     )
     if request is None:
-        raise _error("not_found", "No such chat request in your queues.")
+        raise ChatError("not_found", "No such chat request in your queues.")
     member_of = set(engineer.chat_queues.values_list("pk", flat=True))
     if not _sees(engineer, request, member_of, timezone.now()):
         if request.state == ChatRequest.State.ANSWERED:
-            raise _error("taken", "A colleague already answered this chat.")
+            raise ChatError("taken", "A colleague already answered this chat.")
         if request.state != Waiting:
-            raise _error("not_waiting", "This request is no longer waiting.")
-        raise _error("not_found", "No such chat request in your queues.")
+            raise ChatError("not_waiting", "This request is no longer waiting.")
+        raise ChatError("not_found", "No such chat request in your queues.")
     return request
 
 
@@ -166,7 +161,7 @@ def queue_snapshot(*, engineer_ids) -> dict:
     """Read the waiting client requests and the given engineers, in three queries for any number.
 
     Every HUD socket of a process draws its queue from one such read, and every waiting client
-    its place in the queue (see chat.shared_queue).
+    its place in the queue (see chat.sockets.shared).
     """
     now = timezone.now()
     threshold = settings.CHAT_QUEUE_ALERT_SECONDS
@@ -323,8 +318,18 @@ def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
         .first()
     )
     if room is None:
-        raise _error("not_participant", "You are not in this chat.")
+        raise ChatError("not_participant", "You are not in this chat.")
     return room
+
+
+def left_at(*, room: ChatRoom, user):
+    """Return when the user last left the room, or None if they never left it."""
+    return (
+        ChatParticipant.objects.filter(room=room, user=user, left_at__isnull=False)
+        .order_by("-left_at")
+        .values_list("left_at", flat=True)
+        .first()
+    )
 
 
 def rooms_participated(*, user, room_ids) -> list[int]:
@@ -510,6 +515,30 @@ def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
     )
 
 
+def get_room_for_invitee(*, engineer: Engineer, room_id: int) -> ChatRoom:
+    """Return a room this engineer was invited into, with what its invitation card names; refuse anyone else."""
+    room = (
+        ChatRoom.objects.filter(pk=room_id, invitations__engineer=engineer)
+        .select_related("ticket__company", "request__contact__user")
+        .first()
+    )
+    if room is None:
+        raise ChatError("not_found", "No such invitation.")
+    return room
+
+
+def get_sent_invitation(*, engineer: Engineer, request_id: int) -> ChatRequest:
+    """Return a chat invitation this engineer sent a contact; refuse anyone else's."""
+    invitation = (
+        ChatRequest.objects.filter(pk=request_id, kind=ChatRequest.Kind.INVITATION, invited_by=engineer)
+        .select_related("ticket", "contact__user")
+        .first()
+    )
+    if invitation is None:
+        raise ChatError("not_found", "No such invitation.")
+    return invitation
+
+
 def sent_invitations(*, engineer: Engineer, since) -> list[ChatRequest]:
     """Return the engineer's chat invitations to contacts that still wait or were sent since `since`."""
     return list(
@@ -547,7 +576,11 @@ def rooms_left_since(*, engineer: Engineer, since, limit: int = 5) -> list[ChatR
         .select_related("room__ticket__company", "room__request__contact__user")
         .order_by("-left_at")[:limit]
     )
-    return [participation.room for participation in participations]
+    rooms = []
+    for participation in participations:
+        participation.room.viewer_left_at = participation.left_at  # the session's words: left, or ended
+        rooms.append(participation.room)
+    return rooms
 
 
 def get_room_for_engineer(*, engineer: Engineer, room_id: int) -> ChatRoom:

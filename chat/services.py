@@ -4,39 +4,34 @@ Each public function validates, writes inside one transaction, and publishes its
 `publish_on_commit`, so no socket hears of a change that was rolled back. Events are small
 nudges (ids and a message's payload); receivers read anything they missed from the database.
 
-A refusal the user should read is a `ChatError` with a stable `code` and a plain message.
+A refusal the user should read is a `ChatError` (chat/errors.py) with a stable `code` and a plain message.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Exists, F, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
 from accounts.roles import who
-from deskchat.events import publish_on_commit, queue_group, room_group, user_group
+from deskchat.events import publish_async, publish_on_commit, queue_group, room_group, user_group
 from deskchat.sql import violates
 from tickets.models import Ticket
+from tickets.selectors import get_ticket_for_contact, get_ticket_for_user
 from tickets.services import add_note, add_system_note
 
 from . import selectors
 from . import sql as chat_sql
+from .errors import ChatError
 from .models import DRAFT_MAX_LENGTH, ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, RoomInvitation
 
 Waiting = ChatRequest.State.WAITING
-
-
-class ChatError(Exception):
-    """A refusal with a stable code for clients and a message for people."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # --- Routing ---------------------------------------------------------------------------------
@@ -97,6 +92,28 @@ def _check_may_chat(contact: Contact, ticket: Ticket, *, allowed: bool | None = 
         raise ChatError("not_found", "No such ticket.")
     if not (resolve_feature(contact, CHAT) if allowed is None else allowed):
         raise ChatError("not_allowed", "Chat is not enabled for your account.")
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A client's waiting request and its place in its queue (1 is next): what the dialog shows."""
+
+    request: ChatRequest
+    position: int
+
+
+def join_chat(*, contact: Contact, ticket_id: int) -> QueuedRequest:
+    """Put the contact in the queue for a chat about the ticket they name (Join Chat), and say their place.
+
+    One trip to the database thread does it all: a burst of clients pressing Join Chat queues on
+    that one thread, so the dialog is drawn from what this returns, with no read of its own.
+    """
+    try:
+        ticket = get_ticket_for_contact(contact=contact, ticket_id=ticket_id)
+    except Http404:  # never say whether another company's ticket exists
+        raise ChatError("not_found", "No such ticket.") from None
+    request = request_chat(contact=contact, ticket=ticket)
+    return QueuedRequest(request=request, position=selectors.queue_position(request))
 
 
 def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
@@ -463,6 +480,15 @@ def answer_request(*, engineer: Engineer, request_id: int) -> ChatRoom:
     _publish_queue_change(request)
     publish_on_commit(user_group(engineer.user_id), {"type": "room.opened", "room_id": room.pk})
     return room
+
+
+def invite_ticket_contact(*, engineer: Engineer, ticket_id: int) -> ChatRequest:
+    """Ask the contact of a ticket the engineer may see (named by id) to chat now."""
+    try:
+        ticket = get_ticket_for_user(user=engineer.user, ticket_id=ticket_id)
+    except Http404:
+        raise ChatError("not_found", "No such ticket.") from None
+    return invite_contact(engineer=engineer, ticket=ticket)
 
 
 @transaction.atomic
@@ -905,6 +931,45 @@ def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
 SEQ_COLUMN_MAX = 2**31 - 1  # the largest seq an integer column stores (PostgreSQL's integer)
 
 
+@dataclass(frozen=True)
+class ReadReport:
+    """How far a participant has read a room, as their socket reported it (see mark_reads)."""
+
+    room_id: int
+    user: object
+    seq: int
+    role: str
+
+
+def mark_reads(*, reports: list[ReadReport]) -> None:
+    """Record many read positions in two statements, whatever their number; publish those that moved on.
+
+    A process's sockets report a read about once a second per room each. Written one by one,
+    each report was a round trip and a commit on the one database thread, and under load the
+    reads took more of it than the messages (docs/benchmarks.md). Here one SELECT reads the
+    reported participations with their rooms' last seq, and one UPDATE moves on those that
+    read further, each to the reported seq clipped to the room's last message, as mark_read
+    does. GREATEST keeps a position from going back if another process moved it meanwhile.
+    A report of someone never in the room (or in another role) matches no row.
+    """
+    wanted = {(r.room_id, r.user.pk, r.role): r for r in reports}
+    found = ChatParticipant.objects.filter(
+        room_id__in={room_id for room_id, _, _ in wanted}, user_id__in={user_id for _, user_id, _ in wanted}
+    ).values_list("pk", "room_id", "user_id", "role", "last_read_seq", "room__last_seq")
+    moves = {}  # participation id -> (new position, report)
+    for pk, room_id, user_id, role, stored, last in found:
+        report = wanted.get((room_id, user_id, role))
+        position = min(max(0, min(int(report.seq), SEQ_COLUMN_MAX)), last) if report else 0
+        if position > stored:
+            moves[pk] = (position, report)
+    if not moves:
+        return
+    new_positions = Case(*(When(pk=pk, then=Value(position)) for pk, (position, _) in moves.items()))
+    ChatParticipant.objects.filter(pk__in=moves).update(last_read_seq=Greatest(F("last_read_seq"), new_positions))
+    for position, report in moves.values():
+        _publish_read(room_id=report.room_id, user=report.user, seq=position, role=report.role)
+
+
 def mark_read(*, room_id: int, user, seq: int, role: str) -> int:
     """Record how far a participant has read; return the stored position (it never goes back).
 
@@ -955,21 +1020,16 @@ def _publish_read(*, room_id: int, user, seq: int, role: str) -> None:
         )
 
 
-def notify_typing(*, room_id: int, user, typing: bool) -> None:
-    """Tell the room someone started or stopped typing; nothing is stored."""
-    participant = ChatParticipant.objects.filter(room_id=room_id, user=user, left_at__isnull=True).first()
-    if participant is None:
-        raise ChatError("not_participant", "You are not in this chat.")
-    publish_on_commit(
-        room_group(room_id),
-        {
-            "type": "room.typing",
-            "room_id": room_id,
-            "user_id": user.pk,
-            "name": participant.display_name,
-            "typing": bool(typing),
-        },
-    )
+async def notify_typing(*, room_id: int, user_id: int, name: str, typing: bool) -> None:
+    """Tell the room someone started or stopped typing, from the event loop: nothing is stored or read.
+
+    Call only for a room the caller knows the user is in: a socket's own rooms (it watches only
+    rooms its user is in, and stops on room.left). Typing is the frame a page sends most, about
+    twice per message, and an indicator is a hint nothing relies on: checking each one in the
+    database took half of the database thread's time under load (docs/benchmarks.md).
+    """
+    event = {"type": "room.typing", "room_id": room_id, "user_id": user_id, "name": name, "typing": bool(typing)}
+    await publish_async(room_group(room_id), event)
 
 
 # --- Engineers ------------------------------------------------------------------------------

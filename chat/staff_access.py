@@ -9,14 +9,14 @@ joins, and MessageTemplateAdmin narrows them to their own rows (chat/admin.py).
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
+from .models import MessageTemplate
+
 ENGINEERS_GROUP = "Engineers"
 TEMPLATE_PERMISSIONS = ("view", "add", "change", "delete")
 
 
 def engineers_group() -> Group:
     """Return the Engineers group, with the template permissions (made or mended as needed)."""
-    from .models import MessageTemplate
-
     group, _ = Group.objects.get_or_create(name=ENGINEERS_GROUP)
     content_type = ContentType.objects.get_for_model(MessageTemplate)
     wanted = [f"{action}_messagetemplate" for action in TEMPLATE_PERMISSIONS]

@@ -263,6 +263,8 @@ CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
 # Per connection: frames accepted but not yet handled; past this, new ones are refused on arrival.
 CHAT_FRAME_BACKLOG = env_int("CHAT_FRAME_BACKLOG", 8)
+# Per process: read positions the sockets report are written together, this often (one commit each time).
+CHAT_READ_FLUSH_SECONDS = env_float("CHAT_READ_FLUSH_SECONDS", 0.5)
 # Per user and process: open sockets (tabs); the next one is closed with 4429 (0: no cap).
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 # Per contact, across sockets and processes: new chat requests allowed in any minute (0: no limit).

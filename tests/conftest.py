@@ -75,6 +75,9 @@ def daphne_environment(**extra_env) -> dict:
     """Return the environment of a daphne process that serves this session's test database."""
     db = settings.DATABASES["default"]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "deskchat.settings", "DEBUG": "0", "DESKCHAT_ALLOW_DEV_KEY": "1"}
+    # The browser fixture allows sync ORM calls in this process; the server must not inherit that,
+    # so a query on its event loop fails a browser story as it would fail in production.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     if USING_POSTGRES:
         from urllib.parse import quote
 

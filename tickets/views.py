@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.permissions import CREATE_TICKET, contact_may
 from accounts.roles import who
+from chat.selectors import chat_context_for_ticket  # a page shows what every app it draws on reads
 
 from . import selectors, services
 from .forms import NoteForm, TicketForm, TimeEntryForm
@@ -70,8 +71,6 @@ def ticket_detail(request, ticket_id: int):
 
 def _detail_context(request, ticket, form, *, tab: str = "notes") -> dict:
     """Return the ticket page's context, on the Chat history tab only if asked and there is a chat."""
-    from chat.selectors import chat_context_for_ticket  # chat builds on tickets, not the reverse
-
     chat = chat_context_for_ticket(user=request.user, ticket=ticket, with_history=tab == "history")
     return {
         "ticket": ticket,

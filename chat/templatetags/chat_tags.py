@@ -6,6 +6,9 @@ from django import template
 from django.conf import settings
 from django.utils import timezone
 
+from chat.fragments import messages_html
+from chat.models import DRAFT_MAX_LENGTH
+
 register = template.Library()
 
 
@@ -54,8 +57,6 @@ def has_engineer(participants) -> bool:
 @register.simple_tag
 def chat_limit(name: str) -> int:
     """Return a length limit from settings, so a form's maxlength matches what the server accepts."""
-    from chat.models import DRAFT_MAX_LENGTH
-
     return {"note": settings.NOTE_MAX_LENGTH, "message": settings.CHAT_MESSAGE_MAX_LENGTH, "draft": DRAFT_MAX_LENGTH}[
         name
     ]
@@ -64,8 +65,6 @@ def chat_limit(name: str) -> int:
 @register.simple_tag
 def chat_messages(messages, viewer_id=None, history=False, labels=False):
     """Render a list of message payloads with chat.fragments.message_html, the one markup of a message."""
-    from chat.fragments import messages_html
-
     return messages_html(messages, viewer_id=viewer_id, history=history, labels=labels)
 
 

@@ -184,6 +184,14 @@
     return knownRooms()[room] || 0;
   }
 
+  function highestOthersSeq(room) {
+    var max = 0;
+    document.querySelectorAll("#room-" + room + "-messages > li[data-seq]:not(.mine)").forEach(function (li) {
+      max = Math.max(max, Number(li.dataset.seq) || 0);
+    });
+    return max;
+  }
+
   // --- Pending messages: sent (or queued) but not yet echoed by the server -------------------
 
   function renderPending() {
@@ -533,7 +541,9 @@
   function reading() {
     var room = roomId();
     var shown = {};
-    if (room && visible()) shown[room] = highestSeq(room);
+    // How far the client has read what others wrote: their own messages are never unread, and
+    // reporting each one's echo would double what a message costs the server.
+    if (room && visible()) shown[room] = highestOthersSeq(room);
     return shown;
   }
 
@@ -566,7 +576,7 @@
       evt.detail.parameters.client_msg_id = chat.track({ room: room, body: body });
       input.value = "";
       saveDraft();
-      stopTyping();
+      chat.stopTyping(room, true); // the message itself ends the notice on the other side
       scrollToNewest(); // what the client sends is always brought into view
     } else if (form.hasAttribute("data-chat-note-instead")) {
       evt.detail.parameters.body = input.value.trim();

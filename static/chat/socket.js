@@ -353,7 +353,9 @@
     state.timer = window.setTimeout(function () { self.stopTyping(room); }, TYPING_IDLE_MS);
   };
 
-  /* Say typing stopped, if it was said to start; `quietly` when the room is closed for the user. */
+  /* Say typing stopped, if it was said to start. `quietly` when the room is closed for the user, or
+     when a message is sent: its arrival ends the notice on every other screen (see swapped), so a
+     frame saying so would only double what each message costs the server. */
   ChatSocket.prototype.stopTyping = function (room, quietly) {
     var state = this.typingState[String(room)];
     if (!state || !state.sentAt) return;

@@ -53,9 +53,9 @@
     return !document.hidden && document.hasFocus();
   }
 
-  function lastSeq(room) {
+  function lastSeq(room, othersOnly) {
     var max = 0;
-    $all("#room-" + room + "-messages > li[data-seq]").forEach(function (li) {
+    $all("#room-" + room + "-messages > li[data-seq]" + (othersOnly ? ":not(.mine)" : "")).forEach(function (li) {
       max = Math.max(max, Number(li.dataset.seq) || 0);
     });
     return max;
@@ -150,7 +150,7 @@
       params.client_msg_id = chat.track({ room: params.room_id, body: body, kind: params.kind || "text" });
       $("textarea", form).value = "";
       $("[name=kind]", form).value = "text";
-      chat.stopTyping(params.room_id);
+      chat.stopTyping(params.room_id, true); // the message itself ends the notice on the other side
     } else if (params.action === "answer" || params.action === "join") {
       expectOpenAt = Date.now();
     } else if (params.action === "invite_engineer") {
@@ -522,7 +522,9 @@
   function reading() {
     var panel = activeRoom && document.getElementById("session-" + activeRoom);
     var shown = {};
-    if (panel && panel.dataset.state !== "closed" && looking()) shown[activeRoom] = lastSeq(activeRoom);
+    // How far the engineer has read what others wrote: their own messages are never unread, and
+    // reporting each one's echo would double what a message costs the server.
+    if (panel && panel.dataset.state !== "closed" && looking()) shown[activeRoom] = lastSeq(activeRoom, true);
     return shown;
   }
 

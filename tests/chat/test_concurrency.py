@@ -15,8 +15,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from chat import services
+from chat.errors import ChatError
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
-from chat.services import ChatError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,8 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import fragments, services
+from chat import services
+from chat.sockets import hud as hud_socket
 from tests.chat.wsutil import client_socket, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,18 +58,18 @@ async def test_a_queue_change_that_arrives_during_a_redraw_is_drawn_too(desk, mo
     """A request that joins while the queue is being drawn from a read that missed it is drawn next."""
     drawn = asyncio.Event()
     release = asyncio.Event()
-    original = fragments.staff_queue
+    original = hud_socket.draw_queue
     calls = []
 
-    async def slow_staff_queue(engineer, **kwargs):
-        html = await original(engineer, **kwargs)
-        calls.append(html)
+    async def slow_draw_queue(engineer, moment):
+        drawing = await original(engineer, moment)
+        calls.append(drawing)
         if len(calls) == 2:  # the first redraw after the one on connect: hold it after its read
             drawn.set()
             await release.wait()
-        return html
+        return drawing
 
-    monkeypatch.setattr(fragments, "staff_queue", slow_staff_queue)
+    monkeypatch.setattr(hud_socket, "draw_queue", slow_draw_queue)
     dana = await staff_socket(desk.dana.user)
     await dana.wait_event("queue", count=0)
     await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
@@ -183,7 +184,7 @@ async def test_one_users_sockets_in_two_time_zones_share_no_drawn_moments(desk):
     zone of the socket that started it, so sockets in another zone must not be handed it."""
     from django.utils import timezone
 
-    from chat.consumers import ClientChatConsumer
+    from chat.sockets.client import ClientSocket
     from deskchat.timefmt import format_when
 
     moment = timezone.now()
@@ -192,7 +193,7 @@ async def test_one_users_sockets_in_two_time_zones_share_no_drawn_moments(desk):
         return format_when(moment)
 
     def window(zone):
-        socket = ClientChatConsumer()
+        socket = ClientSocket()
         socket.user, socket.heard_at, socket.zone = desk.contact.user, None, zone
         return socket
 
@@ -225,7 +226,8 @@ async def test_only_supervisors_open_the_supervisor_socket(desk, f):
 
 async def test_supervisor_boards_are_live_and_share_one_read_per_change(desk, f, monkeypatch):
     """A new request and an answer reach every supervisor's board at once, one read for all of them."""
-    from chat import selectors, supervisor
+    from chat import selectors
+    from chat.sockets import supervisor
 
     monkeypatch.setattr(supervisor, "REFRESH_SECONDS", 3600)
     bosses = [await sync_to_async(f.make_engineer)(display_name=f"Boss {n}", is_supervisor=True) for n in range(3)]

@@ -541,10 +541,10 @@ def colleague_chat(desk, f):
 
 def test_a_session_names_the_contact_in_the_chat_not_the_tickets_contact(client, desk, colleague_chat):
     """Tab title, heading and the message box's label name Ken, who asked, on Carol's ticket."""
-    from chat import fragments
+    from chat import fragments, screens
 
     room = colleague_chat["room"]
-    context = fragments.session_context(room.pk, viewer=desk.dana.user)
+    context = screens.session(room.pk, viewer=desk.dana.user)
     html = fragments._render(fragments.STAFF, "session_panel", {**context, "messages": []})
     assert f'data-title="Ken Adams · #{desk.ticket.pk}"' in html
     assert "· Ken Adams, Ours Ltd</span>" in html
@@ -657,12 +657,12 @@ def test_the_supervisor_sees_whom_each_engineer_chats_with(client, desk, f, coll
 
 def test_an_engineer_asked_into_the_chat_is_told_whom_it_is_with(client, desk, colleague_chat):
     """The invitation card names Ken, who is in the chat, on the HUD page and in the live fragment."""
-    from chat import fragments
+    from chat import fragments, screens
 
     room = colleague_chat["room"]
     services.invite_engineer(room_id=room.pk, by=desk.dana, engineer=desk.sam, transfer=False)
     client.force_login(desk.sam.user)
     card = client.get(reverse("hud")).content.decode().split(f'id="room-invitation-{room.pk}"')[1].split("</p>")[0]
     assert f"You are invited to a chat with Ken Adams on ticket #{desk.ticket.pk} " in card
-    live = fragments.room_invitation.func(room.pk)  # the fragment's read, here in the test's thread
+    live = fragments.room_invitation(screens.room_invitation(engineer=desk.sam, room_id=room.pk))
     assert "with Ken Adams on ticket" in live

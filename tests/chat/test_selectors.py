@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import Engineer
 from chat import selectors, services
+from chat.errors import ChatError
 from chat.models import ChatRequest
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +90,7 @@ class TestQueueVisibility:
         outsider = f.make_engineer(display_name="Nick", queues=[f.make_queue(name="Network")])
         request = services.request_chat(contact=desk.contact, ticket=desk.ticket)
         assert list(selectors.queue_summary(engineer=outsider)["requests"]) == []
-        with pytest.raises(services.ChatError) as refused:
+        with pytest.raises(ChatError) as refused:
             selectors.get_request_for_engineer(engineer=outsider, request_id=request.pk)
         assert refused.value.code == "not_found"
 

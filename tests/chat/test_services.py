@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from accounts.models import Engineer
 from chat import selectors, services
+from chat.errors import ChatError
 from chat.models import ChatMessage, ChatParticipant, ChatQueue, ChatRequest, ChatRoom, MessageTemplate, RoomInvitation
-from chat.services import ChatError
 from tests.queries import statements_run
 from tickets.models import Ticket, TicketNote
 
@@ -891,6 +891,45 @@ class TestMessages:
         assert services.mark_read(room_id=room.pk, user=user, seq=999, role=role) == 4
         assert ChatParticipant.objects.get(room=room, user=user).last_read_seq == 4
 
+    def test_many_reads_are_two_statements_and_end_where_one_by_one_reads_would(self, desk, room):
+        """mark_reads (a process's batch) leaves every position where mark_read, report by report,
+        would: furthest kept, clipped to the last message, a stranger's and a wrong role's ignored;
+        and it costs one SELECT and one UPDATE however many reports there are."""
+        waiting = services.request_chat(contact=desk.colleague, ticket=desk.colleague_ticket)
+        other = services.answer_request(engineer=desk.dana, request_id=waiting.pk)
+        for n in range(3):
+            services.send_message(room_id=room.pk, user=desk.dana.user, body=f"m{n}")
+        client, engineer = ChatParticipant.Role.CLIENT, ChatParticipant.Role.ENGINEER
+        reports = [
+            services.ReadReport(room_id=room.pk, user=desk.contact.user, seq=3, role=client),
+            services.ReadReport(room_id=room.pk, user=desk.dana.user, seq=999, role=engineer),  # clipped to 4
+            services.ReadReport(room_id=room.pk, user=desk.sam.user, seq=2, role=engineer),  # never in the room
+            services.ReadReport(room_id=room.pk, user=desk.contact.user, seq=4, role=engineer),  # not her role
+            services.ReadReport(room_id=other.pk, user=desk.colleague.user, seq=1, role=client),
+        ]
+        with statements_run() as run:
+            services.mark_reads(reports=reports)
+        assert [sql.split()[0] for sql in run] == ["SELECT", "UPDATE"], run
+        stored = dict(ChatParticipant.objects.values_list("pk", "last_read_seq"))
+        with transaction.atomic():
+            for report in reports:
+                try:
+                    services.mark_read(room_id=report.room_id, user=report.user, seq=report.seq, role=report.role)
+                except ChatError:
+                    pass
+            expected = dict(ChatParticipant.objects.values_list("pk", "last_read_seq"))
+            transaction.set_rollback(True)
+        assert stored == expected
+        assert ChatParticipant.objects.get(room=room, user=desk.contact.user).last_read_seq == 3
+        assert ChatParticipant.objects.get(room=room, user=desk.dana.user).last_read_seq == 4
+        # Reports not ahead change nothing, and a later batch never moves a position back.
+        with statements_run() as stale:
+            services.mark_reads(
+                reports=[services.ReadReport(room_id=room.pk, user=desk.contact.user, seq=1, role=client)]
+            )
+        assert [sql.split()[0] for sql in stale] == ["SELECT"], stale
+        assert ChatParticipant.objects.get(room=room, user=desk.contact.user).last_read_seq == 3
+
     def test_a_read_is_one_statement_and_a_stale_one_writes_nothing(self, desk, room):
         """The common path of mark_read is one UPDATE (no transaction around it); a read that is
         not ahead is that UPDATE changing nothing and one SELECT, and stores nothing."""
@@ -922,12 +961,11 @@ class TestMessages:
         ]
         assert ChatParticipant.objects.get(room=room, user=dana).last_read_seq == 2
 
-    def test_only_participants_mark_read_or_type(self, desk, room):
-        """A stranger's read position and typing are refused."""
-        with pytest.raises(ChatError):
-            services.mark_read(room_id=room.pk, user=desk.sam.user, seq=1, role=ChatParticipant.Role.ENGINEER)
+    def test_only_participants_mark_read(self, desk, room):
+        """A stranger's read position is refused (a stranger's typing is refused by the socket, which
+        knows its rooms: tests/chat/test_consumers.py and tests/security/test_ws_authz.py)."""
         with pytest.raises(ChatError) as refused:
-            services.notify_typing(room_id=room.pk, user=desk.sam.user, typing=True)
+            services.mark_read(room_id=room.pk, user=desk.sam.user, seq=1, role=ChatParticipant.Role.ENGINEER)
         assert refused.value.code == "not_participant"
 
 

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import services
+from chat.errors import ChatError
 from chat.models import ChatMessage, ChatRequest
 from tests.chat.wsutil import client_socket, staff_socket
 
@@ -50,7 +51,7 @@ def test_request_cancel_cycles_are_limited_per_contact(world, settings):
     for _ in range(3):
         request = services.request_chat(contact=carl, ticket=ticket)
         services.cancel_request(contact=carl, request_id=request.pk)
-    with pytest.raises(services.ChatError) as refused:
+    with pytest.raises(ChatError) as refused:
         services.request_chat(contact=carl, ticket=ticket)
     assert refused.value.code == "rate_limited"
     assert "wait a minute" in refused.value.message

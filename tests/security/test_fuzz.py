@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from chat.consumers import ClientChatConsumer, StaffChatConsumer
 from chat.models import ChatMessage, ChatRequest, ChatRoom
+from chat.sockets.client import ClientSocket
+from chat.sockets.hud import HudSocket
 from tests.chat.wsutil import client_socket, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,11 +245,11 @@ def _fuzz(world, loop_thread, opener, user, actions):
 
 def test_fuzz_the_client_consumer(world, loop_thread, unthrottled):
     """3,000 generated frames on Carol's socket: no crash, no server_error, constraints hold."""
-    actions = sorted(ClientChatConsumer.actions(ClientChatConsumer()))
+    actions = sorted(ClientSocket.actions(ClientSocket()))
     _fuzz(world, loop_thread, client_socket, world["carol"].user, actions)
 
 
 def test_fuzz_the_hud_consumer(world, loop_thread, unthrottled):
     """3,000 generated frames on Dana's HUD socket: no crash, no server_error, constraints hold."""
-    actions = sorted(StaffChatConsumer.actions(StaffChatConsumer()))
+    actions = sorted(HudSocket.actions(HudSocket()))
     _fuzz(world, loop_thread, staff_socket, world["dana"].user, actions)

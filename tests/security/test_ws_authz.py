@@ -11,8 +11,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.consumers import ClientChatConsumer, StaffChatConsumer
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom, RoomInvitation
+from chat.sockets.client import ClientSocket
+from chat.sockets.hud import HudSocket
 from tests.chat.wsutil import client_socket, connect, staff_socket
 
 from .conftest import SECRET_BODY, SECRET_SUMMARY
@@ -37,7 +38,7 @@ CLIENT_ATTACKS = {
         "ken": (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}),
     },
     "note": {r: (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, {"not_waiting"}) for r in ("mallory", "ken")},
-    # A refused draft is dropped unanswered (chat.consumers.write_drafts): SILENT, and nothing changes.
+    # A refused draft is dropped unanswered (chat.sockets.client.ClientSocket.write_drafts): SILENT, and nothing changes.
     "draft": {r: (lambda w: {"request_id": w["waiting"].pk, "body": "x"}, SILENT) for r in ("mallory", "ken")},
     "accept_invitation": {
         "mallory": (lambda w: {"request_id": w["invitation"].pk}, {"not_found"}),
@@ -82,8 +83,8 @@ def _actions(consumer_class) -> set:
 
 def test_every_action_has_rows():
     """Each consumer action is attacked below, or acts only on the sender's own state."""
-    assert _actions(ClientChatConsumer) - UNTARGETED == set(CLIENT_ATTACKS)
-    assert _actions(StaffChatConsumer) - UNTARGETED == set(STAFF_ATTACKS)
+    assert _actions(ClientSocket) - UNTARGETED == set(CLIENT_ATTACKS)
+    assert _actions(HudSocket) - UNTARGETED == set(STAFF_ATTACKS)
 
 
 @sync_to_async
