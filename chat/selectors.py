@@ -249,6 +249,10 @@ def active_room_for_contact(*, contact: Contact) -> ChatRoom | None:
     )
 
 
+# What the client's dialog shows of a waiting request (templates/chat/ws.html, partial status).
+WAITING_DIALOG_RELATIONS = ("ticket", "queue", "contact__user", "left_by")
+
+
 def request_standing(*, contact: Contact, since) -> dict:
     """Return what a new chat request must check of the contact, in one hand-written query (chat.sql.STANDING).
 
@@ -264,7 +268,10 @@ def request_standing(*, contact: Contact, since) -> dict:
         "in_active_room": standing.in_active_room,
         "recent_requests": standing.recent_requests,
         # Only a second tab or a retry finds one waiting: read it whole then, unless it has just left the queue.
-        "waiting": ChatRequest.objects.select_related("ticket", "queue").filter(pk=waiting_id, state=Waiting).first()
+        # With everything the dialog shows: Join Chat draws it on the event loop, where nothing may query.
+        "waiting": ChatRequest.objects.select_related(*WAITING_DIALOG_RELATIONS)
+        .filter(pk=waiting_id, state=Waiting)
+        .first()
         if waiting_id
         else None,
     }

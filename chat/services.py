@@ -130,7 +130,11 @@ def request_chat(*, contact: Contact, ticket: Ticket) -> ChatRequest:
     except IntegrityError as error:  # a second tab asked at the same moment; its request has committed
         if not _waits_already(error, contact, ChatRequest.Kind.CLIENT):
             raise
-        waiting = ChatRequest.objects.filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting).first()
+        waiting = (
+            ChatRequest.objects.select_related(*selectors.WAITING_DIALOG_RELATIONS)
+            .filter(contact=contact, kind=ChatRequest.Kind.CLIENT, state=Waiting)
+            .first()
+        )
         if waiting and waiting.ticket_id == ticket.pk:
             return waiting
         raise ChatError("already_waiting", "You are already waiting for a chat.") from None

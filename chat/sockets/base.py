@@ -125,6 +125,8 @@ class Socket(AsyncWebsocketConsumer):
                 self.heard_at = heard_at
                 try:
                     await handler(item)
+                except ChatError as refusal:  # the thing is no longer this user's to see: nothing to draw
+                    logger.debug("chat event %r not drawn: %s", item.get("type"), refusal.code)
                 except Exception:  # noqa: BLE001 - one failed redraw must not stop the socket
                     logger.exception("chat event %r failed", item.get("type"))
 

@@ -14,8 +14,8 @@ change reached it: the first such socket starts one, and every other waits for t
   sockets of one contact, every event for them was 500 trips to the database thread), sharing
   each read an event for that user causes; the first of several waits a moment before reading,
   so that the others' copies of the same event arrive first;
-- `ReadBatch`: the read positions the process's sockets reported, written together in one
-  transaction every CHAT_READ_FLUSH_SECONDS rather than one commit each.
+- `ReadBatch`: the read positions the process's sockets reported, written together every
+  CHAT_READ_FLUSH_SECONDS (two statements, one commit) rather than one commit each.
 """
 
 import asyncio

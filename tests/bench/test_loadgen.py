@@ -91,14 +91,15 @@ async def test_a_closed_room_is_neither_reported_read_nor_typed_in(quick):
     assert actions(client) == []
 
 
-async def test_typing_goes_at_most_every_three_seconds_and_stops_before_the_message():
+async def test_typing_goes_at_most_every_three_seconds_and_the_message_itself_ends_it():
+    """As socket.js: typing: true once for a message written within 3 s, and no typing: false on
+    sending (the message's arrival ends the notice on the other side)."""
     client = tab()
     await client.write(7)
     await client.write(7)
     await client.post(7, "hello", "m-1")
     assert client.ws.sent == [
         {"action": "typing", "room_id": 7, "typing": True},
-        {"action": "typing", "room_id": 7, "typing": False},
         {"action": "send", "room_id": 7, "body": "hello", "client_msg_id": "m-1"},
     ]
 

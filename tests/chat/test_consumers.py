@@ -235,6 +235,23 @@ async def test_join_chat_leaves_a_pending_invitation_on_screen(desk, f):
     await close_all(client)
 
 
+async def test_join_chat_again_from_another_tab_shows_the_request_already_waiting(desk):
+    """A second Join Chat on the same ticket (another tab, a retry) is answered with the request
+    already waiting, its dialog drawn from what the service read: no error, no second request."""
+    first, second = await client_socket(desk.contact.user), await client_socket(desk.contact.user)
+    await first.send(action="request_chat", ticket_id=desk.ticket.pk)
+    waiting = await first.wait_event("client_state", state="waiting")
+    mark = len(second.received)
+    await second.send(action="request_chat", ticket_id=desk.ticket.pk)
+    again = await second.wait_event("client_state", state="waiting", since=mark)
+    assert again.attrs["data-request-id"] == waiting.attrs["data-request-id"]
+    assert "Carol" in again.text or desk.ticket.summary in again.text
+    await second.drain()
+    assert not [e for e in second.received[mark:] if e.attrs.get("data-event") == "error"]
+    assert await sync_to_async(ChatRequest.objects.filter(contact=desk.contact).count)() == 1
+    await close_all(first, second)
+
+
 def join_chat_statements(desk, ticket) -> tuple[str, list[str]]:
     """Make a Join Chat's trip to the database thread as the client socket does; return the dialog and the SQL."""
     from django.db import connection
@@ -842,23 +859,28 @@ async def test_the_read_position_arrives_live_and_is_stored(desk):
 
 
 def watch_reads(monkeypatch) -> tuple[list[int], list[int]]:
-    """Record the rows each mark_read writes, and the seq of each `room.read` event published."""
+    """Record the rows each write of read positions (a process's batch, or one mark_read) writes,
+    and the seq of each `room.read` event published."""
     written, published = [], []
-    mark_read, publish_async = services.mark_read, events.publish_async
+    mark_read, mark_reads, publish_async = services.mark_read, services.mark_reads, events.publish_async
 
-    def counted(**kwargs):
-        with rows_written() as rows:
-            try:
-                return mark_read(**kwargs)
-            finally:
-                written.append(sum(rows))
+    def counting(write):
+        def counted(**kwargs):
+            with rows_written() as rows:
+                try:
+                    return write(**kwargs)
+                finally:
+                    written.append(sum(rows))
+
+        return counted
 
     async def spied(group, event):
         if event["type"] == "room.read":
             published.append(event["seq"])
         await publish_async(group, event)
 
-    monkeypatch.setattr(services, "mark_read", counted)
+    monkeypatch.setattr(services, "mark_read", counting(mark_read))
+    monkeypatch.setattr(services, "mark_reads", counting(mark_reads))
     monkeypatch.setattr(events, "publish_async", spied)
     return written, published
 
