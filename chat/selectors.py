@@ -317,16 +317,19 @@ def rooms_for_socket(*, user) -> list[int]:
     return list(_present_in_active_rooms(user=user).values_list("room_id", flat=True))
 
 
+def _room_or_refuse(refusal: ChatError, **where) -> ChatRoom:
+    """Return the room `where` finds, with what its panels and cards name; raise `refusal` if none."""
+    room = ChatRoom.objects.filter(**where).select_related("ticket__company", "request__contact__user").first()
+    if room is None:
+        raise refusal
+    return room
+
+
 def get_room_for_participant(*, user, room_id: int) -> ChatRoom:
     """Return a room the user is (or was) a participant of; refuse anyone else."""
-    room = (
-        ChatRoom.objects.filter(pk=room_id, participants__user=user)
-        .select_related("ticket__company", "request__contact__user")
-        .first()
+    return _room_or_refuse(
+        ChatError("not_participant", "You are not in this chat."), pk=room_id, participants__user=user
     )
-    if room is None:
-        raise ChatError("not_participant", "You are not in this chat.")
-    return room
 
 
 def left_at(*, room: ChatRoom, user):
@@ -524,14 +527,7 @@ def pending_room_invitations(*, engineer: Engineer) -> QuerySet:
 
 def get_room_for_invitee(*, engineer: Engineer, room_id: int) -> ChatRoom:
     """Return a room this engineer was invited into, with what its invitation card names; refuse anyone else."""
-    room = (
-        ChatRoom.objects.filter(pk=room_id, invitations__engineer=engineer)
-        .select_related("ticket__company", "request__contact__user")
-        .first()
-    )
-    if room is None:
-        raise ChatError("not_found", "No such invitation.")
-    return room
+    return _room_or_refuse(ChatError("not_found", "No such invitation."), pk=room_id, invitations__engineer=engineer)
 
 
 def get_sent_invitation(*, engineer: Engineer, request_id: int) -> ChatRequest:

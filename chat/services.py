@@ -3,6 +3,8 @@
 Each public function validates, writes inside one transaction, and publishes its events with
 `publish_on_commit`, so no socket hears of a change that was rolled back. Events are small
 nudges (ids and a message's payload); receivers read anything they missed from the database.
+Two hot paths are lighter: `notify_typing` stores nothing and publishes from the event loop,
+and read positions (`mark_read`, `mark_reads`) are single statements that need no transaction.
 
 A refusal the user should read is a `ChatError` (chat/errors.py) with a stable `code` and a plain message.
 """
