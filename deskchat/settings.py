@@ -138,6 +138,11 @@ def sqlite_database(path: Path) -> dict:
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
+        # Kept open: Channels closes old connections around every database call, and opening a
+        # SQLite file (and running the PRAGMAs above) each time took most of the embedded
+        # server's database thread (docs/benchmarks.md). A broken one is replaced (health checks).
+        "CONN_MAX_AGE": None,
+        "CONN_HEALTH_CHECKS": True,
         # A file, not memory, so a test server in another process sees the test database.
         "TEST": {"NAME": str(path.with_name(f"test-deskchat{TEST_DB_SUFFIX}.sqlite3"))},
     }
