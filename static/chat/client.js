@@ -1,7 +1,7 @@
 /* DeskChat: the client's chat dock (templates/chat/_dock.html).
 
    htmx's ws extension connects the socket and swaps in every fragment the server sends;
-   static/chat/socket.js speaks the protocol (chat/consumers.py), as it does for the HUD: sync,
+   static/chat/socket.js speaks the protocol (chat/sockets/), as it does for the HUD: sync,
    resend with the same client_msg_id, retry, reconnect, typing, read positions. This file draws
    what the client sees between fragments and tells socket.js what the page shows:
    - what `sync` names (the highest seq per room) and which room is being read (the dialog open on
@@ -27,7 +27,7 @@
   var NEAR_BOTTOM_PX = 24;
   var MIN_COOKIE = "deskchat_dock_min";
   var DISMISSED_COOKIE = "deskchat_dock_dismissed";
-  // Said on close code 4429, CHAT_MAX_SOCKETS_PER_USER (chat.consumers.CLOSE_TOO_MANY_SOCKETS).
+  // Said on close code 4429, CHAT_MAX_SOCKETS_PER_USER (chat.sockets.shared.CLOSE_TOO_MANY_SOCKETS).
   var TOO_MANY_SOCKETS_TEXT = "Too many DeskChat windows are open: close one, and this one reconnects.";
   var DRAFT_EVERY_MS = 1000; // the question typed while waiting goes to the engineers' queue at most this often
   var DRAFT_MAX = 500; // chat.models.DRAFT_MAX_LENGTH

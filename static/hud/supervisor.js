@@ -1,6 +1,6 @@
 /*
  * The supervisor view (templates/hud/supervisor.html): the board arrives over its socket
- * (chat/supervisor.py) each time it changes; between two boards, the longest waits tick on here,
+ * (chat/sockets/supervisor.py) each time it changes; between two boards, the longest waits tick on here,
  * from the seconds the server counted (so the browser's clock does not matter), as the HUD's
  * queue does. Waits read m:ss, the HUD's clock.
  */
