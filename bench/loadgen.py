@@ -84,7 +84,7 @@ class Profile:
     )
     drafts: bool  # the client's question, sent as `draft` while it waits
     keepalive: bool  # portal tabs ping every 30 s (the HUD sends no ping)
-    retries: bool  # a send refused as unavailable or rate_limited goes again later, with the same id
+    retries: bool  # a send refused as unavailable, rate_limited or busy goes again later, with the same id
     idle_sync: bool  # an idle tab sends its sync too, as every page does when its socket opens
 
 
@@ -97,8 +97,9 @@ TYPING_EVERY_S = 3.0  # typing: true again at most this often while a message is
 READ_EVERY_S = 1.0  # one read report per room and socket at most this often
 PING_EVERY_S = 30.0  # client.js's keepalive
 DRAFT_AFTER_S = 1.0  # client.js sends what is typed while waiting this long after the last keystroke
-RETRY_FIRST_S, RETRY_MAX_S = 2.0, 15.0  # a refused "not now" send: 2 s, 4 s, 8 s, then every 15 s
-RETRYABLE = {"unavailable", "rate_limited"}
+RETRY_FIRST_S, RETRY_MAX_S = 2.0, 15.0  # a refused "not now" send: about 2 s, 4 s, 8 s, then every 15 s
+RETRY_JITTER = 0.25  # each wait is that ±25%, so refused tabs do not all come back at once
+RETRYABLE = {"unavailable", "rate_limited", "busy"}
 # The generator's own model of a person: how long before a message they start typing it.
 WRITING_S = 1.5
 
@@ -407,7 +408,7 @@ class Tab:
         if self.profile.retries and code in RETRYABLE:
             delay = min(self.retry_delay.get(client_msg_id, RETRY_FIRST_S / 2) * 2, RETRY_MAX_S)
             self.retry_delay[client_msg_id] = delay
-            self.later(delay, self._resend, client_msg_id)
+            self.later(delay * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER), self._resend, client_msg_id)
         else:
             self.pending.pop(client_msg_id)  # the page puts the text back in the box
 

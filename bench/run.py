@@ -203,19 +203,21 @@ class Bench:
         a = self.args
         out = self.results.setdefault("s1", {"sessions": a.sessions, "interval_s": a.interval})
         runs = [
-            ("DeskChat embedded, 1 process", "embedded", 1),
-            ("DeskChat PG+Redis, 1 process", "pg", 1),
-            ("DeskChat PG+Redis, 2 processes", "pg", 2),
+            ("DeskChat embedded, 1 process", "embedded1", "embedded", 1, {}),
+            ("DeskChat PG+Redis, 1 process", "pg1", "pg", 1, {}),
+            ("DeskChat PG+Redis, 2 processes", "pg2", "pg", 2, {}),
+            # The A/B of deskchat/adb.py: every send back in the one database thread.
+            ("DeskChat PG+Redis, 1 process, sends in the DB thread", "pg1thread", "pg", 1, {"DB_ASYNC_POOL_MAX": 0}),
         ]
         wanted = set(a.s1_runs.split(","))
-        for name, backend, count in runs:
-            if f"{backend}{count}" not in wanted:
+        for name, key, backend, count, extra in runs:
+            if key not in wanted:
                 continue
-            env = self.deskchat_env(backend)
+            env = self.deskchat_env(backend, **extra)
             seeded = self.seed(env, tag=f"s1{backend}{count}", chats=a.sessions, per_engineer=a.per_engineer)
-            servers = self.start([daphne(f"s1-{backend}{count}-{i}", env) for i in range(count)])
+            servers = self.start([daphne(f"s1-{key}-{i}", env) for i in range(count)])
             log(f"s1: {name}: {a.sessions} sessions, every {a.interval}s for {a.duration}s")
-            spy = self.profile(servers[0], f"s1-{backend}{count}", a.duration) if backend == "pg" else None
+            spy = self.profile(servers[0], f"s1-{key}", a.duration) if backend == "pg" else None
             result = asyncio.run(
                 loadgen.steady(
                     self.deskchat_plan(seeded, servers),

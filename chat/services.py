@@ -12,6 +12,7 @@ A refusal the user should read is a `ChatError` (chat/errors.py) with a stable `
 from dataclasses import dataclass
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, Value, When
@@ -22,7 +23,8 @@ from django.utils import timezone
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, resolve_feature
 from accounts.roles import who
-from deskchat.events import publish_async, publish_on_commit, queue_group, room_group, user_group
+from deskchat import adb
+from deskchat.events import call_service, publish_async, publish_on_commit, queue_group, room_group, user_group
 from deskchat.sql import violates
 from tickets.models import Ticket
 from tickets.selectors import get_ticket_for_contact, get_ticket_for_user
@@ -798,26 +800,71 @@ def send_message(
     so the unique constraint on (room, author, client_msg_id) detects one, rather than a query
     on every send: the refused insert rolls back with its sequence number.
     """
-    body = _clean_body(body)
-    client_msg_id = str(client_msg_id or "")[:64]
-    if kind not in (ChatMessage.Kind.TEXT, ChatMessage.Kind.GREETING, ChatMessage.Kind.FAREWELL):
-        raise ChatError("bad_frame", "Unknown message kind.")
-    if kind != ChatMessage.Kind.TEXT and not who(user).is_engineer:
-        raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
+    body, client_msg_id = _checked_message(user, body=body, client_msg_id=client_msg_id, kind=kind)
     store = _store_in_one_statement if chat_sql.STORE_MESSAGE.supported() else _store_with_orm
     try:
         message = store(room_id=room_id, user=user, kind=kind, body=body, client_msg_id=client_msg_id)
     except IntegrityError as error:
-        if not violates(
-            error, ChatMessage, "unique_client_msg_id", room_id=room_id, author=user, client_msg_id=client_msg_id
-        ):
-            raise
-        existing = ChatMessage.objects.filter(room_id=room_id, author=user, client_msg_id=client_msg_id).first()
-        if existing is None:  # the stored one went with its room meanwhile
-            raise
-        return existing, False
+        return _retried_message(error, room_id=room_id, user=user, client_msg_id=client_msg_id), False
     _publish_message(message)
     return message, True
+
+
+async def send_message_async(
+    *, room_id: int, user, body: str, client_msg_id: str = "", kind: str = ChatMessage.Kind.TEXT
+) -> tuple[ChatMessage, bool]:
+    """Do what send_message does, from the event loop: the sockets' path for every message.
+
+    On PostgreSQL the message is stored on one of the event loop's own connections
+    (deskchat.adb), beside other messages' commits rather than behind them in the database
+    thread, and published once that statement has committed. Elsewhere (SQLite, or
+    DB_ASYNC_POOL_MAX=0) send_message runs in the database thread. The rare refusals read the
+    database there too.
+    """
+    fields = {"room_id": room_id, "user": user, "body": body, "client_msg_id": client_msg_id, "kind": kind}
+    if not adb.available():
+        return await call_service(send_message, **fields)
+    body, client_msg_id = _checked_message(user, body=body, client_msg_id=client_msg_id, kind=kind)
+    created = timezone.now()
+    try:
+        stored = await chat_sql.store_message_async(
+            room_id=room_id, author_id=user.pk, kind=kind, body=body, client_msg_id=client_msg_id, created=created
+        )
+    except chat_sql.NotParticipant:
+        raise ChatError("not_participant", "You are not in this chat.") from None
+    except IntegrityError as error:
+        retried = await database_sync_to_async(_retried_message)(
+            error, room_id=room_id, user=user, client_msg_id=client_msg_id
+        )
+        return retried, False
+    if stored is None:
+        await database_sync_to_async(_refuse_inactive_room)(room_id)
+    message = _stored(
+        stored, room_id=room_id, user=user, kind=kind, body=body, client_msg_id=client_msg_id, created=created
+    )
+    await publish_async(room_group(room_id), _message_event(message))
+    return message, True
+
+
+def _checked_message(user, *, body: str, client_msg_id: str, kind: str) -> tuple[str, str]:
+    """Return the message's cleaned body and client_msg_id; refuse a kind this user may not send."""
+    if kind not in (ChatMessage.Kind.TEXT, ChatMessage.Kind.GREETING, ChatMessage.Kind.FAREWELL):
+        raise ChatError("bad_frame", "Unknown message kind.")
+    if kind != ChatMessage.Kind.TEXT and not who(user).is_engineer:
+        raise ChatError("not_allowed", "Only engineers send greetings and farewells.")
+    return _clean_body(body), str(client_msg_id or "")[:64]
+
+
+def _retried_message(error: IntegrityError, *, room_id: int, user, client_msg_id: str) -> ChatMessage:
+    """Return the message a retried send stored the first time; re-raise any other refusal."""
+    if not violates(
+        error, ChatMessage, "unique_client_msg_id", room_id=room_id, author=user, client_msg_id=client_msg_id
+    ):
+        raise error
+    existing = ChatMessage.objects.filter(room_id=room_id, author=user, client_msg_id=client_msg_id).first()
+    if existing is None:  # the stored one went with its room meanwhile
+        raise error
+    return existing
 
 
 def _store_with_orm(*, room_id: int, user, kind: str, body: str, client_msg_id: str) -> ChatMessage:
@@ -855,6 +902,13 @@ def _store_in_one_statement(*, room_id: int, user, kind: str, body: str, client_
         raise ChatError("not_participant", "You are not in this chat.") from None
     if stored is None:
         _refuse_inactive_room(room_id)
+    return _stored(
+        stored, room_id=room_id, user=user, kind=kind, body=body, client_msg_id=client_msg_id, created=created
+    )
+
+
+def _stored(stored: chat_sql.StoredMessage, *, room_id: int, user, kind, body, client_msg_id, created) -> ChatMessage:
+    """Build the message chat_send_message stored, without reading it back."""
     message = ChatMessage.from_db(
         connection.alias,
         STORED_MESSAGE_FIELDS,
@@ -913,10 +967,11 @@ def _store_message(room_id: int, seq: int, **fields) -> ChatMessage:
 
 def _publish_message(message: ChatMessage) -> None:
     """Send the message itself to its room after commit (receivers fill any gap from the database)."""
-    publish_on_commit(
-        room_group(message.room_id),
-        {"type": "chat.message", "room_id": message.room_id, "message": selectors.message_payload(message)},
-    )
+    publish_on_commit(room_group(message.room_id), _message_event(message))
+
+
+def _message_event(message: ChatMessage) -> dict:
+    return {"type": "chat.message", "room_id": message.room_id, "message": selectors.message_payload(message)}
 
 
 def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:

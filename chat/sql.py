@@ -5,7 +5,7 @@ more to compile than the database takes to run it on a hot path (docs/benchmarks
 twin test against a plain ORM reference: tests/chat/test_sql.py.
 """
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import NamedTuple
 
@@ -152,7 +152,26 @@ def store_message(
     from aborting it.
     """
     scope = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    params = {
+    params = _store_params(room_id, author_id, kind, body, client_msg_id, created)
+    with _not_participant_refusal(), scope:
+        return STORE_MESSAGE.fetch_one(params)
+
+
+async def store_message_async(
+    *, room_id: int, author_id: int, kind: str, body: str, client_msg_id: str, created: datetime
+) -> StoredMessage | None:
+    """Do what store_message does, on one of the event loop's own connections (deskchat.adb).
+
+    One round trip and one commit, in flight beside other messages' commits instead of queued
+    behind them in the database thread.
+    """
+    params = _store_params(room_id, author_id, kind, body, client_msg_id, created)
+    with _not_participant_refusal():
+        return await STORE_MESSAGE.fetch_one_async(params)
+
+
+def _store_params(room_id, author_id, kind, body, client_msg_id, created) -> dict:
+    return {
         "room": room_id,
         "author": author_id,
         "kind": kind,
@@ -160,9 +179,13 @@ def store_message(
         "client_msg_id": client_msg_id,
         "created": created,
     }
+
+
+@contextmanager
+def _not_participant_refusal():
+    """Raise NotParticipant for the function's own refusal; let every other error through as it is."""
     try:
-        with scope:
-            return STORE_MESSAGE.fetch_one(params)
+        yield
     except DatabaseError as error:
         if raised(error, NOT_PARTICIPANT):
             raise NotParticipant from None

@@ -173,6 +173,9 @@ def database_from_url(url: str) -> dict:
     return database
 
 
+# Each process's own async connections for the one-statement hot paths on PostgreSQL (deskchat/adb.py).
+DB_ASYNC_POOL_MAX = env_int("DB_ASYNC_POOL_MAX", 8)
+
 DATABASES = {"default": database_from_url(DATABASE_URL) if DATABASE_URL else sqlite_database(SQLITE_PATH)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -268,6 +271,8 @@ CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
 # Per connection: frames accepted but not yet handled; past this, new ones are refused on arrival.
 CHAT_FRAME_BACKLOG = env_int("CHAT_FRAME_BACKLOG", 8)
+# Per process: past this many accepted frames not yet finished, sends are refused as `busy`.
+CHAT_PROCESS_BACKLOG = env_int("CHAT_PROCESS_BACKLOG", 200)
 # Per process: read positions the sockets report are written together, this often (one commit each time).
 CHAT_READ_FLUSH_SECONDS = env_float("CHAT_READ_FLUSH_SECONDS", 0.5)
 # Per user and process: open sockets (tabs); the next one is closed with 4429 (0: no cap).

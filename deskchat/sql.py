@@ -21,6 +21,8 @@ from types import NoneType
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
 
+from . import adb
+
 UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a unique constraint or index
 CHECK_VIOLATION = "23514"
 # sqlite3's names (Python 3.11+: sqlite_errorname) for the same two refusals.
@@ -78,6 +80,17 @@ class Statement:
         with connections[using].cursor() as cursor:
             cursor.execute(self.sql(using), params)
             row = cursor.fetchone()
+            return None if row is None else named(self.result, [column[0] for column in cursor.description], row)
+
+    async def fetch_one_async(self, params: Mapping, *, using: str = DEFAULT_DB_ALIAS):
+        """Run the statement on one of the event loop's connections (deskchat.adb), in autocommit.
+
+        Return its first row as the named result, or None without one. Errors are Django's, as
+        from fetch_one.
+        """
+        async with adb.connection(using) as conn:
+            cursor = await conn.execute(self.sql(using), params)
+            row = await cursor.fetchone()
             return None if row is None else named(self.result, [column[0] for column in cursor.description], row)
 
     def fetch_all(self, params: Mapping, *, using: str = DEFAULT_DB_ALIAS) -> list:

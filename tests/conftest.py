@@ -52,6 +52,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
+async def _close_async_connections():
+    """Close the test's event loop's own database connections (deskchat.adb) before the loop ends."""
+    yield
+    from deskchat import adb
+
+    await adb.close()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

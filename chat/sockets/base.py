@@ -23,7 +23,7 @@ from deskchat.timefmt import activate_viewer_time_zone
 from .. import fragments
 from ..errors import ChatError
 from . import frames
-from .shared import admit, user_sockets
+from .shared import admit, process_backlog, user_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class Socket(AsyncWebsocketConsumer):
     # Frames that cost nothing to store (or, as drafts, are coalesced before they are stored) are
     # throttled separately and dropped silently.
     LIGHT_ACTIONS = frozenset({"typing", "read", "sync", "ping", "draft"})
+    # Frames refused as `busy` while the process's backlog is full: the browser sends them again
+    # later with the same client_msg_id. Other frames are a person's rare clicks, and still queue.
+    SHED_WHEN_BUSY = frozenset({"send"})
     # Group events this kind of socket hears (its groups get them) and has nothing to do with.
     IGNORED_EVENTS: frozenset[str] = frozenset()
 
@@ -120,7 +123,11 @@ class Socket(AsyncWebsocketConsumer):
             if isinstance(item, tuple):  # a frame: (action, payload)
                 self.frames_waiting -= 1
                 self.heard_at = None
-                await self.handle_frame(handler, *item)
+                try:
+                    await self.handle_frame(handler, *item)
+                finally:
+                    if item[0] not in self.LIGHT_ACTIONS:
+                        process_backlog().waiting -= 1
             elif not self.closed:
                 self.heard_at = heard_at
                 try:
@@ -175,10 +182,12 @@ class Socket(AsyncWebsocketConsumer):
         await self.take_frame(text_data, bytes_data)
 
     async def take_frame(self, text_data, bytes_data):
-        """Refuse or drop a frame at once if it is junk, over the rate limit or over the backlog; else queue it.
+        """Refuse or drop a frame at once if it is junk, over the rate limit or over a backlog; else queue it.
 
         Nothing here waits for the database, so a flood is checked as fast as it arrives, not when
-        the frames before it are done.
+        the frames before it are done. The socket's backlog (CHAT_FRAME_BACKLOG) stops one sender;
+        the process's (CHAT_PROCESS_BACKLOG) sheds sends when everyone together sends more than
+        the process can store.
         """
         try:
             payload = frames.parse(text_data, bytes_data)
@@ -198,6 +207,14 @@ class Socket(AsyncWebsocketConsumer):
         if getattr(self, "worker", None) is None:
             await self.handle_frame(handler, action, payload)
             return
+        if action not in self.LIGHT_ACTIONS:
+            backlog = process_backlog()
+            if action in self.SHED_WHEN_BUSY and backlog.full():
+                await self.send_error(
+                    "busy", "Chat is busy right now. Your message will be sent again in a moment.", payload
+                )
+                return
+            backlog.waiting += 1
         self.frames_waiting += 1
         self.backlog.put_nowait((None, handler, (action, payload)))
 

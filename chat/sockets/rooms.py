@@ -74,8 +74,7 @@ class RoomSocket(Socket):
 
     async def do_send(self, payload):
         room_id = self.require_room(as_int(payload, "room_id"))
-        message, created = await call_service(
-            services.send_message,
+        message, created = await services.send_message_async(
             room_id=room_id,
             user=self.user,
             body=payload.get("body"),

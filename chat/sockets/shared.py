@@ -14,6 +14,9 @@ change reached it: the first such socket starts one, and every other waits for t
   sockets of one contact, every event for them was 500 trips to the database thread), sharing
   each read an event for that user causes; the first of several waits a moment before reading,
   so that the others' copies of the same event arrive first;
+- `ProcessBacklog`: the frames this process's sockets accepted and have not finished; past
+  CHAT_PROCESS_BACKLOG of them, a send is refused as `busy` (the browser sends it again later
+  with the same client_msg_id), so an overload sheds load instead of queueing without bound;
 - `ReadBatch`: the read positions the process's sockets reported, written together every
   CHAT_READ_FLUSH_SECONDS (two statements, one commit) rather than one commit each.
 """
@@ -29,22 +32,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from deskchat.events import call_service
+from deskchat.loops import for_this_loop
 
 from .. import presence, selectors, services
 
 logger = logging.getLogger(__name__)
-
-_per_loop: dict[tuple[asyncio.AbstractEventLoop, Hashable], object] = {}
-
-
-def for_this_loop(key: Hashable, make: Callable[[], object]):
-    """Return this event loop's object under `key`, made on first use (one per daphne process; one per test's loop)."""
-    loop = asyncio.get_running_loop()
-    if (loop, key) not in _per_loop:
-        for old in [k for k in _per_loop if k[0].is_closed()]:
-            del _per_loop[old]
-        _per_loop[(loop, key)] = make()
-    return _per_loop[(loop, key)]
 
 
 class LatestRead:
@@ -220,3 +212,18 @@ class ReadBatch:
 def read_batch() -> ReadBatch:
     """Return this event loop's batch of read positions."""
     return for_this_loop("reads", ReadBatch)
+
+
+class ProcessBacklog:
+    """The frames (other than the light ones) this process's sockets accepted and have not finished."""
+
+    def __init__(self):
+        self.waiting = 0
+
+    def full(self) -> bool:
+        return self.waiting >= settings.CHAT_PROCESS_BACKLOG
+
+
+def process_backlog() -> ProcessBacklog:
+    """Return this process's backlog of frames."""
+    return for_this_loop("backlog", ProcessBacklog)

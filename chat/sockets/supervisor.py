@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from accounts.roles import who
 from deskchat.events import supervisor_group
+from deskchat.loops import for_this_loop
 
 from .. import fragments, selectors
 from .base import Socket
-from .shared import LatestRead, for_this_loop
+from .shared import LatestRead
 
 logger = logging.getLogger(__name__)
 

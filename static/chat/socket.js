@@ -7,7 +7,7 @@
    - on every open, before htmx flushes what it queued, `sync` with the highest seq the page shows
      per room (the server holds live messages back until then), then send again every message
      never echoed, with its same client_msg_id (the server stores each once however often it
-     arrives); a "not now" refusal (unavailable, rate_limited) is retried later with that id too;
+     arrives); a "not now" refusal (unavailable, rate_limited, busy) is retried later with that id too;
    - reconnect, with backoff, after the closes htmx does not retry itself (it retries only 1006,
      1011, 1012 and 1013), except a refusal (4401, 4403) that reconnecting cannot help;
    - typing (started at most every 3 s, stopped after 4 s idle; a typing notice shown for 8 s at
@@ -22,7 +22,8 @@
 
   var HTMX_RETRIES = [1006, 1011, 1012, 1013];
   var REFUSED = [4401, 4403]; // signed out or not allowed: reconnecting would not help
-  var RETRYABLE = ["unavailable", "rate_limited"];
+  var RETRYABLE = ["unavailable", "rate_limited", "busy"];
+  var RETRY_JITTER = 0.25; // each wait is that ±25%, so refused tabs do not all come back at once
   var READ_EVERY_MS = 1000;
   var TYPING_EVERY_MS = 3000;
   var TYPING_IDLE_MS = 4000;
@@ -277,7 +278,7 @@
     if (echoed.length && this.pending.drop(echoed)) this.changed();
   };
 
-  /* A refusal that says "not now" (the database restarting, sending too fast) keeps the message
+  /* A refusal that says "not now" (the database restarting, sending too fast, the server busy) keeps the message
      pending and sends it again later with the SAME client_msg_id: a new id for a message whose
      COMMIT's reply was lost would store it twice. Any other refusal hands it back to the page. */
   ChatSocket.prototype.refused = function (id, code) {
@@ -296,11 +297,12 @@
     var self = this;
     var delay = Math.min((this.retryDelays[id] || 1000) * 2, 15000);
     this.retryDelays[id] = delay;
+    var wait = delay * (1 - RETRY_JITTER + Math.random() * 2 * RETRY_JITTER);
     window.setTimeout(function () {
       var item = self.pending.find(id);
       if (!item) { delete self.retryDelays[id]; return; }
       if (self.isOpen()) self.sendPending(item); // else the next open sends it
-    }, delay);
+    }, wait);
   };
 
   // --- What arrives ---------------------------------------------------------------------------

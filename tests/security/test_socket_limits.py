@@ -8,14 +8,14 @@ applied when Channels handed a frame over, after the frames before it were done.
 import asyncio
 import contextlib
 import json
-import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from chat import services
-from chat.sockets.shared import CLOSE_TOO_MANY_SOCKETS
+from chat.models import ChatMessage
+from chat.sockets.shared import CLOSE_TOO_MANY_SOCKETS, process_backlog
 from deskchat.events import user_group
 from tests.chat.wsutil import client_socket, connect, staff_socket
 
@@ -196,15 +196,15 @@ async def test_over_limit_frames_are_refused_on_arrival(world, settings, monkeyp
     await carol.drain(0.3)
     # The first send holds the database thread while the burst arrives, as a busy process would:
     # how many frames a quick thread finishes meanwhile is the machine's, not the limit's.
-    send_message, calls = services.send_message, []
+    send_message, calls = services.send_message_async, []
 
-    def first_one_slow(**kwargs):
+    async def first_one_slow(**kwargs):
         calls.append(1)
         if len(calls) == 1:
-            time.sleep(0.5)
-        return send_message(**kwargs)
+            await asyncio.sleep(0.5)
+        return await send_message(**kwargs)
 
-    monkeypatch.setattr(services, "send_message", first_one_slow)
+    monkeypatch.setattr(services, "send_message_async", first_one_slow)
     mark = len(carol.received)
     for n in range(30):
         await carol.send(action="send", room_id=room_id, body=f"burst {n}", client_msg_id=f"b{n}")
@@ -220,6 +220,53 @@ async def test_over_limit_frames_are_refused_on_arrival(world, settings, monkeyp
     assert first_refusal < last_ack
     await carol.assert_open()
     await carol.close()
+
+
+async def test_past_the_process_backlog_sends_are_refused_as_busy_and_go_in_once_when_sent_again(
+    world, settings, monkeypatch
+):
+    """Every socket's frames count together: past the cap a send is refused as busy, nothing stored.
+
+    The same client_msg_id sent again once the load is gone is stored once; the sockets stay open.
+    """
+    settings.CHAT_RATE_BURST = 1000
+    settings.CHAT_PROCESS_BACKLOG = 2
+    room_id = world["room"].pk
+    carol = await client_socket(world["carol"].user)
+    dana = await staff_socket(world["dana"].user)
+    for socket in (carol, dana):
+        await socket.send(action="sync", rooms={})
+        await socket.drain(0.3)
+    send_message, release = services.send_message_async, asyncio.Event()
+
+    async def held(**kwargs):  # a store that takes as long as an overloaded database
+        await release.wait()
+        return await send_message(**kwargs)
+
+    monkeypatch.setattr(services, "send_message_async", held)
+    await carol.send(action="send", room_id=room_id, body="one", client_msg_id="c1")
+    await carol.send(action="send", room_id=room_id, body="two", client_msg_id="c2")
+    for _ in range(100):  # until the process has taken both (one held in the store, one queued)
+        if process_backlog().waiting == 2:
+            break
+        await asyncio.sleep(0.02)
+    refusal = await dana.refused(action="send", room_id=room_id, body="On it", client_msg_id="d1")
+    assert (refusal.attrs["data-error"], refusal.attrs["data-client-msg-id"]) == ("busy", "d1")
+    assert "sent again" in refusal.text
+    release.set()
+    await carol.wait_for(lambda e: e.attrs.get("data-client-msg-id") == "c2" and e.attrs.get("data-seq"))
+    assert not await ChatMessage.objects.filter(room_id=room_id, client_msg_id="d1").aexists()
+
+    await dana.send(action="send", room_id=room_id, body="On it", client_msg_id="d1")
+    await dana.send(action="send", room_id=room_id, body="On it", client_msg_id="d1")  # a second retry
+    await carol.wait_for(lambda e: e.attrs.get("data-client-msg-id") == "d1" and e.attrs.get("data-seq"))
+    await dana.drain(0.5)
+    assert await ChatMessage.objects.filter(room_id=room_id, client_msg_id="d1").acount() == 1
+    assert process_backlog().waiting == 0
+    await carol.assert_open()
+    await dana.assert_open()
+    await carol.close()
+    await dana.close()
 
 
 async def pong_within_retries(socket, attempts: int = 20) -> None:
