@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import random
+import secrets
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ TYPING_EVERY_S = 3.0  # typing: true again at most this often while a message is
 READ_EVERY_S = 1.0  # one read report per room and socket at most this often
 PING_EVERY_S = 30.0  # client.js's keepalive
 DRAFT_AFTER_S = 1.0  # client.js sends what is typed while waiting this long after the last keystroke
+JITTER = 0.5  # each send comes this share of its period early or late, at random (±50%)
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 15.0  # a refused "not now" send: about 2 s, 4 s, 8 s, then every 15 s
 RETRY_JITTER = 0.25  # each wait is that ±25%, so refused tabs do not all come back at once
 RETRYABLE = {"unavailable", "rate_limited", "busy"}
@@ -534,6 +536,9 @@ class Chat:
         self.latency: dict[str, float] = {}  # client_msg_id -> delivery latency to the other side
         self.seen: dict[tuple[str, int], list[int]] = defaultdict(list)  # (socket, room) -> seqs in order
         self.counter = 0
+        # The pages' ids are random (socket.js newId); a run's own prefix keeps a later run on the
+        # same database from sending an id the server already stored, which it would take for a retry.
+        self.run_id = secrets.token_hex(4)
 
     @classmethod
     def from_plan(cls, plan: dict, *, profile: Profile = BROWSER) -> "Chat":
@@ -567,11 +572,12 @@ class Chat:
     async def connect(self, concurrency: int = 50) -> float:
         return await open_all(self.conns, concurrency=concurrency)
 
-    async def run_rate(self, *, rate: float, duration: float, drain: float = 3.0) -> dict:
+    async def run_rate(self, *, rate: float, duration: float, drain: float = 3.0, jitter: float = JITTER) -> dict:
         """Send `rate` messages/s in total (both sides of every room alike) for `duration` seconds.
 
-        Each side of each room sends every 2·rooms/rate seconds from a random phase, so the
-        sends are spread evenly over the clock. With the browser profile its author starts
+        Each side of each room sends about every 2·rooms/rate seconds from a random phase, each
+        gap that ±`jitter` at random, so the sends are spread over the clock and bunch up now and
+        then as people's do. With the browser profile its author starts
         typing it WRITING_S before (at most half the interval), which sends `typing` as the
         scripts do; latency counts from the scheduled send, not from the typing.
         """
@@ -596,13 +602,13 @@ class Chat:
                     else:
                         late.append(-delay)
                     self.counter += 1
-                    cmid = f"{sender.name}-{self.counter}"
+                    cmid = f"{sender.name}-{self.run_id}-{self.counter}"
                     self.sent[cmid] = (at, receiver)
                     mine.append(cmid)
                     await sender.post(room, f"bench message {self.counter}", cmid)
                 except (websockets.exceptions.WebSocketException, OSError):
                     pass
-                at += interval
+                at += interval * random.uniform(1 - jitter, 1 + jitter)
 
         tasks = []
         for room, (client, engineer) in self.room_ends.items():
@@ -674,6 +680,17 @@ async def steady(plan: dict, *, interval: float, duration: float, servers=(), pr
     return result
 
 
+def holds(step: dict, p99_limit_ms: float = 100.0) -> bool:
+    """Return whether a step held: p99 within the limit, everything delivered, nothing lost, doubled or reordered."""
+    return (
+        step["latency_ms"]["p99"] <= p99_limit_ms
+        and step["undelivered"] == 0
+        and step["lost"] == 0
+        and step["duplicated"] == 0
+        and step["reordered"] == 0
+    )
+
+
 async def knee(
     plan: dict,
     *,
@@ -690,16 +707,8 @@ async def knee(
     steps, best = [], 0.0
     for rate in rates:
         step = await chat.run_rate(rate=rate, duration=step_s, drain=2.0)
-        integrity = chat.integrity()
-        step.update(integrity)
-        ok = (
-            step["latency_ms"]["p99"] <= p99_limit_ms
-            and step["undelivered"] == 0
-            and integrity["lost"] == 0
-            and integrity["duplicated"] == 0
-            and integrity["reordered"] == 0
-        )
-        step["holds"] = ok
+        step.update(chat.integrity())
+        ok = step["holds"] = holds(step, p99_limit_ms)
         steps.append(step)
         print(
             f"    knee step {rate:>6.0f}/s: delivered {step['msg_per_s']:>7.1f}/s p99 {step['latency_ms']['p99']:>8.1f} ms"
@@ -711,6 +720,71 @@ async def knee(
         best = step["msg_per_s"]
     await chat.close()
     return {"steps": steps, "highest_holding_msg_per_s": best}
+
+
+async def hold(
+    plan: dict, *, rate: float, duration: float, p99_limit_ms: float = 100.0, servers=(), profile: Profile = BROWSER
+) -> dict:
+    """Confirm a knee: send at `rate` for `duration` seconds on fresh sockets; say whether it held."""
+    chat = Chat.from_plan(plan, profile=profile)
+    chat.servers = servers
+    await chat.connect()
+    result = await chat.run_rate(rate=rate, duration=duration)
+    await chat.settle()
+    result.update(chat.integrity())
+    result["holds"] = holds(result, p99_limit_ms)
+    await chat.close()
+    return result
+
+
+async def overload(
+    plan: dict,
+    *,
+    high: float,
+    high_s: float,
+    low: float,
+    low_s: float,
+    p99_limit_ms: float = 100.0,
+    servers=(),
+    profile: Profile = BROWSER,
+) -> dict:
+    """Scenario 6: `high` msg/s for `high_s` seconds, then `low` msg/s; when is latency back, and is anything lost?
+
+    Latency is cut into one-second windows by when each message was due; the recovery time is
+    when the first window after the overload begins from which every window's p99 is within
+    the limit. Refused sends (busy) are sent again by the tabs as the pages do, so the final
+    count of lost and doubled messages covers every send the server acknowledged.
+    """
+    chat = Chat.from_plan(plan, profile=profile)
+    chat.servers = servers
+    await chat.connect()
+    loop = asyncio.get_running_loop()
+    first = len(chat.sent)
+    burst = await chat.run_rate(rate=high, duration=high_s, drain=0.0)
+    calm_from = loop.time() + 0.2  # run_rate starts 0.2 s after it is called
+    calm = await chat.run_rate(rate=low, duration=low_s, drain=3.0)
+    await chat.settle(timeout=20.0)  # refused sends come back after 2, 4, 8 … s
+    windows: dict[int, list[float]] = defaultdict(list)
+    for cmid, (due, _receiver) in list(chat.sent.items())[first:]:
+        if due >= calm_from and cmid in chat.latency:
+            windows[int(due - calm_from)].append(chat.latency[cmid])
+    p99s = [round(percentile(windows[second], 99) * 1000, 1) for second in range(int(low_s))]
+    over = [second for second, p99 in enumerate(p99s) if p99 > p99_limit_ms]
+    result = {
+        "high_msg_per_s": high,
+        "high_s": high_s,
+        "low_msg_per_s": low,
+        "low_s": low_s,
+        "overload": burst,
+        "after": calm,
+        "p99_ms_per_second_after": p99s,
+        "recovered_after_s": (over[-1] + 1) if over else 0,
+        "sent": len(chat.sent) - first,
+        "undelivered": sum(1 for cmid in list(chat.sent)[first:] if cmid not in chat.latency),
+        **chat.integrity(),
+    }
+    await chat.close()
+    return result
 
 
 # --- Scenario 3: queue burst ------------------------------------------------------------------

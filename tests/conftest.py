@@ -5,6 +5,7 @@ Tests marked `postgres` or `redis` run only in the second run. Under CI=true, a 
 service or browser fails the test instead of skipping it.
 """
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +32,8 @@ def missing(reason: str):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("_close_async_connections")
         if "postgres" in item.keywords and not USING_POSTGRES:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: runs in the PostgreSQL + Redis pass"))
         if "redis" in item.keywords and not USING_REDIS:
@@ -51,9 +54,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
             )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def _close_async_connections():
-    """Close the test's event loop's own database connections (deskchat.adb) before the loop ends."""
+    """Close the test's event loop's own database connections (deskchat.adb) before the loop ends.
+
+    Given to every async test (pytest_collection_modifyitems): an async fixture on a sync test
+    would need an event loop of its own, which a browser test's Playwright already runs.
+    """
     yield
     from deskchat import adb
 
