@@ -268,6 +268,8 @@ class Bench:
         ("DeskChat PG+Redis, 2 processes", "pg2", "pg", 2, 1, {}),
         ("DeskChat PG+Redis, 1 process, 3 rooms per engineer", "pg1x3", "pg", 1, 3, {}),
         ("DeskChat PG+Redis, 1 process, sends in the DB thread", "pg1thread", "pg", 1, 1, {"DB_ASYNC_POOL_MAX": 0}),
+        # The A/B of GC_FREEZE: every full collection walks what was loaded at start again.
+        ("DeskChat PG+Redis, 1 process, collector not frozen", "pg1nofreeze", "pg", 1, 1, {"GC_FREEZE": 0}),
     )
 
     def s2(self) -> None:

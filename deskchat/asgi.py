@@ -66,3 +66,6 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last: everything loaded so far lives as long as the process (deskchat/gc_pauses.py).
+gc_pauses.freeze_when_served(settings.GC_FREEZE)

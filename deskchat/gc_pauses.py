@@ -6,7 +6,10 @@ costs about 185 tracked objects, most of them daphne's, Twisted's and Channels',
 grows with the sockets a process holds: about 50 ms at 200 chats and 600 ms at 5,000 idle
 sockets on the benchmark machine (docs/benchmarks.md). An incremental collector for CPython,
 which would cut such pauses, is still a draft (PEP 848); until one ships, the way to keep them
-short is fewer sockets per process.
+short is fewer sockets per process, and walking less of what never dies: a daphne process
+freezes what it loaded at start (`freeze_what_is_loaded`: modules, settings, URL patterns, the
+ORM's and the templates' metadata), which lives as long as the process and which every full
+collection used to walk again.
 
 Each pause of at least GC_PAUSE_LOG_MS is logged as a warning with its generation and length,
 so an operator sees it beside a latency spike, and the benchmark reads the longest from the
@@ -16,6 +19,7 @@ server's log.
 import atexit
 import gc
 import logging
+import sys
 import time
 
 logger = logging.getLogger("deskchat.gc")
@@ -50,6 +54,27 @@ def watch(threshold_ms: float) -> float:
     elif _on_collection not in gc.callbacks:
         gc.callbacks.append(_on_collection)
     return previous
+
+
+def freeze_when_served(enabled: bool = True) -> None:
+    """Freeze what is loaded once daphne's reactor runs: in a server process, not on an import.
+
+    A test process or a management command that imports the ASGI application runs no reactor,
+    so its collector stays as it is. GC_FREEZE=0 turns this off (an A/B, or to let the collector
+    free what was loaded at start).
+    """
+    if not enabled or "daphne.server" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    reactor.callLater(0, freeze_what_is_loaded)
+
+
+def freeze_what_is_loaded() -> int:
+    """Move every object alive now out of the collector's sight (gc.freeze); return how many."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 # The collections of the interpreter's shutdown come after the log's streams are closed.

@@ -266,6 +266,8 @@ CHAT_QUEUE_ALERT_SECONDS = env_int("CHAT_QUEUE_ALERT_SECONDS", 30)
 CHAT_SWEEP_INTERVAL_SECONDS = env_float("CHAT_SWEEP_INTERVAL_SECONDS", 1.0)
 # daphne logs every pause of Python's cycle collector this long or longer (0: none); see deskchat/gc_pauses.py.
 GC_PAUSE_LOG_MS = env_float("GC_PAUSE_LOG_MS", 100.0)
+# A daphne process hides what it loaded at start from the cycle collector (deskchat/gc_pauses.py).
+GC_FREEZE = env_bool("GC_FREEZE", True)
 # Per connection: a burst of this many frames, refilled at this many per second.
 CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20)
 CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)

@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import os
 
 import pytest
 
@@ -60,3 +61,36 @@ def test_the_collections_of_shutdown_are_not_logged_to_closed_streams():
 
     assert run.returncode == 0, run.stderr
     assert "Logging error" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("serve", "setting", "frozen"),
+    [(True, "1", "most"), (False, "1", "none"), (True, "0", "none")],
+    ids=["served", "imported", "turned-off"],
+)
+def test_a_daphne_process_freezes_what_it_loaded_and_nothing_else_does(serve, setting, frozen):
+    """Once daphne's reactor runs, what was loaded is frozen; an import alone, or GC_FREEZE=0, freezes nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import gc, os\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'deskchat.settings')\n"
+        "import daphne.server\n"  # what daphne's command line imports first: it installs the reactor
+        "import deskchat.asgi\n"
+        + (
+            "from twisted.internet import reactor\nreactor.callLater(0.3, reactor.stop)\nreactor.run()\n"
+            if serve
+            else ""
+        )
+        + "print(gc.get_freeze_count())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "SQLITE_PATH": str(root / "var" / "gc-freeze-test.sqlite3"), "GC_FREEZE": setting}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    count = int(run.stdout.strip().splitlines()[-1])
+    assert count > 100_000 if frozen == "most" else count == 0
