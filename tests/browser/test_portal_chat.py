@@ -5,6 +5,7 @@ Staff HUD (or, for invitations, on the staff ticket page). Screenshots land in
 screenshots/<test name>/.
 """
 
+import json
 import re
 
 import pytest
@@ -357,6 +358,43 @@ def test_messages_refused_as_too_fast_are_retried_and_stored_once(browser, daphn
     stored = list(ChatMessage.objects.filter(room=room, kind=ChatMessage.Kind.TEXT).values_list("body", flat=True))
     assert sorted(stored) == sorted(burst + replies)
     assert seqs(page) == sorted(set(seqs(page)))
+    client.close()
+    staff.close()
+
+
+def test_a_message_refused_as_busy_stays_sending_and_goes_again_with_the_same_id(
+    browser, daphne_servers, screenshot, desk
+):
+    """A process past its backlog refuses a message as busy: the page says so, shows it as Sending…,
+    never as sent, and sends it again a moment later with the same client_msg_id; nothing is stored.
+
+    CHAT_PROCESS_BACKLOG=0 keeps this server always past it (only messages are shed, so Join
+    Chat and Answer still work)."""
+    base = daphne_servers(1, CHAT_PROCESS_BACKLOG=0)[0].url
+    staff = hud_page(browser, base)
+    client = client_page(browser, base)
+    page = client.page
+    sent: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
+    room = join_and_answer(page, base, staff.page, desk.ticket)
+
+    page.fill("#chat-input", "Is the VPN down for everyone?")
+    page.press("#chat-input", "Enter")
+    pending = page.locator("#chat-pending li.pending", has_text="Is the VPN down for everyone?")
+    expect(pending).to_contain_text("Sending…", timeout=WAIT)
+    expect(page.locator("#chat-errors")).to_contain_text("Chat is busy right now", timeout=WAIT)
+    expect(page.locator("#chat-errors")).to_have_attribute("data-error", "busy")
+    screenshot(page, "01-busy-sending")
+
+    def sends():
+        return [f for f in sent if f.get("action") == "send" and f.get("body") == "Is the VPN down for everyone?"]
+
+    page.wait_for_timeout(4_000)  # the first retry comes after about 2 s (±25%)
+    tries = sends()
+    assert len(tries) >= 2 and len({f["client_msg_id"] for f in tries}) == 1
+    expect(pending).to_contain_text("Sending…")
+    expect(client_messages(page).filter(has_text="Is the VPN down")).to_have_count(0)
+    assert not ChatMessage.objects.filter(room=room, body="Is the VPN down for everyone?").exists()
     client.close()
     staff.close()
 
