@@ -992,6 +992,11 @@ def _next_seq(room_id: int, *, active_only: bool = False) -> int | None:
 SEQ_COLUMN_MAX = 2**31 - 1  # the largest seq an integer column stores (PostgreSQL's integer)
 
 
+def _clip_seq(seq) -> int:
+    """Return a reported seq within what the integer column holds: a made-up one must cause no DataError."""
+    return max(0, min(int(seq), SEQ_COLUMN_MAX))
+
+
 @dataclass(frozen=True)
 class ReadReport:
     """How far a participant has read a room, as their socket reported it (see mark_reads)."""
@@ -1020,7 +1025,7 @@ def mark_reads(*, reports: list[ReadReport]) -> None:
     moves = {}  # participation id -> (new position, report)
     for pk, room_id, user_id, role, stored, last in found:
         report = wanted.get((room_id, user_id, role))
-        position = min(max(0, min(int(report.seq), SEQ_COLUMN_MAX)), last) if report else 0
+        position = min(_clip_seq(report.seq), last) if report else 0
         if position > stored:
             moves[pk] = (position, report)
     if not moves:
@@ -1043,8 +1048,7 @@ def mark_read(*, room_id: int, user, seq: int, role: str) -> int:
     A client's advance is published to the room, where the HUD's sockets show it ("Seen") and
     the client's own sockets drop it. An engineer's is stored for their unread counts only.
     """
-    # Clipped to what the integer column holds: a made-up seq must be refused by no DataError.
-    seq = max(0, min(int(seq), SEQ_COLUMN_MAX))
+    seq = _clip_seq(seq)
     mine = ChatParticipant.objects.filter(room_id=room_id, user=user, role=role)
     has_it = Exists(ChatRoom.objects.filter(pk=room_id, last_seq__gte=seq))
     if seq and mine.filter(has_it, last_read_seq__lt=seq).update(last_read_seq=seq):
