@@ -1,6 +1,6 @@
 """Run every benchmark scenario and baseline, print the tables and PASS/MISS, and write JSON.
 
-    bench/run                      # the whole recorded set (about 9 minutes on 2 cores)
+    bench/run                      # the whole recorded set (about an hour on 2 cores)
     bench/run --quick              # small and short, to try a change (about 2 minutes)
     bench/run --only s1,s2         # some scenarios: s1 s2 s3 s4 s5 s6 (baselines run with their scenario)
 
