@@ -78,11 +78,11 @@ class _LoopPool:
 async def connection(using: str = DEFAULT_DB_ALIAS):
     """Lend one of this event loop's connections (autocommit); errors come out as Django's own."""
     pool = await for_this_loop(("adb", using), lambda: _LoopPool(using)).ready()
-    async with pool.connection() as conn:
-        try:
+    try:
+        async with pool.connection() as conn:
             yield conn
-        except psycopg.Error as error:
-            raise _as_django_error(error) from error
+    except psycopg.Error as error:  # also the pool's own (PoolTimeout, PoolClosed): OperationalErrors
+        raise _as_django_error(error) from error
 
 
 def _as_django_error(error: psycopg.Error) -> Exception:

@@ -160,6 +160,8 @@
     this.early = []; // frames asked for before the first open
     this.pending = new Outbox(options.pendingKey);
     this.retryDelays = {};
+    this.retrying = {}; // client_msg_id -> true: in the next retry round
+    this.retryTimer = null;
     this.readSent = {}; // room -> seq reported on this socket
     this.readAt = {}; // room -> when it was reported
     this.readTimer = null;
@@ -293,15 +295,25 @@
     if (this.options.onRefused) this.options.onRefused(item, code);
   };
 
+  /* One retry round per socket: the messages refused meanwhile go again together, in the order
+     they were typed, so a retried message never overtakes an earlier one. */
   ChatSocket.prototype.retryLater = function (id) {
     var self = this;
     var delay = Math.min((this.retryDelays[id] || 1000) * 2, 15000);
     this.retryDelays[id] = delay;
+    this.retrying[id] = true;
+    if (this.retryTimer) return; // the round already planned takes it along
     var wait = delay * (1 - RETRY_JITTER + Math.random() * 2 * RETRY_JITTER);
-    window.setTimeout(function () {
-      var item = self.pending.find(id);
-      if (!item) { delete self.retryDelays[id]; return; }
-      if (self.isOpen()) self.sendPending(item); // else the next open sends it
+    this.retryTimer = window.setTimeout(function () {
+      var due = self.retrying;
+      self.retryTimer = null;
+      self.retrying = {};
+      self.pending.list().forEach(function (item) {
+        if (due[item.id] && self.isOpen()) self.sendPending(item); // else the next open sends it
+      });
+      Object.keys(self.retryDelays).forEach(function (key) {
+        if (!self.pending.find(key)) delete self.retryDelays[key];
+      });
     }, wait);
   };
 

@@ -8,16 +8,19 @@ connections turned off (DB_ASYNC_POOL_MAX=0, and always on SQLite) it waits for 
 import asyncio
 import threading
 
+import psycopg_pool
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import OperationalError
 
 from chat import services
 from chat.errors import ChatError
 from chat.models import ChatMessage
 from deskchat import adb
 from deskchat.events import room_group
+from deskchat.loops import for_this_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,3 +129,20 @@ async def test_a_send_to_an_ended_or_unknown_room_says_which(desk, room):
         await services.send_message_async(room_id=room.pk + 1000, user=desk.contact.user, body="Hello?")
     assert (ended.value.code, unknown.value.code) == ("room_ended", "not_found")
     assert not await ChatMessage.objects.filter(room=room, body="Still there?").aexists()
+
+
+@pytest.mark.postgres
+async def test_a_pool_that_cannot_lend_a_connection_reads_as_the_database_being_unavailable(desk, room):
+    """The pool's own refusals (PoolClosed here; PoolTimeout alike) come out as Django's OperationalError.
+
+    That is what the sockets answer with `unavailable`, which the page sends again later with the
+    same client_msg_id; nothing is stored meanwhile.
+    """
+    async with adb.connection():
+        pass  # this loop's pool is open
+    holder = for_this_loop(("adb", "default"), lambda: None)
+    await holder.pool.close()
+    with pytest.raises(OperationalError) as refused:
+        await services.send_message_async(room_id=room.pk, user=desk.contact.user, body="Hello?", client_msg_id="c-1")
+    assert isinstance(refused.value.__cause__, psycopg_pool.PoolClosed)
+    assert not await ChatMessage.objects.filter(room=room, client_msg_id="c-1").aexists()
