@@ -677,10 +677,16 @@ class Chat:
 
 async def steady(plan: dict, *, interval: float, duration: float, servers=(), profile: Profile = BROWSER) -> dict:
     """Scenario 1: every side of every room sends every `interval` seconds for `duration` seconds."""
+    sessions = len({room for spec in plan["clients"] for room in spec["rooms"]})
+    return await at_rate(plan, rate=2 * sessions / interval, duration=duration, servers=servers, profile=profile)
+
+
+async def at_rate(plan: dict, *, rate: float, duration: float, servers=(), profile: Profile = BROWSER) -> dict:
+    """Open the plan's tabs, send `rate` msg/s for `duration` seconds, settle; return the figures and integrity."""
     chat = Chat.from_plan(plan, profile=profile)
     chat.servers = servers
     connect_s = await chat.connect()
-    result = await chat.run_rate(rate=2 * len(chat.room_ends) / interval, duration=duration)
+    result = await chat.run_rate(rate=rate, duration=duration)
     await chat.settle()
     result.update(chat.integrity())
     result.update({"sessions": len(chat.room_ends), "sockets": len(chat.conns), "connect_s": round(connect_s, 2)})
@@ -734,14 +740,8 @@ async def hold(
     plan: dict, *, rate: float, duration: float, p99_limit_ms: float = 100.0, servers=(), profile: Profile = BROWSER
 ) -> dict:
     """Confirm a knee: send at `rate` for `duration` seconds on fresh sockets; say whether it held."""
-    chat = Chat.from_plan(plan, profile=profile)
-    chat.servers = servers
-    await chat.connect()
-    result = await chat.run_rate(rate=rate, duration=duration)
-    await chat.settle()
-    result.update(chat.integrity())
+    result = await at_rate(plan, rate=rate, duration=duration, servers=servers, profile=profile)
     result["holds"] = holds(result, p99_limit_ms)
-    await chat.close()
     return result
 
 

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from deskchat import events
 from deskchat.events import call_service
+from deskchat.loops import call_when_daphne_runs
 
 from . import services
 
@@ -61,19 +62,9 @@ def start_sweeper_with_daphne() -> None:
     """Start the sweeper as soon as daphne's reactor runs, not only on the first websocket.
 
     A freshly restarted process may get no socket for a while, and its deadlines should not wait
-    for one. daphne speaks no ASGI lifespan, so hook Twisted's reactor start instead. Only do it
-    when daphne's server module has installed its asyncio reactor: importing Twisted's reactor
-    anywhere else would install a default one.
+    for one.
     """
-    import sys
-
-    if "daphne.server" not in sys.modules:
-        return
-    from twisted.internet import reactor
-
-    # callLater, not callWhenRunning: the latter fires before the asyncio loop itself runs, where
-    # ensure_sweeper could not find it.
-    reactor.callLater(0, ensure_sweeper)
+    call_when_daphne_runs(ensure_sweeper)
 
 
 async def run_sweeper() -> None:

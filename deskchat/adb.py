@@ -16,23 +16,10 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, utils
+from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg_pool import AsyncConnectionPool
 
 from .loops import for_this_loop, forget_this_loops
-
-# Django's names for the DB-API errors, most specific first (as django.db.utils.DatabaseErrorWrapper).
-_DJANGO_ERRORS = (
-    utils.DataError,
-    utils.OperationalError,
-    utils.IntegrityError,
-    utils.InternalError,
-    utils.ProgrammingError,
-    utils.NotSupportedError,
-    utils.DatabaseError,
-    utils.InterfaceError,
-    utils.Error,
-)
 
 
 def available(using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -78,19 +65,12 @@ class _LoopPool:
 async def connection(using: str = DEFAULT_DB_ALIAS):
     """Lend one of this event loop's connections (autocommit); errors come out as Django's own."""
     pool = await for_this_loop(("adb", using), lambda: _LoopPool(using)).ready()
-    try:
+    # Django's own mapping, as around its cursors: psycopg's errors (the pool's PoolTimeout and
+    # PoolClosed are OperationalErrors too) come out as django.db's, the original as __cause__, so
+    # `deskchat.sql.raised`/`violates` read them as usual.
+    with connections[using].wrap_database_errors:
         async with pool.connection() as conn:
             yield conn
-    except psycopg.Error as error:  # also the pool's own (PoolTimeout, PoolClosed): OperationalErrors
-        raise _as_django_error(error) from error
-
-
-def _as_django_error(error: psycopg.Error) -> Exception:
-    """Return Django's error for a psycopg one, so `deskchat.sql.raised`/`violates` read it as usual."""
-    for django_error in _DJANGO_ERRORS:
-        if isinstance(error, getattr(psycopg, django_error.__name__)):
-            return django_error(*error.args)
-    return error
 
 
 async def close(using: str = DEFAULT_DB_ALIAS) -> None:

@@ -19,8 +19,9 @@ server's log.
 import atexit
 import gc
 import logging
-import sys
 import time
+
+from .loops import call_when_daphne_runs
 
 logger = logging.getLogger("deskchat.gc")
 
@@ -59,15 +60,10 @@ def watch(threshold_ms: float) -> float:
 def freeze_when_served(enabled: bool = True) -> None:
     """Freeze what is loaded once daphne's reactor runs: in a server process, not on an import.
 
-    A test process or a management command that imports the ASGI application runs no reactor,
-    so its collector stays as it is. GC_FREEZE=0 turns this off (an A/B, or to let the collector
-    free what was loaded at start).
+    GC_FREEZE=0 turns this off (an A/B, or to let the collector free what was loaded at start).
     """
-    if not enabled or "daphne.server" not in sys.modules:
-        return
-    from twisted.internet import reactor
-
-    reactor.callLater(0, freeze_what_is_loaded)
+    if enabled:
+        call_when_daphne_runs(freeze_what_is_loaded)
 
 
 def freeze_what_is_loaded() -> int:
