@@ -239,6 +239,11 @@ class Server:
             log.seek(offset)
             return sorted((float(ms) for ms in GC_PAUSE_RE.findall(log.read())), reverse=True)
 
+    def kill(self) -> None:
+        """Kill the process at once (SIGKILL), as a crash or an out-of-memory kill would."""
+        self.process.kill()
+        self.process.wait(5)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -181,6 +181,7 @@ class Tab:
         self.sent_actions: Counter[str] = Counter()
         self.log: list[tuple[int, dict]] | None = [] if record else None
         self.connects = 0
+        self.tries = 0  # come_back's tries to reconnect
         self.tasks: set[asyncio.Task] = set()
         self.keepalive: asyncio.Task | None = None
 
@@ -282,6 +283,32 @@ class Tab:
             await asyncio.gather(self.reader, return_exceptions=True)
         await self.open()
         await self.sync()
+
+    async def come_back(self, url: str, *, spread_s: float = 1.0, give_up_s: float = 120.0) -> float:
+        """After the server went away, reconnect to `url` as the page does; return when caught up (loop time).
+
+        The htmx websocket extension retries a lost socket (1006) after a random wait of up to
+        1 s, then up to 2, 4 … 64 s, until one opens (full jitter); a proxy in front sends the
+        page to a process that is still up. Caught up means the sync's barrier came back: the
+        server has sent everything committed for the tab's rooms, and what was never acknowledged
+        went again with the same client_msg_id.
+        """
+        loop = asyncio.get_running_loop()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+        self.url, self.tries = url, 0
+        deadline = loop.time() + give_up_s
+        while loop.time() < deadline:
+            await asyncio.sleep(random.uniform(0, spread_s * 2 ** min(self.tries, 6)))
+            self.tries += 1
+            try:
+                await self.open(timeout=10)
+                await self.sync()
+                return loop.time()
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
+                if self.reader is not None:
+                    self.reader.cancel()
+        raise RuntimeError(f"{self.name} was not back after {give_up_s:.0f} s")
 
     async def close(self) -> None:
         for handle in self.read_due.values():
@@ -792,6 +819,57 @@ async def overload(
         "recovered_after_s": recovered,
         "sent": len(chat.sent) - first,
         "undelivered": sum(1 for cmid in list(chat.sent)[first:] if cmid not in chat.latency),
+        **chat.integrity(),
+    }
+    await chat.close()
+    return result
+
+
+async def storm(
+    plan: dict,
+    *,
+    victim,
+    survivor_url: str,
+    rate: float,
+    before_s: float,
+    after_s: float,
+    spread_s: float = 1.0,
+    servers=(),
+    profile: Profile = BROWSER,
+) -> dict:
+    """Scenario 7: chats at `rate` msg/s; the victim process is killed (SIGKILL) `before_s` in; its tabs come back.
+
+    Every tab is on the victim. Each comes back to `survivor_url` as a page does (Tab.come_back),
+    the first tries of all of them within `spread_s` of each other, while the rooms go on sending:
+    a message written meanwhile waits in its tab and goes after the sync with its client_msg_id.
+    The sends go on for `after_s` seconds after the kill, then everything must arrive once.
+    """
+    chat = Chat.from_plan(plan, profile=profile)
+    chat.servers = servers
+    await chat.connect()
+    loop = asyncio.get_running_loop()
+    sending = asyncio.create_task(chat.run_rate(rate=rate, duration=before_s + after_s, drain=10.0))
+    await asyncio.sleep(0.2 + before_s)
+    killed_at = loop.time()
+    victim.kill()
+    back = await asyncio.gather(
+        *(tab.come_back(survivor_url + urlsplit(tab.url).path, spread_s=spread_s) for tab in chat.conns)
+    )
+    caught_up_s = sorted(at - killed_at for at in back)
+    load = await sending
+    await chat.settle(timeout=20.0)
+    result = {
+        "sockets": len(chat.conns),
+        "rate_msg_per_s": rate,
+        "caught_up_s": {
+            "p50": round(percentile(caught_up_s, 50), 2),
+            "p99": round(percentile(caught_up_s, 99), 2),
+            "max": round(caught_up_s[-1], 2),
+        },
+        "tries": dict(sorted(Counter(tab.tries for tab in chat.conns).items())),
+        "load": load,
+        "sent": len(chat.sent),
+        "undelivered": sum(1 for cmid in chat.sent if cmid not in chat.latency),
         **chat.integrity(),
     }
     await chat.close()

@@ -2,7 +2,7 @@
 
     bench/run                      # the whole recorded set (about an hour on 2 cores)
     bench/run --quick              # small and short, to try a change (about 2 minutes)
-    bench/run --only s1,s2         # some scenarios: s1 s2 s3 s4 s5 s6 (baselines run with their scenario)
+    bench/run --only s1,s2         # some scenarios: s1 s2 s3 s4 s5 s6 s7 (baselines run with their scenario)
 
 It starts a private PostgreSQL cluster and a private redis-server on free ports (never the
 machine's shared ones), a fresh SQLite file under var/bench/ for the embedded run, and daphne
@@ -46,6 +46,8 @@ TARGETS_TEXT = {
     "s4": ">= 5000 idle sockets, <= 200 KiB each, <= 15% of a core idle, <= 3x B0 per socket",
     "s5": "p95 <= 50 ms per page, flat query count",
     "s6": "overload at 3x the knee for 15 s: p99 < 100 ms again within 10 s, 0 acknowledged messages lost or doubled",
+    "s7": "reconnect storm: a process with 2000 sockets killed, all back on the other and caught up within 30 s, "
+    "nothing lost",
 }
 
 
@@ -483,6 +485,51 @@ class Bench:
             f"undelivered {result['undelivered']}, refusals {result['errors']}"
         )
 
+    # --- Scenario 7 -----------------------------------------------------------------------
+
+    def s7(self) -> None:
+        """Kill one of two PostgreSQL processes while it holds every socket; all come back to the other."""
+        a = self.args
+        env = self.deskchat_env("pg")
+        rooms = a.storm_sockets // 2
+        seeded = self.seed(env, tag="s7", chats=rooms, per_engineer=1)
+        victim, survivor = self.start([daphne(f"s7-pg{i}", env) for i in range(2)])
+        on_victim = {
+            "clients": [
+                {"url": victim.ws_url + "/ws/chat/", "cookie": c["session"], "rooms": c["rooms"]}
+                for c in seeded["clients"]
+            ],
+            "engineers": [
+                {"url": victim.ws_url + "/ws/hud/", "cookie": e["session"], "rooms": e["rooms"]}
+                for e in seeded["engineers"]
+            ],
+        }
+        log(
+            f"s7: {2 * rooms} sockets on one of two processes, {a.storm_rate:.0f} msg/s; the process is killed after "
+            f"{a.storm_before:.0f} s and its tabs come back to the other within 1 s of each other"
+        )
+        spy = self.profile(survivor, "s7-survivor", a.storm_before + 30)
+        result = asyncio.run(
+            loadgen.storm(
+                on_victim,
+                victim=victim,
+                survivor_url=survivor.ws_url,
+                rate=a.storm_rate,
+                before_s=a.storm_before,
+                after_s=a.storm_after,
+                servers=[survivor],
+                profile=self.generator,
+            )
+        )
+        if spy:
+            spy.wait()
+        self.stop_all()
+        self.results["s7"] = result
+        log(
+            f"    caught up after (s): {result['caught_up_s']}; tries {result['tries']}; lost {result['lost']}, "
+            f"dup {result['duplicated']}, undelivered {result['undelivered']} of {result['sent']}"
+        )
+
     # --- Scenario 5 -----------------------------------------------------------------------
 
     def s5(self) -> None:
@@ -504,12 +551,12 @@ class Bench:
     # --- Orchestration --------------------------------------------------------------------
 
     def run(self) -> dict:
-        only = set(self.args.only.split(",")) if self.args.only else {"s1", "s2", "s3", "s4", "s5", "s6"}
+        only = set(self.args.only.split(",")) if self.args.only else {"s1", "s2", "s3", "s4", "s5", "s6", "s7"}
         started = time.monotonic()
         self.results["meta"] = meta(self.args)
         try:
             self.start_backends()
-            for name in ("s1", "s2", "s6", "s3", "s4", "s5"):  # s6 overloads at 3x the knee s2 found
+            for name in ("s1", "s2", "s6", "s3", "s4", "s7", "s5"):  # s6 overloads at 3x the knee s2 found
                 if name in only:
                     getattr(self, name)()
         finally:
@@ -732,6 +779,27 @@ def report(results: dict) -> list[tuple[str, str, str]]:
             ),
         ]
 
+    if "s7" in results:
+        r = results["s7"]
+        print(
+            f"\nScenario 7, reconnect storm: {r['sockets']} sockets on one of two processes at {r['rate_msg_per_s']:.0f} "
+            f"msg/s; that process killed, every tab back on the other (first tries within 1 s of each other)"
+        )
+        print(f"  caught up after the kill (s): {r['caught_up_s']}; tries to reconnect per tab: {r['tries']}")
+        print(f"  lost {r['lost']}, duplicated {r['duplicated']}, undelivered {r['undelivered']} of {r['sent']}")
+        verdicts += [
+            (
+                f"S7 reconnect storm: {r['sockets']} sockets back and caught up within 30 s",
+                verdict(r["caught_up_s"]["max"] <= 30),
+                f"p50 {r['caught_up_s']['p50']} s, p99 {r['caught_up_s']['p99']} s, last {r['caught_up_s']['max']} s",
+            ),
+            (
+                "S7 reconnect storm: nothing lost or duplicated",
+                verdict(r["lost"] == r["duplicated"] == r["undelivered"] == 0),
+                f"lost {r['lost']}, duplicated {r['duplicated']}, undelivered {r['undelivered']} of {r['sent']}",
+            ),
+        ]
+
     if "s3" in results:
         runs = [("1 process", results["s3"])]
         if results["s3"].get("two_processes"):
@@ -930,6 +998,15 @@ def markdown(results: dict) -> str:
             f"100 ms for good after {r['recovered_after_s']} s. Refusals {r['errors']}; of {r['sent']} messages, lost "
             f"{r['lost']}, duplicated {r['duplicated']}, undelivered {r['undelivered']}.\n"
         )
+    if "s7" in results:
+        r = results["s7"]
+        add(
+            f"**Scenario 7, reconnect storm**: {r['sockets']} sockets on one of two processes, {r['rate_msg_per_s']:.0f} "
+            f"msg/s; the process killed (SIGKILL) and every tab back on the other, the first tries within 1 s of "
+            f"each other. Caught up after the kill: p50 {r['caught_up_s']['p50']} s, p99 {r['caught_up_s']['p99']} s, "
+            f"last {r['caught_up_s']['max']} s; tries per tab {r['tries']}. Of {r['sent']} messages, lost {r['lost']}, "
+            f"duplicated {r['duplicated']}, undelivered {r['undelivered']}.\n"
+        )
     if "s3" in results:
         runs = [("one process", results["s3"])]
         if results["s3"].get("two_processes"):
@@ -1028,7 +1105,7 @@ def disk_stall(run: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="DeskChat benchmarks (see docs/benchmarks.md)")
     parser.add_argument("--quick", action="store_true", help="small and short: for trying things out")
-    parser.add_argument("--only", default="", help="comma-separated: s1,s2,s3,s4,s5,s6")
+    parser.add_argument("--only", default="", help="comma-separated: s1,s2,s3,s4,s5,s6,s7")
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument(
         "--per-engineer", type=int, default=1, help="s1: sessions per engineer socket (s2 also runs 3 as a row)"
@@ -1054,6 +1131,10 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=5000)
     parser.add_argument("--idle-window", type=float, default=10.0)
     parser.add_argument("--idle-budget", type=float, default=135.0, help="seconds allowed for opening idle sockets")
+    parser.add_argument("--storm-sockets", type=int, default=2000, help="s7: sockets on the process killed")
+    parser.add_argument("--storm-rate", type=float, default=40.0, help="s7: msg/s sent throughout")
+    parser.add_argument("--storm-before", type=float, default=10.0, help="s7: seconds of chat before the kill")
+    parser.add_argument("--storm-after", type=float, default=30.0, help="s7: seconds of chat after the kill")
     parser.add_argument("--pages-small", default="100,2000")
     parser.add_argument("--pages-large", default="10000,200000")
     parser.add_argument("--page-requests", type=int, default=20)
@@ -1089,6 +1170,7 @@ def main() -> None:
         args.rates, args.baseline_rates, args.step = "100,300,600", "300,1000", 3
         args.burst_clients, args.burst_engineers, args.idle, args.idle_window = 20, 5, 500, 5
         args.idle_budget = 30
+        args.storm_sockets, args.storm_before, args.storm_after = 200, 3, 10
         args.pages_small, args.pages_large, args.page_requests = "50,500", "1000,10000", 10
     results = Bench(args).run()
     results["verdicts"] = [{"target": t, "result": v, "evidence": e} for t, v, e in report(results)]
