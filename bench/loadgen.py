@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import websockets
+import websockets.exceptions  # named below; the package imports it lazily
 
 from chat import wire
 
@@ -103,6 +104,7 @@ JITTER = 0.5  # each send comes this share of its period early or late, at rando
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 15.0  # a refused "not now" send: about 2 s, 4 s, 8 s, then every 15 s
 RETRY_JITTER = 0.25  # each wait is that ±25%, so refused tabs do not all come back at once
 RETRYABLE = {"unavailable", "rate_limited", "busy"}
+TRY_LATER = 4503  # deskchat.admission.CLOSE_TRY_LATER: come back at the turn the close's reason gives (ms)
 # The generator's own model of a person: how long before a message they start typing it.
 WRITING_S = 1.5
 
@@ -182,6 +184,8 @@ class Tab:
         self.log: list[tuple[int, dict]] | None = [] if record else None
         self.connects = 0
         self.tries = 0  # come_back's tries to reconnect
+        self.turns: list[float] = []  # the waits 4503 closes gave this tab
+        self.lost_opens = 0  # tries lost otherwise (refused, timed out)
         self.tasks: set[asyncio.Task] = set()
         self.keepalive: asyncio.Task | None = None
 
@@ -248,7 +252,12 @@ class Tab:
         self.pong.clear()
         started = time.perf_counter()
         await self.send({"action": "ping"})
-        await asyncio.wait_for(self.pong.wait(), timeout)
+        pong = asyncio.ensure_future(self.pong.wait())
+        await asyncio.wait({pong, self.reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not pong.done():
+            pong.cancel()
+            # The socket closed first (a server gone or refusing), or the time ran out.
+            raise ConnectionError("closed before the pong") if self.reader.done() else TimeoutError()
         return time.perf_counter() - started
 
     async def _keep_alive(self) -> None:
@@ -284,7 +293,7 @@ class Tab:
         await self.open()
         await self.sync()
 
-    async def come_back(self, url: str, *, spread_s: float = 1.0, give_up_s: float = 120.0) -> float:
+    async def come_back(self, url: str, *, spread_s: float = 1.0, give_up_s: float = 300.0) -> float:
         """After the server went away, reconnect to `url` as the page does; return when caught up (loop time).
 
         The htmx websocket extension retries a lost socket (1006) after a random wait of up to
@@ -293,22 +302,42 @@ class Tab:
         server has sent everything committed for the tab's rooms, and what was never acknowledged
         went again with the same client_msg_id.
         """
-        loop = asyncio.get_running_loop()
         if self.reader is not None:
             await asyncio.gather(self.reader, return_exceptions=True)
         self.url, self.tries = url, 0
+        return await self.open_and_sync(spread_s=spread_s, give_up_s=give_up_s, wait_first=True)
+
+    async def open_and_sync(self, *, spread_s: float = 1.0, give_up_s: float = 120.0, wait_first: bool = False):
+        """Open and sync, and if the socket is turned away or lost, try again as the page does; return when synced.
+
+        A socket lost before it opened is tried again by htmx after a random wait of up to 1 s,
+        2 s, 4 s … 64 s. One the server closed with 4503 (past CHAT_CONNECTS_IN_PROGRESS) comes
+        back at the turn its reason gives in milliseconds, ±10%, as socket.js does.
+        """
+        loop = asyncio.get_running_loop()
         deadline = loop.time() + give_up_s
+        lost = 0  # htmx's retry count: it starts again at 0 whenever a socket opens
+        wait = random.uniform(0, spread_s) if wait_first else 0.0
         while loop.time() < deadline:
-            await asyncio.sleep(random.uniform(0, spread_s * 2 ** min(self.tries, 6)))
+            await asyncio.sleep(wait)
             self.tries += 1
+            opened = False
             try:
                 await self.open(timeout=10)
+                opened, lost = True, 0
                 await self.sync()
                 return loop.time()
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                 if self.reader is not None:
                     self.reader.cancel()
-        raise RuntimeError(f"{self.name} was not back after {give_up_s:.0f} s")
+                if opened and getattr(self.ws, "close_code", None) == TRY_LATER:
+                    wait = int(self.ws.close_reason or 2000) / 1000 * random.uniform(0.9, 1.1)
+                    self.turns.append(wait)
+                else:
+                    self.lost_opens += 1
+                    lost += 1
+                    wait = random.uniform(0, spread_s * 2 ** min(lost, 6))
+        raise RuntimeError(f"{self.name} was not connected after {give_up_s:.0f} s")
 
     async def close(self) -> None:
         for handle in self.read_due.values():
@@ -491,9 +520,10 @@ async def open_all(tabs: list[Tab], *, concurrency: int = 50, sync: bool = True)
 
     async def one(tab: Tab):
         async with gate:
-            await tab.open()
             if sync:
-                await tab.sync()
+                await tab.open_and_sync()  # refused past CHAT_CONNECTS_IN_PROGRESS: tried again, as a page does
+            else:
+                await tab.open()
 
     await asyncio.gather(*(one(t) for t in tabs))
     return time.perf_counter() - started
@@ -853,9 +883,11 @@ async def storm(
     killed_at = loop.time()
     victim.kill()
     back = await asyncio.gather(
-        *(tab.come_back(survivor_url + urlsplit(tab.url).path, spread_s=spread_s) for tab in chat.conns)
+        *(tab.come_back(survivor_url + urlsplit(tab.url).path, spread_s=spread_s) for tab in chat.conns),
+        return_exceptions=True,
     )
-    caught_up_s = sorted(at - killed_at for at in back)
+    caught_up_s = sorted(at - killed_at for at in back if not isinstance(at, BaseException))
+    never_back = sum(1 for at in back if isinstance(at, BaseException))
     load = await sending
     await chat.settle(timeout=20.0)
     result = {
@@ -864,9 +896,13 @@ async def storm(
         "caught_up_s": {
             "p50": round(percentile(caught_up_s, 50), 2),
             "p99": round(percentile(caught_up_s, 99), 2),
-            "max": round(caught_up_s[-1], 2),
+            "max": round(max(caught_up_s, default=0), 2),
         },
+        "never_back": never_back,  # not connected within give_up_s of the kill
         "tries": dict(sorted(Counter(tab.tries for tab in chat.conns).items())),
+        "turned_away": sum(len(tab.turns) for tab in chat.conns),
+        "turn_s": summary_ms([w for tab in chat.conns for w in tab.turns]),  # in ms, the waits 4503 gave
+        "lost_opens": sum(tab.lost_opens for tab in chat.conns),
         "load": load,
         "sent": len(chat.sent),
         "undelivered": sum(1 for cmid in chat.sent if cmid not in chat.latency),

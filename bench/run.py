@@ -491,24 +491,29 @@ class Bench:
         """Kill one of two PostgreSQL processes while it holds every socket; all come back to the other."""
         a = self.args
         env = self.deskchat_env("pg")
-        rooms = a.storm_sockets // 2
-        seeded = self.seed(env, tag="s7", chats=rooms, per_engineer=1)
+        # A desk's process holds mostly portal tabs: 15% of the sockets chat (an engineer's HUD for
+        # every 3 of them), the rest are contacts' pages with no chat open.
+        rooms = a.storm_sockets * 15 // 100
+        idle = a.storm_sockets - rooms - rooms // 3
+        seeded = self.seed(env, tag="s7", chats=rooms, per_engineer=3, idle_portal=idle)
         victim, survivor = self.start([daphne(f"s7-pg{i}", env) for i in range(2)])
         on_victim = {
             "clients": [
                 {"url": victim.ws_url + "/ws/chat/", "cookie": c["session"], "rooms": c["rooms"]}
                 for c in seeded["clients"]
-            ],
+            ]
+            + [{"url": victim.ws_url + "/ws/chat/", "cookie": cookie, "rooms": []} for cookie in seeded["idle_portal"]],
             "engineers": [
                 {"url": victim.ws_url + "/ws/hud/", "cookie": e["session"], "rooms": e["rooms"]}
                 for e in seeded["engineers"]
             ],
         }
         log(
-            f"s7: {2 * rooms} sockets on one of two processes, {a.storm_rate:.0f} msg/s; the process is killed after "
+            f"s7: {a.storm_sockets} sockets ({rooms} chats, {rooms // 3} HUDs, {idle} idle portal tabs) on one of two "
+            f"processes, {a.storm_rate:.0f} msg/s; the process is killed after "
             f"{a.storm_before:.0f} s and its tabs come back to the other within 1 s of each other"
         )
-        spy = self.profile(survivor, "s7-survivor", a.storm_before + 30)
+        spy = self.profile(survivor, "s7-survivor", 240)  # the first connects (to the other), then the storm
         result = asyncio.run(
             loadgen.storm(
                 on_victim,
@@ -790,8 +795,9 @@ def report(results: dict) -> list[tuple[str, str, str]]:
         verdicts += [
             (
                 f"S7 reconnect storm: {r['sockets']} sockets back and caught up within 30 s",
-                verdict(r["caught_up_s"]["max"] <= 30),
-                f"p50 {r['caught_up_s']['p50']} s, p99 {r['caught_up_s']['p99']} s, last {r['caught_up_s']['max']} s",
+                verdict(r["caught_up_s"]["max"] <= 30 and not r["never_back"]),
+                f"p50 {r['caught_up_s']['p50']} s, p99 {r['caught_up_s']['p99']} s, last {r['caught_up_s']['max']} s"
+                + (f", {r['never_back']} never back" if r["never_back"] else ""),
             ),
             (
                 "S7 reconnect storm: nothing lost or duplicated",

@@ -12,9 +12,13 @@ from . import selectors
 from .models import ChatParticipant, ChatRequest, ChatRoom
 
 
-def client_dialog(contact) -> dict:
-    """Return what the client's chat dialog shows now (the portal's pages render it too)."""
-    chat = selectors.current_chat_for_contact(contact=contact)
+def client_dialog(contact, *, in_no_room: bool = False) -> dict:
+    """Return what the client's chat dialog shows now (the portal's pages render it too).
+
+    A socket that has just read the contact's rooms and found none says so (in_no_room), which
+    spares a read of them.
+    """
+    chat = selectors.current_chat_for_contact(contact=contact, in_no_room=in_no_room)
     chat["invitation"] = selectors.pending_invitation_for(contact=contact)
     room = chat["room"]
     present = selectors.participants(room.pk) if room else []

@@ -287,9 +287,12 @@ def request_standing(*, contact: Contact, since) -> dict:
     }
 
 
-def current_chat_for_contact(*, contact: Contact) -> dict:
-    """Return what the client's chat dialog shows: a waiting or recently ended request, its room."""
-    room = active_room_for_contact(contact=contact)
+def current_chat_for_contact(*, contact: Contact, in_no_room: bool = False) -> dict:
+    """Return what the client's chat dialog shows: a waiting or recently ended request, its room.
+
+    Pass in_no_room=True when the caller has just read that the contact is in no active room.
+    """
+    room = None if in_no_room else active_room_for_contact(contact=contact)
     if room is not None and room.request.is_returning:
         # The last engineer left: the client waits in the queue again, in the room with its history.
         return {"request": room.request, "room": room, "state": "waiting", "position": queue_position(room.request)}

@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from deskchat.admission import ConnectGate  # noqa: E402
 from deskchat.origins import SameOriginValidator  # noqa: E402
 
 
@@ -45,6 +46,32 @@ def close_oversized_frames_with_1009() -> None:
 
 close_oversized_frames_with_1009()
 
+
+def send_close_reasons() -> None:
+    """Make daphne send the reason a websocket.close message gives (ASGI 2.3); it sends the code only.
+
+    The reasons say why a socket was closed (4429) and when to come back (4503, deskchat/admission.py).
+    """
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # served by something other than daphne
+        return
+    if getattr(WebSocketProtocol, "_deskchat_close_reason", False):
+        return
+    original_handle_reply = WebSocketProtocol.handle_reply
+
+    def handle_reply(self, message):
+        if message.get("type") == "websocket.close" and message.get("reason") and self.state != self.STATE_CONNECTING:
+            self.sendClose(code=message.get("code") or 1000, reason=message["reason"])
+            return
+        original_handle_reply(self, message)
+
+    WebSocketProtocol.handle_reply = handle_reply
+    WebSocketProtocol._deskchat_close_reason = True
+
+
+send_close_reasons()
+
 from deskchat.logs import route_daphne_access_log  # noqa: E402
 
 route_daphne_access_log()
@@ -60,9 +87,10 @@ gc_pauses.watch(settings.GC_PAUSE_LOG_MS)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # The host must be allowed, and then the whole origin (scheme, host, port) must be ours.
+        # The host must be allowed, and then the whole origin (scheme, host, port) must be ours; then the
+        # handshake waits for a place among those the process works on (deskchat/admission.py).
         "websocket": SameOriginValidator(
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            AllowedHostsOriginValidator(ConnectGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))))
         ),
     }
 )

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from deskchat.admission import SCOPE_KEY as ADMISSION
 from deskchat.timefmt import activate_viewer_time_zone
 
 from .. import fragments
@@ -62,7 +63,14 @@ class Socket(AsyncWebsocketConsumer):
         activate_viewer_time_zone(self.scope.get("cookies"))
         await self.accept()
         await self.on_connected()
+        self.release_admission()
         self.worker = asyncio.create_task(self.work())
+
+    def release_admission(self) -> None:
+        """Give back this handshake's place among those the process works on (deskchat/admission.py)."""
+        admission = self.scope.get(ADMISSION)
+        if admission is not None:
+            admission.release()
 
     def start_queue(self) -> None:
         self.bucket = frames.TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)

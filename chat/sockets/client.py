@@ -44,7 +44,7 @@ class ClientSocket(RoomSocket):
 
     async def on_connected(self):
         await super().on_connected()
-        await self.send_client_state()
+        await self.send_client_state(in_no_room=not self.rooms)
 
     def actions(self) -> dict:
         return {
@@ -119,12 +119,18 @@ class ClientSocket(RoomSocket):
 
     # --- Drawing ------------------------------------------------------------------------------
 
-    async def send_client_state(self) -> None:
+    async def send_client_state(self, *, in_no_room: bool = False) -> None:
+        """Draw the dialog; in_no_room: the connect has just read that the contact is in no room.
+
+        Only sockets that know that share a read that relied on it: another tab redrawing after a
+        room opened must not be handed it.
+        """
+
         async def load():
-            context = await self.read(screens.client_dialog, contact=self.contact)
+            context = await self.read(screens.client_dialog, contact=self.contact, in_no_room=in_no_room)
             return fragments.client_state(context), context
 
-        html, context = await self.shared("client_state", load)
+        html, context = await self.shared(("client_state", in_no_room), load)
         self.client_state = dict(context)  # this socket's own copy: a position redraw changes it
         await self.send(text_data=html)
 

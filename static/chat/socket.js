@@ -9,7 +9,8 @@
      never echoed, with its same client_msg_id (the server stores each once however often it
      arrives); a "not now" refusal (unavailable, rate_limited, busy) is retried later with that id too;
    - reconnect, with backoff, after the closes htmx does not retry itself (it retries only 1006,
-     1011, 1012 and 1013), except a refusal (4401, 4403) that reconnecting cannot help;
+     1011, 1012 and 1013), except a refusal (4401, 4403) that reconnecting cannot help; after a
+     4503 (the server is busy taking sockets back), at the turn the server gave in its reason;
    - typing (started at most every 3 s, stopped after 4 s idle; a typing notice shown for 8 s at
      most, or until that room's next message from someone else), and a ping every 30 s;
    - read positions, coalesced: at most one `read` per room per second on this socket, only
@@ -22,6 +23,7 @@
 
   var HTMX_RETRIES = [1006, 1011, 1012, 1013];
   var REFUSED = [4401, 4403]; // signed out or not allowed: reconnecting would not help
+  var TRY_LATER = 4503; // the server is busy taking sockets back: come back when its reason says (ms)
   var RETRYABLE = ["unavailable", "rate_limited", "busy"];
   var RETRY_JITTER = 0.25; // each wait is that ±25%, so refused tabs do not all come back at once
   var READ_EVERY_MS = 1000;
@@ -85,6 +87,10 @@
       if (refused || HTMX_RETRIES.indexOf(code) >= 0) return; // htmx reconnects these itself
       var wrapper = event.detail.socketWrapper;
       var wait = Math.min(30000, 1000 * Math.pow(2, reconnects)) * (0.5 + Math.random());
+      if (code === TRY_LATER) {
+        // The server is taking back many sockets at once and gave this one a turn (ms): keep it, give or take 10%.
+        wait = (parseInt(event.detail.event.reason, 10) || 2000) * (0.9 + Math.random() * 0.2);
+      }
       reconnects += 1;
       window.setTimeout(function () {
         if (document.body.contains(root) && !(live && live.readyState === WebSocket.OPEN)) wrapper.reconnect();

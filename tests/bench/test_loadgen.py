@@ -162,3 +162,58 @@ async def test_the_legacy_profile_sends_messages_only(quick):
     )
     await asyncio.sleep(0.15)
     assert actions(client) == ["send"]
+
+
+async def test_a_refused_handshake_is_tried_again_after_a_growing_random_wait_as_htmx_does(monkeypatch):
+    """A process past CHAT_CONNECTS_IN_PROGRESS answers 403: the tab waits up to 1 s, 2 s, 4 s … and tries again."""
+    client = tab()
+    waits: list[float] = []
+    tries = []
+
+    async def refused_twice(*, timeout: float = 30.0):
+        tries.append(client.url)
+        if len(tries) <= 2:
+            raise OSError("HTTP 403")
+        client.ws = StandIn()
+
+    async def pong():
+        pass
+
+    async def sleep(seconds):
+        waits.append(seconds)
+
+    monkeypatch.setattr(client, "open", refused_twice)
+    monkeypatch.setattr(client, "ping", pong)
+    monkeypatch.setattr(loadgen.random, "uniform", lambda low, high: high)  # the longest wait each time
+    monkeypatch.setattr(loadgen.asyncio, "sleep", sleep)
+    await client.come_back("ws://other/ws/chat/")
+    assert tries == ["ws://other/ws/chat/"] * 3
+    assert waits == [1.0, 2.0, 4.0]
+    assert client.ws.sent[0] == {"action": "sync", "rooms": {"7": 0}}
+
+
+async def test_a_socket_closed_with_4503_comes_back_at_the_turn_the_server_gave(monkeypatch):
+    """Past CHAT_CONNECTS_IN_PROGRESS the server accepts, then closes with 4503 and a wait in ms, as socket.js reads it."""
+    client = tab()
+    waits: list[float] = []
+    opened = []
+
+    async def open_then_turned_away(*, timeout: float = 30.0):
+        client.ws = StandIn()
+        client.ws.close_code, client.ws.close_reason = (4503, "1500") if not opened else (None, "")
+        opened.append(True)
+
+    async def pong():
+        if client.ws.close_code == 4503:
+            raise ConnectionError("closed before the pong")
+
+    async def sleep(seconds):
+        waits.append(seconds)
+
+    monkeypatch.setattr(client, "open", open_then_turned_away)
+    monkeypatch.setattr(client, "ping", pong)
+    monkeypatch.setattr(loadgen.random, "uniform", lambda low, high: high)
+    monkeypatch.setattr(loadgen.asyncio, "sleep", sleep)
+    await client.come_back("ws://other/ws/chat/")
+    assert waits == [1.0, pytest.approx(1.65)]  # the first try within 1 s; then 1.5 s, +10% at most
+    assert client.tries == 2

@@ -68,3 +68,35 @@ def test_a_supervisor_view_past_the_cap_says_too_many_and_reconnects(browser, da
     expect(status).to_have_attribute("data-state", "live", timeout=RECONNECT_WAIT)
     expect(status).to_have_text("Live")
     context.close()
+
+
+def test_a_hud_turned_away_with_4503_comes_back_at_the_turn_the_server_gave(browser, daphne_servers, screenshot, desk):
+    """A process taking back many sockets closes a handshake with 4503 and a wait in ms; the page keeps that turn.
+
+    The first socket is answered by Playwright's websocket route with what deskchat.admission
+    sends past CHAT_CONNECTS_IN_PROGRESS (tests/deskchat/test_admission.py holds the server to
+    it); the next goes through to the real server.
+    """
+    import time
+
+    base = daphne_servers(1)[0].url
+    context, page, _ = open_page(browser, base, "dana")
+    attempts: list[float] = []
+
+    def route(ws):
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            ws.close(code=4503, reason="3000")
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket("**/ws/hud/", route)
+    page.goto(f"{base}/hud/")
+    status = page.locator("#hud-connection")
+    expect(status).to_have_attribute("data-state", "down", timeout=WAIT)
+    expect(status).to_have_text("Connection lost. Reconnecting…")
+    screenshot(page, "03-hud-turned-away-4503")
+    expect(status).to_have_attribute("data-state", "live", timeout=WAIT)
+    assert len(attempts) == 2
+    assert 2.6 <= attempts[1] - attempts[0] <= 4.0  # 3 s ±10%, plus the page's own work
+    context.close()
