@@ -29,6 +29,8 @@
   var DISMISSED_COOKIE = "deskchat_dock_dismissed";
   // Said on close code 4429, CHAT_MAX_SOCKETS_PER_USER (chat.sockets.shared.CLOSE_TOO_MANY_SOCKETS).
   var TOO_MANY_SOCKETS_TEXT = "Too many DeskChat windows are open: close one, and this one reconnects.";
+  // Said on close code 4503: the server is taking many sockets back at once (deskchat/admission.py).
+  var BUSY_TEXT = "Chat is busy reconnecting everyone. Back in a moment…";
   var DRAFT_EVERY_MS = 1000; // the question typed while waiting goes to the engineers' queue at most this often
   var DRAFT_MAX = 500; // chat.models.DRAFT_MAX_LENGTH
   var KEPT_KEY = "deskchat.kept"; // the "nobody is free / engineer left" choices the client chose to wait through
@@ -557,7 +559,7 @@
     onFrame: beforeSwap,
     onSwapped: afterSwap,
     setConnection: setConn,
-    texts: { down: "Reconnecting…", refused: "Disconnected: reload the page", 4429: TOO_MANY_SOCKETS_TEXT },
+    texts: { down: "Reconnecting…", refused: "Disconnected: reload the page", 4429: TOO_MANY_SOCKETS_TEXT, 4503: BUSY_TEXT },
     ping: true,
   });
 

@@ -85,6 +85,7 @@
       4401: "Signed out: reload the page to sign in again.",
       4403: "This account cannot use the HUD.",
       4429: "Too many HUD windows are open: close one, and this one reconnects.",
+      4503: "The chat server is busy reconnecting everyone. Back in a moment…",
     },
     ping: true,
   });

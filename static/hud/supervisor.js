@@ -38,6 +38,7 @@
     4401: "Signed out: reload the page to sign in again.",
     4403: "Only supervisors can watch the desk.",
     4429: "Too many HUD windows are open: close one, and this one reconnects.",
+    4503: "The chat server is busy reconnecting everyone. Back in a moment…",
   });
   root.addEventListener("htmx:wsAfterMessage", function () {
     drawnAt = performance.now();

@@ -94,7 +94,7 @@ def test_a_hud_turned_away_with_4503_comes_back_at_the_turn_the_server_gave(brow
     page.goto(f"{base}/hud/")
     status = page.locator("#hud-connection")
     expect(status).to_have_attribute("data-state", "down", timeout=WAIT)
-    expect(status).to_have_text("Connection lost. Reconnecting…")
+    expect(status).to_have_text("The chat server is busy reconnecting everyone. Back in a moment…")
     screenshot(page, "03-hud-turned-away-4503")
     expect(status).to_have_attribute("data-state", "live", timeout=WAIT)
     assert len(attempts) == 2
