@@ -20,6 +20,19 @@ from deskchat.admission import ConnectGate  # noqa: E402
 from deskchat.origins import SameOriginValidator  # noqa: E402
 
 
+def daphne_class_to_patch(name: str, marker: str):
+    """Return daphne's websocket class `name`, marked as patched; None if not served by daphne or patched already."""
+    try:
+        from daphne import ws_protocol
+    except ImportError:  # served by something other than daphne
+        return None
+    found = getattr(ws_protocol, name)
+    if getattr(found, marker, False):
+        return None
+    setattr(found, marker, True)
+    return found
+
+
 def close_oversized_frames_with_1009() -> None:
     """Make daphne answer a frame over --websocket-max-message-size with close code 1009.
 
@@ -28,11 +41,8 @@ def close_oversized_frames_with_1009() -> None:
     frame RFC 6455 asks for (1009 "message too big", 1002 for protocol errors). daphne offers no
     option for it, and imports this module before it builds its factory, so set it here.
     """
-    try:
-        from daphne.ws_protocol import WebSocketFactory
-    except ImportError:  # served by something other than daphne
-        return
-    if getattr(WebSocketFactory, "_deskchat_clean_close", False):
+    WebSocketFactory = daphne_class_to_patch("WebSocketFactory", "_deskchat_clean_close")
+    if WebSocketFactory is None:
         return
     original_init = WebSocketFactory.__init__
 
@@ -41,7 +51,6 @@ def close_oversized_frames_with_1009() -> None:
         self.failByDrop = False
 
     WebSocketFactory.__init__ = __init__
-    WebSocketFactory._deskchat_clean_close = True
 
 
 close_oversized_frames_with_1009()
@@ -52,11 +61,8 @@ def send_close_reasons() -> None:
 
     The reasons say why a socket was closed (4429) and when to come back (4503, deskchat/admission.py).
     """
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # served by something other than daphne
-        return
-    if getattr(WebSocketProtocol, "_deskchat_close_reason", False):
+    WebSocketProtocol = daphne_class_to_patch("WebSocketProtocol", "_deskchat_close_reason")
+    if WebSocketProtocol is None:
         return
     original_handle_reply = WebSocketProtocol.handle_reply
 
@@ -67,7 +73,6 @@ def send_close_reasons() -> None:
         original_handle_reply(self, message)
 
     WebSocketProtocol.handle_reply = handle_reply
-    WebSocketProtocol._deskchat_close_reason = True
 
 
 send_close_reasons()

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db.backends import utils as db_utils
 
 from chat import services
-from tests.chat.wsutil import client_socket, session_cookie, staff_socket
+from tests.chat.wsutil import client_socket, pin_session_cookie, staff_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,8 +35,7 @@ def statements(monkeypatch):
 
 async def test_a_portal_socket_of_a_contact_in_no_chat_connects_in_six_statements(desk, statements, monkeypatch):
     """No joined room read when the contact is in no room: most portal sockets are theirs."""
-    cookie = await sync_to_async(session_cookie)(desk.contact.user)
-    monkeypatch.setattr("tests.chat.wsutil.session_cookie", lambda user: cookie)
+    await pin_session_cookie(monkeypatch, desk.contact.user)
     statements.clear()
     client = await client_socket(desk.contact.user)
     await client.wait_event("client_state", state="idle")
@@ -51,8 +50,7 @@ async def test_a_portal_socket_in_a_chat_connects_in_a_bounded_number_of_stateme
     """In a chat: the room with what the dialog names, and who is in it; two more, whatever the history."""
     request = await sync_to_async(services.request_chat)(contact=desk.contact, ticket=desk.ticket)
     await sync_to_async(services.answer_request)(engineer=desk.dana, request_id=request.pk)
-    cookie = await sync_to_async(session_cookie)(desk.contact.user)
-    monkeypatch.setattr("tests.chat.wsutil.session_cookie", lambda user: cookie)
+    await pin_session_cookie(monkeypatch, desk.contact.user)
     statements.clear()
     client = await client_socket(desk.contact.user)
     await client.wait_event("client_state", state="chatting")
@@ -63,8 +61,7 @@ async def test_a_portal_socket_in_a_chat_connects_in_a_bounded_number_of_stateme
 
 async def test_a_hud_socket_connects_in_a_bounded_number_of_statements(desk, statements, monkeypatch):
     """The session and user, who, rooms, queues, being seen, and the one shared read of the queue."""
-    cookie = await sync_to_async(session_cookie)(desk.dana.user)
-    monkeypatch.setattr("tests.chat.wsutil.session_cookie", lambda user: cookie)
+    await pin_session_cookie(monkeypatch, desk.dana.user)
     statements.clear()
     hud = await staff_socket(desk.dana.user)
     await hud.wait_event("queue")

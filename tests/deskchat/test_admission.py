@@ -3,13 +3,12 @@
 import asyncio
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 from django.db.backends import utils as db_utils
 
 from deskchat.admission import CLOSE_TRY_LATER, SCOPE_KEY, ConnectGate, Connects, connects
-from tests.chat.wsutil import connect, session_cookie
+from tests.chat.wsutil import connect, pin_session_cookie
 
 
 class SlowToConnect(AsyncWebsocketConsumer):
@@ -129,8 +128,7 @@ async def test_a_turned_away_handshake_costs_the_database_nothing_and_the_next_g
         "_execute_with_wrappers",
         lambda self, sql, *a, **k: statements.append(sql) or original(self, sql, *a, **k),
     )
-    cookie = await sync_to_async(session_cookie)(desk.contact.user)
-    monkeypatch.setattr("tests.chat.wsutil.session_cookie", lambda user: cookie)
+    await pin_session_cookie(monkeypatch, desk.contact.user)
     count = connects()
     loop = asyncio.get_running_loop()
     count.in_progress = 3  # three handshakes of other browsers in progress, nine more in line
