@@ -40,7 +40,8 @@ class Connects:
 
     def __init__(self):
         self.in_progress = 0
-        self.waiting: deque[asyncio.Future] = deque()  # first come, first served
+        self.waiting: deque[asyncio.Future] = deque()  # first come, first served (and some given up)
+        self.in_line = 0  # those of them still waiting
         self.held_s: float | None = None  # how long a connect has held its place lately, on average
         self.next_turn = 0.0  # the latest time handed out to a handshake turned away
 
@@ -60,13 +61,14 @@ class Connects:
 
     async def enter(self) -> bool:
         """Take a place, waiting in line for one if the line is short enough; return False if turned away."""
-        if not self.full() and not self.waiting:
+        if not self.full() and not self.in_line:
             self.in_progress += 1
             return True
-        if len(self.waiting) >= self.rate() * LONGEST_QUEUE_WAIT_S:
+        if self.in_line >= self.rate() * LONGEST_QUEUE_WAIT_S:
             return False
         place = asyncio.get_running_loop().create_future()
         self.waiting.append(place)
+        self.in_line += 1
         try:
             await asyncio.wait_for(asyncio.shield(place), LONGEST_QUEUE_WAIT_S)
             return True
@@ -76,12 +78,14 @@ class Connects:
             place.cancel()
             return False
         except BaseException:
-            # The handshake went away while in line (daphne cancels it): a place handed to it
+            # The handshake went away while in line (its browser closed it): a place handed to it
             # meanwhile goes on to the next, or it would be held by nobody for good.
             if place.done() and not place.cancelled():
                 self.leave()
             place.cancel()
             raise
+        finally:
+            self.in_line -= 1
 
     def leave(self, held_s: float | None = None) -> None:
         """Give a place back (held for held_s): to the first in line still waiting, or to the pool."""
@@ -101,7 +105,7 @@ class Connects:
         """
         now = time.monotonic()
         rate = self.rate()
-        self.next_turn = min(max(self.next_turn, now + len(self.waiting) / rate) + 1 / rate, now + LONGEST_WAIT_S)
+        self.next_turn = min(max(self.next_turn, now + self.in_line / rate) + 1 / rate, now + LONGEST_WAIT_S)
         return self.next_turn - now
 
 
@@ -118,10 +122,11 @@ class Admission:
         self.held = True
         self.since = time.monotonic()
 
-    def release(self) -> None:
+    def release(self, *, connected: bool = False) -> None:
+        """Give the place back; `connected`: the socket's first reads are done, so its time counts in the rate."""
         if self.held:
             self.held = False
-            self.count.leave(time.monotonic() - self.since)
+            self.count.leave(time.monotonic() - self.since if connected else None)
 
 
 class ConnectGate:
@@ -133,10 +138,31 @@ class ConnectGate:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.application(scope, receive, send)
+        connect = await receive()
+        if connect["type"] != "websocket.connect":
+            return
         count = connects()
-        if not await count.enter():
-            return await try_later(receive, send, count.turn())
+        entering = asyncio.ensure_future(count.enter())
+        next_message = asyncio.ensure_future(receive())  # a disconnect, if the browser gives up in line
+        await asyncio.wait({entering, next_message}, return_when=asyncio.FIRST_COMPLETED)
+        if not entering.done():  # gone while in line: nothing of it is worked on
+            entering.cancel()
+            await asyncio.gather(entering, return_exceptions=True)
+            return
+        if not entering.result():
+            next_message.cancel()
+            return await try_later(send, count.turn())
         admission = Admission(count)
+        if next_message.done() and next_message.result()["type"] == "websocket.disconnect":
+            admission.release()  # let in just as it went away
+            return
+        replay = [connect, next_message]
+
+        async def receive_after_admission():
+            if replay:
+                item = replay.pop(0)
+                return await item if isinstance(item, asyncio.Future) else item
+            return await receive()
 
         async def send_and_watch(message):
             if message["type"] == "websocket.close":  # refused or closed before its reads were done
@@ -144,19 +170,18 @@ class ConnectGate:
             await send(message)
 
         try:
-            return await self.application({**scope, SCOPE_KEY: admission}, receive, send_and_watch)
+            return await self.application({**scope, SCOPE_KEY: admission}, receive_after_admission, send_and_watch)
         finally:
+            next_message.cancel()
             admission.release()
 
 
-async def try_later(receive, send, wait_s: float) -> None:
+async def try_later(send, wait_s: float) -> None:
     """Accept the handshake and close it at once with 4503, saying when to come back (ms); then end.
 
     Accepted, because a socket closed before that reaches the page as a bare 1006. Not a consumer
     (as Channels' WebsocketDenier is): that would take a channel on the layer (a Redis
     subscription) for every handshake turned away.
     """
-    message = await receive()
-    if message["type"] == "websocket.connect":
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": CLOSE_TRY_LATER, "reason": str(round(wait_s * 1000))})
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": CLOSE_TRY_LATER, "reason": str(round(wait_s * 1000))})

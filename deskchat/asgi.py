@@ -68,7 +68,7 @@ def send_close_reasons() -> None:
 
     def handle_reply(self, message):
         if message.get("type") == "websocket.close" and message.get("reason") and self.state != self.STATE_CONNECTING:
-            self.sendClose(code=message.get("code") or 1000, reason=message["reason"])
+            self.sendClose(code=message.get("code") or 1000, reason=str(message["reason"]))
             return
         original_handle_reply(self, message)
 

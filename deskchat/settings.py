@@ -289,8 +289,9 @@ CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5.0)
 CHAT_FRAME_BACKLOG = env_int("CHAT_FRAME_BACKLOG", 8)
 # Per process: past this many accepted frames not yet finished, sends are refused as `busy`.
 CHAT_PROCESS_BACKLOG = env_int("CHAT_PROCESS_BACKLOG", 200)
-# Per process: websocket handshakes worked on at once; past this, one is closed with 4503 before its session
-# is read, saying when to come back (deskchat/admission.py; 0: no limit).
+# Per process: websocket handshakes worked on at once; more wait in line (about 3 s of connects), and past
+# that one is closed with 4503 before its session is read, saying when to come back (deskchat/admission.py;
+# 0: no limit).
 CHAT_CONNECTS_IN_PROGRESS = env_int("CHAT_CONNECTS_IN_PROGRESS", 32)
 # Per process: read positions the sockets report are written together, this often (one commit each time).
 CHAT_READ_FLUSH_SECONDS = env_float("CHAT_READ_FLUSH_SECONDS", 0.5)

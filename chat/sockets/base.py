@@ -70,7 +70,7 @@ class Socket(AsyncWebsocketConsumer):
         """Give back this handshake's place among those the process works on (deskchat/admission.py)."""
         admission = self.scope.get(ADMISSION)
         if admission is not None:
-            admission.release()
+            admission.release(connected=True)
 
     def start_queue(self) -> None:
         self.bucket = frames.TokenBucket(settings.CHAT_RATE_BURST, settings.CHAT_RATE_PER_SECOND)

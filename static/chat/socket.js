@@ -174,6 +174,7 @@
     this.typingState = {}; // room -> {sentAt, timer}
     this.typingShown = {}; // room -> timer that clears the notice shown
     this.frame = null; // the frame being swapped in
+    this.held = null; // frames waiting, after an open, for the server's first frame (opened)
   }
 
   ChatSocket.prototype.listen = function () {
@@ -185,11 +186,13 @@
     root.addEventListener("htmx:wsClose", function (event) {
       if (event.target !== root) return;
       if (window.deskchatSocket === event.detail.event.target) window.deskchatSocket = null;
+      self.turnedAway();
     });
     // After the handlers above: the status line is drawn once the socket is known open (or gone).
     watch(root, this.options.setConnection || function () {}, this.options.texts);
     root.addEventListener("htmx:wsBeforeMessage", function (event) {
       if (event.target !== root) return;
+      if (self.held) self.admitted();
       var frame = parse(event.detail.message);
       self.heard(frame);
       if (self.options.onFrame && self.options.onFrame(frame) === false) {
@@ -218,9 +221,26 @@
     this.readSent = {};
     this.wrapper.sendImmediately(JSON.stringify({ action: "sync", rooms: this.options.rooms() }));
     this.resendPending(this.wrapper.queue);
-    var wrapper = this.wrapper;
-    this.early.splice(0).forEach(function (text) { wrapper.sendImmediately(text); });
+    // What the person did while offline (Answer, Join, Leave …) waits for the server's first frame:
+    // a socket turned away (4503, 4429) is accepted and closed at once, and would drop it unread.
+    this.held = this.early.splice(0).concat(this.wrapper.queue.splice(0).map(function (entry) { return entry.message; }));
     this.reportReads();
+  };
+
+  /* The server's first frame on this socket: it is really in, so what was held goes, in order. */
+  ChatSocket.prototype.admitted = function () {
+    var held = this.held;
+    this.held = null;
+    var wrapper = this.wrapper;
+    (held || []).forEach(function (text) { wrapper.sendImmediately(text); });
+  };
+
+  /* Closed before its first frame: what was held waits in htmx's queue for the next open. */
+  ChatSocket.prototype.turnedAway = function () {
+    if (!this.held || !this.wrapper) return;
+    var queue = this.wrapper.queue;
+    this.held.reverse().forEach(function (text) { queue.unshift({ message: text }); });
+    this.held = null;
   };
 
   ChatSocket.prototype.isOpen = function () {
@@ -232,7 +252,9 @@
   ChatSocket.prototype.send = function (frame, liveOnly) {
     var text = JSON.stringify(frame);
     if (liveOnly) {
-      if (this.isOpen()) this.wrapper.sendImmediately(text);
+      if (this.isOpen() && !this.held) this.wrapper.sendImmediately(text);
+    } else if (this.held) {
+      this.held.push(text); // after what waits already for the server's first frame
     } else if (this.wrapper) {
       this.wrapper.send(text);
     } else {

@@ -70,14 +70,20 @@ def test_a_supervisor_view_past_the_cap_says_too_many_and_reconnects(browser, da
     context.close()
 
 
-def test_a_hud_turned_away_with_4503_comes_back_at_the_turn_the_server_gave(browser, daphne_servers, screenshot, desk):
+def test_a_hud_turned_away_with_4503_comes_back_at_its_turn_and_keeps_what_was_clicked_meanwhile(
+    browser, daphne_servers, screenshot, desk
+):
     """A process taking back many sockets closes a handshake with 4503 and a wait in ms; the page keeps that turn.
 
-    The first socket is answered by Playwright's websocket route with what deskchat.admission
-    sends past CHAT_CONNECTS_IN_PROGRESS (tests/deskchat/test_admission.py holds the server to
-    it); the next goes through to the real server.
+    The first two sockets are answered by Playwright's websocket route with what
+    deskchat.admission sends past CHAT_CONNECTS_IN_PROGRESS (accepted, then closed at once;
+    tests/deskchat/test_admission.py holds the server to it); the third goes through to the
+    real server. Going Busy while turned away must survive the second turn-away, which reads
+    nothing the page sends, and reach the server once it is really in.
     """
     import time
+
+    from accounts.models import Engineer
 
     base = daphne_servers(1)[0].url
     context, page, _ = open_page(browser, base, "dana")
@@ -85,18 +91,24 @@ def test_a_hud_turned_away_with_4503_comes_back_at_the_turn_the_server_gave(brow
 
     def route(ws):
         attempts.append(time.monotonic())
-        if len(attempts) == 1:
-            ws.close(code=4503, reason="3000")
+        if len(attempts) <= 2:
+            # Closed once the page has sent its first frames (its sync, and what htmx queued): the page
+            # saw it open, as it sees a socket daphne accepts and closes at once.
+            ws.on_message(lambda message: ws.close(code=4503, reason="3000"))
         else:
             ws.connect_to_server()
 
     page.route_web_socket("**/ws/hud/", route)
     page.goto(f"{base}/hud/")
     status = page.locator("#hud-connection")
-    expect(status).to_have_attribute("data-state", "down", timeout=WAIT)
-    expect(status).to_have_text("The chat server is busy reconnecting everyone. Back in a moment…")
+    expect(status).to_have_text("The chat server is busy reconnecting everyone. Back in a moment…", timeout=WAIT)
+    expect(status).to_have_attribute("data-state", "down")
+    page.get_by_label("Busy").check()  # queued by htmx while the socket is down
     screenshot(page, "03-hud-turned-away-4503")
     expect(status).to_have_attribute("data-state", "live", timeout=WAIT)
-    assert len(attempts) == 2
+    assert len(attempts) == 3
     assert 2.6 <= attempts[1] - attempts[0] <= 4.0  # 3 s ±10%, plus the page's own work
+    assert 2.6 <= attempts[2] - attempts[1] <= 4.0
+    expect(page.locator("#hud-queue")).to_have_attribute("data-availability", "busy", timeout=WAIT)
+    assert Engineer.objects.get(pk=desk.dana.pk).availability == "busy"
     context.close()

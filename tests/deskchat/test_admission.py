@@ -83,7 +83,7 @@ async def test_past_what_the_line_can_take_a_handshake_is_turned_away_with_a_tur
 
 @pytest.mark.django_db
 async def test_a_handshake_that_goes_away_while_in_line_leaves_no_place_held_by_nobody(slow, settings):
-    """Daphne cancels a handshake whose browser gave up; the place given back next must not go to it."""
+    """A handshake cancelled in line (its browser gave up) must not be handed the place given back next."""
     settings.CHAT_CONNECTS_IN_PROGRESS = 1
     count = connects()
     assert await count.enter()
@@ -105,6 +105,29 @@ async def test_a_handshake_that_goes_away_while_in_line_leaves_no_place_held_by_
     if outcome is True:  # the cancel came too late: it holds its place, as any handshake let in, and gives it back
         count.leave()
     assert count.in_progress == 0
+
+
+@pytest.mark.django_db
+async def test_a_browser_that_gives_up_while_in_line_is_never_worked_on(slow, settings):
+    """It closed its socket before its turn: the gate drops it, and the place goes to whoever is next."""
+    settings.CHAT_CONNECTS_IN_PROGRESS = 1
+    first, quitter, patient = (WebsocketCommunicator(slow, f"/{n}/") for n in ("first", "quitter", "patient"))
+    assert (await first.connect(timeout=1))[0]
+    in_line = asyncio.ensure_future(quitter.connect(timeout=3))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(patient.connect(timeout=3))
+    await asyncio.sleep(0.05)
+    await quitter.send_input({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.gather(in_line, return_exceptions=True)
+    assert connects().in_line == 1
+
+    SlowToConnect.reads_done.set()
+    assert (await waiting)[0]
+    await asyncio.sleep(0.05)
+    assert SlowToConnect.started == ["/first/", "/patient/"]
+    for communicator in (first, patient):
+        await communicator.disconnect()
+    assert connects().in_progress == 0
 
 
 @pytest.mark.django_db
@@ -130,16 +153,13 @@ async def test_a_turned_away_handshake_costs_the_database_nothing_and_the_next_g
     )
     await pin_session_cookie(monkeypatch, desk.contact.user)
     count = connects()
-    loop = asyncio.get_running_loop()
-    count.in_progress = 3  # three handshakes of other browsers in progress, nine more in line
-    count.waiting.extend(loop.create_future() for _ in range(9))
+    count.in_progress, count.in_line = 3, 9  # three handshakes of other browsers in progress, nine more in line
     statements.clear()
     turned_away, admitted, _ = await connect(desk.contact.user, "/ws/chat/")
     assert admitted and await turned_away_after(turned_away.communicator) > 0
     assert statements == []
 
-    count.in_progress = 2
-    count.waiting.clear()
+    count.in_progress, count.in_line = 2, 0
     socket, admitted, _ = await connect(desk.contact.user, "/ws/chat/")
     assert admitted
     await socket.wait_event("client_state")
