@@ -10,9 +10,9 @@ Past CHAT_CONNECTS_IN_PROGRESS a handshake waits in line for a place, first come
 as long as the process can take the line within LONGEST_QUEUE_WAIT_S. Past that it is turned
 away before its session is read: accepted and closed at once with code 4503, whose reason says
 in how many milliseconds to come back. The turns handed out are spaced by the rate at which this
-process finishes connects (its places, each held as long as connects lately took), so the tabs return about as fast as it can take them,
-instead of all together, or after doubling waits (htmx's own backoff) that leave it idle while
-they sleep.
+process finishes connects (its places, each held as long as connects lately took), so the tabs
+return about as fast as it can take them, instead of all together, or after doubling waits
+(htmx's own backoff) that leave it idle while they sleep.
 """
 
 import asyncio
