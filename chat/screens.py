@@ -30,6 +30,41 @@ def client_dialog(contact, *, in_no_room: bool = False) -> dict:
     }
 
 
+def idle_dialog(start, *, contact) -> dict | None:
+    """Return client_dialog's answer for a contact whose socket's start read (selectors.portal_start) shows them idle.
+
+    Idle is in no chat, invited to none, and with no request waiting or just expired: most portal
+    sockets connect so, and their dialog needs nothing more than that read. Return None otherwise,
+    for client_dialog to read the rest.
+    """
+    if (
+        start.in_active_room
+        or start.invited
+        or start.latest_state in (ChatRequest.State.WAITING, ChatRequest.State.EXPIRED)
+    ):
+        return None
+    request = None
+    if start.latest_id is not None:
+        # All the idle dialog names of it (its id, ticket and time); nothing on it is read later.
+        request = ChatRequest(
+            pk=start.latest_id,
+            kind=ChatRequest.Kind.CLIENT,
+            state=start.latest_state,
+            contact=contact,
+            ticket_id=start.latest_ticket_id,
+            requested_at=start.latest_requested_at,
+        )
+    return {
+        "request": request,
+        "room": None,
+        "state": "idle",
+        "invitation": None,
+        "contact": contact,
+        "participants": [],
+        "engineer_present": False,
+    }
+
+
 def client_room(*, user, room_id: int) -> dict:
     """Return a room the user is in, for the client's chat panel, with who is in it."""
     room = selectors.get_room_for_participant(user=user, room_id=room_id)

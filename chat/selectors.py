@@ -7,6 +7,7 @@ They raise ChatError (chat/errors.py) or Http404 when the user may not see the t
 import statistics
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Contact, Engineer
 from accounts.permissions import CHAT, contact_may, decision_from_levels
+from deskchat import adb
 from deskchat.timefmt import format_when
 from tickets.models import TimeEntry
 
@@ -311,6 +313,18 @@ def current_chat_for_contact(*, contact: Contact, in_no_room: bool = False) -> d
     if request.state in (Waiting, ChatRequest.State.EXPIRED):  # past its deadline, swept or not yet
         return {"request": request, "room": None, "state": "expired"}
     return {"request": request, "room": None, "state": "idle"}
+
+
+async def portal_start(*, contact: Contact) -> chat_sql.PortalStart:
+    """Return what the contact's portal socket reads as it connects, in one statement (chat/sql.py).
+
+    On PostgreSQL it runs on the event loop's own connections (deskchat.adb): a restarted
+    process takes its portal tabs back as fast as it runs their connects, and this read then
+    neither waits behind other sockets' ORM calls in the database thread nor holds them up.
+    """
+    if adb.available():
+        return await chat_sql.portal_start_async(contact=contact)
+    return await database_sync_to_async(chat_sql.portal_start)(contact=contact)
 
 
 def pending_invitation_for(*, contact: Contact) -> ChatRequest | None:

@@ -6,10 +6,11 @@ twin test against a plain ORM reference: tests/chat/test_sql.py.
 """
 
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from accounts.permissions import CHAT
 from accounts.sql import FEATURE_LEVELS_MODELS, FEATURE_LEVELS_SELECT, FeatureLevels
@@ -85,6 +86,72 @@ def request_standing(*, contact_id: int, since: datetime) -> Standing | None:
             "contact": contact_id,
         }
     )
+
+
+# --- A portal socket's start -----------------------------------------------------------------
+
+
+class PortalStart(NamedTuple):
+    """What a portal socket's connect reads first: is the contact in a chat, invited, and their latest request."""
+
+    in_active_room: bool
+    invited: bool
+    latest_id: int | None
+    latest_state: str | None
+    latest_ticket_id: int | None
+    latest_requested_at: datetime | None
+
+
+# The room test is selectors._present_in_active_rooms, the invitation selectors.pending_invitation_for,
+# the latest request the one selectors.current_chat_for_contact reads, in SQL.
+PORTAL_START = Statement(
+    PortalStart,
+    (ChatParticipant, ChatRoom, ChatRequest),
+    any="""SELECT
+    EXISTS (SELECT 1 FROM {ChatParticipant} p JOIN {ChatRoom} r ON r.{ChatRoom.id} = p.{ChatParticipant.room}
+             WHERE p.{ChatParticipant.user} = %(user)s AND p.{ChatParticipant.left_at} IS NULL
+               AND r.{ChatRoom.state} = %(active)s) AS in_active_room,
+    EXISTS (SELECT 1 FROM {ChatRequest} i
+             WHERE i.{ChatRequest.contact} = %(contact)s AND i.{ChatRequest.kind} = %(invitation)s
+               AND i.{ChatRequest.state} = %(waiting)s) AS invited,
+    l.{ChatRequest.id} AS latest_id, l.{ChatRequest.state} AS latest_state,
+    l.{ChatRequest.ticket} AS latest_ticket_id, l.{ChatRequest.requested_at} AS latest_requested_at
+  FROM (SELECT 1 AS one) o
+  LEFT JOIN (SELECT q.{ChatRequest.id}, q.{ChatRequest.state}, q.{ChatRequest.ticket}, q.{ChatRequest.requested_at}
+               FROM {ChatRequest} q
+              WHERE q.{ChatRequest.contact} = %(contact)s AND q.{ChatRequest.kind} = %(client)s
+              ORDER BY q.{ChatRequest.requested_at} DESC, q.{ChatRequest.id} DESC
+              LIMIT 1) l ON 1 = 1""",
+)
+
+
+def _portal_start_params(contact) -> dict:
+    return {
+        "user": contact.user_id,
+        "contact": contact.pk,
+        "active": ChatRoom.State.ACTIVE,
+        "invitation": ChatRequest.Kind.INVITATION,
+        "client": ChatRequest.Kind.CLIENT,
+        "waiting": ChatRequest.State.WAITING,
+    }
+
+
+def portal_start(*, contact) -> PortalStart:
+    """Return what a portal socket's connect reads first, in one statement (the database thread)."""
+    return _with_datetimes(PORTAL_START.fetch_one(_portal_start_params(contact)))
+
+
+async def portal_start_async(*, contact) -> PortalStart:
+    """Return what portal_start does, on one of the event loop's own connections (deskchat.adb)."""
+    return _with_datetimes(await PORTAL_START.fetch_one_async(_portal_start_params(contact)))
+
+
+def _with_datetimes(start: PortalStart) -> PortalStart:
+    """Read the request's time as the ORM would: SQLite hands back UTC without its zone."""
+    requested_at = start.latest_requested_at
+    if requested_at is not None and timezone.is_naive(requested_at):
+        requested_at = timezone.make_aware(requested_at, UTC)
+    return start._replace(latest_requested_at=requested_at)
 
 
 # --- Sequence numbers and messages ------------------------------------------------------------

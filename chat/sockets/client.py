@@ -42,9 +42,19 @@ class ClientSocket(RoomSocket):
         self.display_name = self.contact.name if self.contact else ""
         return self.contact is not None
 
+    async def rooms_at_connect(self) -> list[int]:
+        # One statement tells most sockets all they need: no rooms, and an idle dialog.
+        self.start = await selectors.portal_start(contact=self.contact)
+        return await super().rooms_at_connect() if self.start.in_active_room else []
+
     async def on_connected(self):
         await super().on_connected()
-        await self.send_client_state(in_no_room=not self.rooms)
+        idle = screens.idle_dialog(self.start, contact=self.contact)
+        if idle is None:
+            await self.send_client_state(in_no_room=not self.rooms)
+        else:
+            self.client_state = idle
+            await self.send(text_data=fragments.client_state(idle))
 
     def actions(self) -> dict:
         return {

@@ -32,10 +32,14 @@ class RoomSocket(Socket):
     async def on_connected(self):
         self.rooms: dict[int, int | None] = {}  # room id -> last seq sent; None until synced
         self.shown_rooms: set[int] = set()  # every room this socket sent, watched or closed
-        await self.join(user_group(self.user.pk))
-        for room_id in await self.read(selectors.rooms_for_socket, user=self.user):
+        await self.join(user_group(self.user.pk))  # first: what changes after the reads below is heard
+        for room_id in await self.rooms_at_connect():
             await self.watch_room(room_id)
         presence.ensure_sweeper()
+
+    async def rooms_at_connect(self) -> list[int]:
+        """Return the rooms this user is in as the socket connects: the rooms it watches."""
+        return await self.read(selectors.rooms_for_socket, user=self.user)
 
     def actions(self) -> dict:
         return {

@@ -1,5 +1,6 @@
 """Twins of chat/sql.py: each statement gives what a plain ORM reference gives (tests/twins.py)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from accounts.models import CompanyPermission, Contact, ContactPermission, GlobalFeature, GlobalPermissions
 from accounts.permissions import CHAT
+from chat import fragments, screens
 from chat import sql as chat_sql
 from chat.models import ChatMessage, ChatParticipant, ChatRequest, ChatRoom
 from deskchat.sql import sqlstate, violates
@@ -124,6 +126,54 @@ def test_standing_equals_the_orm_reference(world, asked):
             lambda: chat_sql.request_standing(contact_id=contact_id, since=BASE_TIME),
             lambda: standing_by_orm(contact_id=contact_id, since=BASE_TIME),
         )
+
+
+# --- A portal socket's start ------------------------------------------------------------------
+
+
+def portal_start_by_orm(contact) -> chat_sql.PortalStart:
+    """Read what a portal socket's connect needs first with the ORM, one question at a time."""
+    latest = ChatRequest.objects.filter(contact=contact, kind=Kind.CLIENT).order_by("-requested_at", "-pk").first()
+    return chat_sql.PortalStart(
+        in_active_room=ChatParticipant.objects.filter(
+            user_id=contact.user_id, left_at__isnull=True, room__state=ChatRoom.State.ACTIVE
+        ).exists(),
+        invited=ChatRequest.objects.filter(contact=contact, kind=Kind.INVITATION, state=State.WAITING).exists(),
+        latest_id=latest.pk if latest else None,
+        latest_state=latest.state if latest else None,
+        latest_ticket_id=latest.ticket_id if latest else None,
+        latest_requested_at=latest.requested_at if latest else None,
+    )
+
+
+@twin_settings
+@given(world=standing_worlds(), asked=st.sampled_from(["contact", "neighbour"]))
+def test_portal_start_equals_the_orm_reference(world, asked):
+    """PORTAL_START reads the active room, a waiting invitation and the latest client request as the ORM does."""
+    with rolled_back():
+        contact, neighbour = build_standing(world)
+        asked_contact = contact if asked == "contact" else neighbour
+        assert_twins(lambda: chat_sql.portal_start(contact=asked_contact), lambda: portal_start_by_orm(asked_contact))
+
+
+def drawn_dialog(context) -> str:
+    """Render a client dialog without its clock, which moves between two renders."""
+    return re.sub(r'data-now="[^"]*"', "", fragments.client_state(context))
+
+
+@twin_settings
+@given(world=standing_worlds())
+def test_the_idle_dialog_from_the_start_is_the_dialog_the_full_read_draws(world):
+    """Where the start read says idle, its dialog renders as client_dialog's; it says so whenever that one is idle."""
+    with rolled_back():
+        contact, _neighbour = build_standing(world)
+        contact = Contact.objects.select_related("user", "company").get(pk=contact.pk)
+        idle = screens.idle_dialog(chat_sql.portal_start(contact=contact), contact=contact)
+        full = screens.client_dialog(contact)
+        plainly_idle = full["state"] == "idle" and full["room"] is None and full["invitation"] is None
+        assert (idle is not None) == plainly_idle
+        if idle is not None:
+            assert drawn_dialog(idle) == drawn_dialog(full)
 
 
 # --- The next sequence number -----------------------------------------------------------------
