@@ -33,6 +33,12 @@ AVERAGE_WEIGHT = 0.2
 LONGEST_QUEUE_WAIT_S = 3.0
 # Never told to wait longer than this, whatever the queue of returning tabs.
 LONGEST_WAIT_S = 60.0
+# Turns are handed out this many times faster than the process has lately finished connects. A tab
+# that comes back too early costs one handshake accepted and closed (no session read), and is
+# given a new turn from the rate measured then; one told to come back too late leaves the process
+# idle meanwhile. And the rate measured in a storm's first second, while every tab's handshake is
+# taken at once, is the lowest of the storm.
+TURN_OPTIMISM = 3.0
 
 
 class Connects:
@@ -101,11 +107,13 @@ class Connects:
     def turn(self) -> float:
         """Return in how many seconds a handshake turned away now should come back: the next free turn.
 
-        The turns are spaced by the rate connects finish at, after the line waiting now.
+        The turns come after the line waiting now (which the process takes at the rate it finishes
+        connects), spaced by TURN_OPTIMISM times that rate.
         """
         now = time.monotonic()
         rate = self.rate()
-        self.next_turn = min(max(self.next_turn, now + self.in_line / rate) + 1 / rate, now + LONGEST_WAIT_S)
+        after_line = max(self.next_turn, now + self.in_line / rate)
+        self.next_turn = min(after_line + 1 / (rate * TURN_OPTIMISM), now + LONGEST_WAIT_S)
         return self.next_turn - now
 
 

@@ -7,7 +7,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 from django.db.backends import utils as db_utils
 
-from deskchat.admission import CLOSE_TRY_LATER, SCOPE_KEY, ConnectGate, Connects, connects
+from deskchat.admission import CLOSE_TRY_LATER, SCOPE_KEY, TURN_OPTIMISM, ConnectGate, Connects, connects
 from tests.chat.wsutil import connect, pin_session_cookie
 
 
@@ -71,7 +71,8 @@ async def test_past_what_the_line_can_take_a_handshake_is_turned_away_with_a_tur
 
     assert (await sockets[4].connect(timeout=1))[0]  # accepted, so the page gets the code and reason
     wait_ms = await turned_away_after(sockets[4])
-    assert wait_ms == 4000  # after the three in line and its own, at one a second
+    # after the three in line, at one a second, and its own turn, spaced TURN_OPTIMISM times closer
+    assert wait_ms == round(1000 * (3 + 1 / TURN_OPTIMISM))
     assert SlowToConnect.started == ["/0/"]
 
     SlowToConnect.reads_done.set()
@@ -168,16 +169,17 @@ async def test_a_turned_away_handshake_costs_the_database_nothing_and_the_next_g
 
 
 def test_turns_are_spaced_by_the_rate_connects_finish(settings, monkeypatch):
-    """32 places, each held 16 s lately: two connects a second, so the turns handed out are half a second apart."""
+    """32 places, each held 16 s lately: two connects a second, turns handed out at TURN_OPTIMISM times that."""
     settings.CHAT_CONNECTS_IN_PROGRESS = 32
+    monkeypatch.setattr("deskchat.admission.TURN_OPTIMISM", 2.0)
     clock = [1000.0]
     monkeypatch.setattr("deskchat.admission.time.monotonic", lambda: clock[0])
     count = Connects()
-    assert count.turn() == pytest.approx(1 / 32)  # nothing finished yet: a place's worth a second
+    assert count.turn() == pytest.approx(1 / 64)  # nothing finished yet: a place's worth a second, twice over
     count.next_turn = 0.0
     count.in_progress = 10
     for _ in range(10):
         count.leave(held_s=16.0)
-    assert [round(count.turn(), 2) for _ in range(3)] == [0.5, 1.0, 1.5]
-    clock[0] += 1.0  # a second later, the next turn is still after the last one handed out
-    assert round(count.turn(), 2) == 1.0
+    assert [round(count.turn(), 2) for _ in range(3)] == [0.25, 0.5, 0.75]
+    clock[0] += 0.5  # half a second later, the next turn is still after the last one handed out
+    assert round(count.turn(), 2) == 0.5
