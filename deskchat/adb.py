@@ -12,6 +12,7 @@ PostgreSQL only: SQLite has one writer, and its statements stay in the database 
 DB_ASYNC_POOL_MAX=0 turns this off and sends every path through the database thread (an A/B).
 """
 
+import functools
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -24,7 +25,18 @@ from .loops import for_this_loop, forget_this_loops
 
 def available(using: str = DEFAULT_DB_ALIAS) -> bool:
     """Return whether this database's hot paths run on the event loop's own connections."""
-    return settings.DB_ASYNC_POOL_MAX > 0 and connections[using].vendor == "postgresql"
+    return settings.DB_ASYNC_POOL_MAX > 0 and vendor(using) == "postgresql"
+
+
+@functools.cache
+def vendor(using: str = DEFAULT_DB_ALIAS) -> str:
+    """Return the database's vendor ("postgresql", "sqlite"), read once per process.
+
+    On the event loop, Django's connections are kept per task (asgiref's Local): each socket
+    that asked `connections[using]` there got a DatabaseWrapper of its own, about 3 KiB it held
+    for its life (docs/benchmarks.md).
+    """
+    return connections[using].vendor
 
 
 class _LoopPool:
@@ -32,6 +44,8 @@ class _LoopPool:
 
     def __init__(self, using: str):
         database = connections[using]
+        # Django's mapping of psycopg's errors to django.db's, kept here for the same reason as vendor()
+        self.wrap_database_errors = database.wrap_database_errors
         params = database.get_connection_params()
         params.pop("cursor_factory", None)  # Django's is the sync ClientCursor
         # The same SQL text and parameters as Django's cursors (client-side binding).
@@ -64,11 +78,12 @@ class _LoopPool:
 @asynccontextmanager
 async def connection(using: str = DEFAULT_DB_ALIAS):
     """Lend one of this event loop's connections (autocommit); errors come out as Django's own."""
-    pool = await for_this_loop(("adb", using), lambda: _LoopPool(using)).ready()
+    holder = for_this_loop(("adb", using), lambda: _LoopPool(using))
+    pool = await holder.ready()
     # Django's own mapping, as around its cursors: psycopg's errors (the pool's PoolTimeout and
     # PoolClosed are OperationalErrors too) come out as django.db's, the original as __cause__, so
     # `deskchat.sql.raised`/`violates` read them as usual.
-    with connections[using].wrap_database_errors:
+    with holder.wrap_database_errors:
         async with pool.connection() as conn:
             yield conn
 

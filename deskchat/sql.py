@@ -60,14 +60,14 @@ class Statement:
 
     def supported(self, using: str = DEFAULT_DB_ALIAS) -> bool:
         """Return whether the statement has a text for this database's vendor."""
-        vendor = connections[using].vendor
+        vendor = adb.vendor(using)
         return vendor in self._texts or "any" in self._texts
 
     def sql(self, using: str = DEFAULT_DB_ALIAS) -> str:
         """Return the statement's text for this database's vendor, built on first use."""
-        connection = connections[using]
-        vendor = connection.vendor
+        vendor = adb.vendor(using)  # not connections[using] on every call: see adb.vendor
         if vendor not in self._sql:
+            connection = connections[using]
             template = self._texts.get(vendor, self._texts.get("any"))
             if template is None:
                 raise NotSupportedError(f"{self.result.__name__} has no statement for {vendor}")

@@ -80,7 +80,7 @@ class Socket(AsyncWebsocketConsumer):
         # handled, whose reads must begin after its own writes.
         self.heard_at: float | None = None
         self.frames_waiting = 0
-        self.backlog: asyncio.Queue = asyncio.Queue()
+        self.backlog = frames.Mailbox()
         self.closed = False
 
     async def authorize(self) -> bool:
