@@ -125,6 +125,8 @@ def connects() -> Connects:
 class Admission:
     """One handshake's place among those in progress, given back once (release)."""
 
+    __slots__ = ("count", "held", "since")
+
     def __init__(self, count: Connects):
         self.count = count
         self.held = True
@@ -135,6 +137,32 @@ class Admission:
         if self.held:
             self.held = False
             self.count.leave(time.monotonic() - self.since if connected else None)
+
+
+class Admitted:
+    """The receive and send a handshake let in hands on: what the gate read first, then the server's own.
+
+    A class with slots rather than two closures: the socket holds them for its whole life.
+    """
+
+    __slots__ = ("admission", "replay", "server_receive", "server_send")
+
+    def __init__(self, admission: Admission, replay: list, server_receive, server_send):
+        self.admission = admission
+        self.replay = replay  # the connect message, then the gate's pending read of the next one
+        self.server_receive = server_receive
+        self.server_send = server_send
+
+    async def receive(self):
+        if self.replay:
+            item = self.replay.pop(0)
+            return await item if isinstance(item, asyncio.Future) else item
+        return await self.server_receive()
+
+    async def send(self, message):
+        if message["type"] == "websocket.close":  # refused or closed before its reads were done
+            self.admission.release()
+        await self.server_send(message)
 
 
 class ConnectGate:
@@ -164,21 +192,9 @@ class ConnectGate:
         if next_message.done() and next_message.result()["type"] == "websocket.disconnect":
             admission.release()  # let in just as it went away
             return
-        replay = [connect, next_message]
-
-        async def receive_after_admission():
-            if replay:
-                item = replay.pop(0)
-                return await item if isinstance(item, asyncio.Future) else item
-            return await receive()
-
-        async def send_and_watch(message):
-            if message["type"] == "websocket.close":  # refused or closed before its reads were done
-                admission.release()
-            await send(message)
-
+        admitted = Admitted(admission, [connect, next_message], receive, send)
         try:
-            return await self.application({**scope, SCOPE_KEY: admission}, receive_after_admission, send_and_watch)
+            return await self.application({**scope, SCOPE_KEY: admission}, admitted.receive, admitted.send)
         finally:
             next_message.cancel()
             admission.release()
